@@ -1,0 +1,285 @@
+//! The command line: `serve` and the operator's commands for workspaces, root keys and APIs.
+//!
+//! Configuration is layered defaults -> `KEYWARD_*` environment -> flags (clap does the layering and
+//! prints it in `--help`). Operator commands talk to the database directly, so they work with or
+//! without a running server; running servers pick their changes up through the change feed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::domain::admin;
+use crate::http::AppState;
+use crate::store::{self, SharedStore};
+
+/// The default database: a SQLite file under `./keyward-data/`.
+pub const DEFAULT_DATABASE: &str = "sqlite://keyward-data/keyward.db";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Self-hosted API-key management and rate limiting, speaking Unkey's /v2 API"
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (embedded, the default) or postgres://USER@HOST:PORT/DB.
+    #[arg(long, global = true, env = "KEYWARD_DATABASE", default_value = DEFAULT_DATABASE, hide_env_values = true)]
+    pub database: String,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `keyward=debug`.
+    #[arg(long, global = true, env = "KEYWARD_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the API server (applies migrations first; bootstraps an empty database).
+    Serve(ServeArgs),
+    /// Manage workspaces (tenants).
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Manage root keys, the credentials of the management API.
+    #[command(subcommand, name = "root-key")]
+    RootKey(RootKeyCommand),
+    /// Operator settings of APIs.
+    #[command(subcommand)]
+    Api(ApiCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: String,
+    /// Public base URL of this server, used in error `type` links (default: http://<listen address>).
+    #[arg(long, env = "KEYWARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    /// Create a workspace.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print `{"workspaceId": ...}` instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a workspace: every call with its root keys is refused.
+    Disable { id: String },
+    /// Enable a disabled workspace.
+    Enable { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RootKeyCommand {
+    /// Create a root key and print it once.
+    Create {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A permission such as `api.*.create_key`; repeat for more. None: every permission.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Print `{"keyId": ..., "key": ...}` instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a root key; calls with it get 403 key_disabled.
+    Disable { id: String },
+    /// Enable a disabled root key.
+    Enable { id: String },
+    /// Delete a root key for good.
+    Delete { id: String },
+    /// List a workspace's root keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiCommand {
+    /// Turn on delete protection: apis.deleteApi answers 412 until it is turned off.
+    Protect { id: String },
+    /// Turn off delete protection.
+    Unprotect { id: String },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: could not start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store = store::connect(&cli.database)
+        .await
+        .context("could not open the database")?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve(args) => serve(store, clock, args).await,
+        Command::Workspace(cmd) => workspace(store, clock.now_ms(), cmd).await,
+        Command::RootKey(cmd) => root_key(store, clock.now_ms(), cmd).await,
+        Command::Api(cmd) => api(store, clock.now_ms(), cmd).await,
+    }
+}
+
+async fn serve(store: SharedStore, clock: SharedClock, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some((workspace, key)) = admin::bootstrap(&store, clock.now_ms()).await? {
+        println!("keyward: this database was empty, so it now has a first workspace and root key.");
+        println!("  workspace: {}", workspace.id);
+        println!("  root key:  {}", key.plaintext);
+        println!("The root key holds every permission and is shown only this once: store it now.");
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
+    tracing::info!(%addr, backend = store.backend(), %public_url, "keyward listening");
+    let state = AppState::new(store, clock, &public_url);
+    crate::server::serve(listener, state, crate::server::shutdown_signal()).await?;
+    tracing::info!("keyward stopped");
+    Ok(())
+}
+
+async fn workspace(store: SharedStore, now: i64, cmd: WorkspaceCommand) -> anyhow::Result<()> {
+    match cmd {
+        WorkspaceCommand::Create { name, json } => {
+            let ws = admin::create_workspace(&store, now, &name).await?;
+            if json {
+                println!("{}", json!({"workspaceId": ws.id}));
+            } else {
+                println!("created workspace {} ({})", ws.id, ws.name);
+            }
+        }
+        WorkspaceCommand::Disable { id } => {
+            admin::set_workspace_enabled(&store, now, &id, false).await?;
+            println!("disabled workspace {id}");
+        }
+        WorkspaceCommand::Enable { id } => {
+            admin::set_workspace_enabled(&store, now, &id, true).await?;
+            println!("enabled workspace {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn root_key(store: SharedStore, now: i64, cmd: RootKeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        RootKeyCommand::Create {
+            workspace,
+            name,
+            permissions,
+            json,
+        } => {
+            let key =
+                admin::create_root_key(&store, now, &workspace, name.as_deref(), &permissions)
+                    .await?;
+            if json {
+                println!("{}", json!({"keyId": key.record.id, "key": key.plaintext}));
+            } else {
+                println!("created root key {} in {}", key.record.id, workspace);
+                println!("  key: {}", key.plaintext);
+                println!("  permissions: {}", key.record.permissions.join(", "));
+                println!("The key is shown only this once: store it now.");
+            }
+        }
+        RootKeyCommand::Disable { id } => {
+            admin::set_root_key_enabled(&store, now, &id, false).await?;
+            println!("disabled root key {id}");
+        }
+        RootKeyCommand::Enable { id } => {
+            admin::set_root_key_enabled(&store, now, &id, true).await?;
+            println!("enabled root key {id}");
+        }
+        RootKeyCommand::Delete { id } => {
+            admin::delete_root_key(&store, now, &id).await?;
+            println!("deleted root key {id}");
+        }
+        RootKeyCommand::List { workspace, json } => {
+            let keys = admin::list_root_keys(&store, &workspace).await?;
+            if json {
+                let rows: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        json!({"keyId": k.id, "name": k.name, "start": k.start, "enabled": k.enabled,
+                               "expires": k.expires, "createdAt": k.created_at, "permissions": k.permissions})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else if keys.is_empty() {
+                println!("no root keys in {workspace}");
+            } else {
+                println!(
+                    "{:<22} {:<12} {:<8} {:<20} PERMISSIONS",
+                    "ID", "START", "ENABLED", "NAME"
+                );
+                for k in keys {
+                    println!(
+                        "{:<22} {:<12} {:<8} {:<20} {}",
+                        k.id,
+                        k.start,
+                        if k.enabled { "yes" } else { "no" },
+                        k.name.as_deref().unwrap_or("-"),
+                        k.permissions.len()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn api(store: SharedStore, now: i64, cmd: ApiCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApiCommand::Protect { id } => {
+            admin::set_api_delete_protection(&store, now, &id, true).await?;
+            println!("delete protection on for {id}");
+        }
+        ApiCommand::Unprotect { id } => {
+            admin::set_api_delete_protection(&store, now, &id, false).await?;
+            println!("delete protection off for {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! The change feed consumer: how a server learns that another process changed something it caches.
+//!
+//! Mutations append `(kind, entity)` rows to the `changes` table in their own transaction. Every
+//! [`POLL_INTERVAL`] this process reads the rows of the last [`WINDOW_MS`] and applies those it has
+//! not applied yet. Reading a window rather than "after the last sequence number" also catches a
+//! PostgreSQL transaction that took a lower sequence number but committed later. Applying a change
+//! only drops cache entries, which is idempotent, and costs the verification path nothing.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::domain::auth::Authenticator;
+use crate::store::{ChangeKind, SharedStore, StoreResult};
+
+/// How often the feed is read. Revocation reaches other processes within this plus one query.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How far back each read looks; covers slow transactions and modest clock skew between nodes.
+pub const WINDOW_MS: i64 = 10_000;
+/// How long rows stay in the table before pruning.
+pub const RETENTION_MS: i64 = 60 * 60 * 1000;
+/// Prune once every this many polls (about once a minute).
+const PRUNE_EVERY: u64 = 240;
+
+/// Applies change-feed entries to this process's caches.
+pub struct ChangeFeed {
+    store: SharedStore,
+    auth: Arc<Authenticator>,
+    applied: Mutex<HashSet<i64>>,
+}
+
+impl ChangeFeed {
+    pub fn new(store: SharedStore, auth: Arc<Authenticator>) -> Self {
+        ChangeFeed {
+            store,
+            auth,
+            applied: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Reads the window once and applies what is new. Returns how many entries were applied.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        // The feed is wall-clock infrastructure, shared between processes: it never uses the
+        // injectable business clock.
+        let since = SystemClock.now_ms() - WINDOW_MS;
+        let changes = self.store.changes_since(since).await?;
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh: Vec<_> = changes
+            .iter()
+            .filter(|c| !applied.contains(&c.seq))
+            .collect();
+        for change in &fresh {
+            match change.kind {
+                ChangeKind::RootKey | ChangeKind::Workspace => self.auth.cache().invalidate_all(),
+                ChangeKind::Api => {}
+            }
+        }
+        // Everything older than the window can no longer come back, so only the window is kept.
+        *applied = changes.iter().map(|c| c.seq).collect();
+        Ok(fresh.len())
+    }
+
+    /// Polls until `shutdown` turns true, pruning old rows now and then.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut polls: u64 = 0;
+        loop {
+            if let Err(err) = self.run_once().await {
+                tracing::warn!(error = %err, "change feed poll failed");
+            }
+            polls += 1;
+            if polls % PRUNE_EVERY == 0 {
+                let cutoff = SystemClock.now_ms() - RETENTION_MS;
+                if let Err(err) = self.store.prune_changes(cutoff).await {
+                    tracing::warn!(error = %err, "change feed prune failed");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The rules of keyward, free of HTTP and SQL: authentication of root keys, the operations on
+//! each resource, and the caches with their invalidation. Handlers call in here; this layer calls
+//! the [`crate::store::Store`] trait.
+
+pub mod admin;
+pub mod apis;
+pub mod audit;
+pub mod auth;
+pub mod changes;
+pub mod permissions;
+pub mod secret;

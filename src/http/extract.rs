@@ -1,0 +1,303 @@
+//! Extractors: the validated JSON body and the authenticated caller.
+//!
+//! [`Authed`] fixes the order Unkey's clients rely on: the `Authorization` header's presence and
+//! shape first, then the body (size, content type, JSON, schema), and only then the key lookup.
+//! A malformed request is therefore rejected before it costs a query, and every rejection, axum's
+//! own included, leaves through [`ApiError`] and its envelope.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::{header, request::Parts, HeaderMap};
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, ErrorCode, FieldError};
+use super::schema::Schema;
+use super::AppState;
+use crate::domain::audit::Actor;
+use crate::domain::auth::{AuthFailure, Principal};
+use crate::domain::permissions::Requirement;
+
+/// A request body type with the schema it must satisfy.
+pub trait RequestBody: DeserializeOwned + Send {
+    /// The schema, built once per process.
+    fn schema() -> &'static Schema;
+}
+
+/// Why a root key is refused, always prefixed the way Unkey prefixes it.
+const INVALID_ROOT_KEY: &str = "The provided root key is invalid.";
+
+/// The root key from `Authorization: Bearer <key>`.
+fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(missing_authorization());
+    };
+    let malformed = || {
+        ApiError::new(
+            ErrorCode::AuthenticationMalformed,
+            "You must provide a valid root key in the Authorization header in the format 'Bearer ROOT_KEY'. \
+             Your authorization header is missing the 'Bearer ' prefix.",
+        )
+    };
+    let value = value.to_str().map_err(|_| malformed())?.trim();
+    if value.is_empty() {
+        return Err(missing_authorization());
+    }
+    let token = value.strip_prefix("Bearer ").ok_or_else(malformed)?.trim();
+    if token.is_empty() {
+        return Err(malformed());
+    }
+    Ok(token.to_string())
+}
+
+fn missing_authorization() -> ApiError {
+    let mut err = ApiError::new(
+        ErrorCode::AuthenticationMissing,
+        "Authorization header for 'bearer' scheme was not found. Send 'Authorization: Bearer <root key>'.",
+    );
+    err.errors = vec![FieldError {
+        location: "security".into(),
+        message: "Authorization header was not found".into(),
+        fix: Some("Add an 'Authorization' header to this request".into()),
+    }];
+    err
+}
+
+/// Reads, parses and validates a JSON body against `T`'s schema.
+async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> Result<T, ApiError> {
+    let route = parts.uri.path();
+    if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+        let media = content_type
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media != "application/json" && !media.ends_with("+json") {
+            return Err(ApiError::invalid_input(
+                format!("POST request body for '{route}' must be JSON, not '{media}'"),
+                vec![FieldError {
+                    location: "header.Content-Type".into(),
+                    message: format!("content type '{media}' is not supported"),
+                    fix: Some(
+                        "Send the body as JSON with 'Content-Type: application/json'.".into(),
+                    ),
+                }],
+            ));
+        }
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                ErrorCode::RequestBodyTooLarge,
+                format!("The request body exceeds the maximum allowed size of {limit} bytes."),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::RequestBodyUnreadable,
+                "The request body could not be read.",
+            )
+        }
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
+        ApiError::invalid_input(
+            format!("POST request body for '{route}' is not valid JSON"),
+            vec![FieldError {
+                location: "body".into(),
+                message: err.to_string(),
+                fix: Some("Send a JSON object that matches the route's schema.".into()),
+            }],
+        )
+    })?;
+    let errors = T::schema().validate(&value);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_input(
+            format!("POST request body for '{route}' failed to validate schema"),
+            errors,
+        ));
+    }
+    serde_json::from_value(value).map_err(|err| {
+        ApiError::invalid_input(
+            "The request body is invalid.",
+            vec![FieldError {
+                location: "body".into(),
+                message: err.to_string(),
+                fix: None,
+            }],
+        )
+    })
+}
+
+/// The authenticated root key behind a request, and where the request came from.
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub remote_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Caller {
+    pub fn workspace_id(&self) -> &str {
+        &self.principal.workspace_id
+    }
+
+    /// 403 `insufficient_permissions` unless the caller satisfies `requirement`.
+    pub fn require(&self, requirement: &Requirement) -> Result<(), ApiError> {
+        requirement
+            .check(&self.principal.permissions)
+            .map_err(|missing| ApiError::new(ErrorCode::InsufficientPermissions, missing))
+    }
+
+    /// Whether the caller satisfies `requirement`, for routes that hide what they may not see.
+    pub fn may(&self, requirement: &Requirement) -> bool {
+        requirement.is_satisfied_by(&self.principal.permissions)
+    }
+
+    /// The caller as an audit actor.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: "rootkey".into(),
+            id: self.principal.root_key_id.clone(),
+            name: Some(
+                self.principal
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "root key".into()),
+            ),
+            remote_ip: self.remote_ip.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+fn remote_ip(parts: &Parts) -> Option<String> {
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match forwarded {
+        Some(ip) => Some(ip.to_string()),
+        None => parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(failure: AuthFailure) -> Self {
+        let (code, reason) = match failure {
+            AuthFailure::NotFound => (
+                ErrorCode::AuthenticationKeyNotFound,
+                Some("We could not find the requested key.".to_string()),
+            ),
+            AuthFailure::NotARootKey => (ErrorCode::AuthenticationKeyNotFound, None),
+            AuthFailure::Disabled => (ErrorCode::KeyDisabled, Some("The key is disabled.".into())),
+            AuthFailure::Expired(at) => (
+                ErrorCode::Forbidden,
+                Some(format!("the key has expired on {}", rfc3339(at))),
+            ),
+            AuthFailure::WorkspaceNotFound => (
+                ErrorCode::WorkspaceNotFound,
+                Some("The requested workspace does not exist.".into()),
+            ),
+            AuthFailure::WorkspaceDisabled => (
+                ErrorCode::WorkspaceDisabled,
+                Some("The workspace is disabled.".into()),
+            ),
+            AuthFailure::Store(err) => return ApiError::from(err),
+        };
+        let detail = match reason {
+            Some(reason) => format!("{INVALID_ROOT_KEY} {reason}"),
+            None => INVALID_ROOT_KEY.to_string(),
+        };
+        ApiError::new(code, detail)
+    }
+}
+
+/// Unix milliseconds as an RFC 3339 UTC timestamp (`2024-01-02T03:04:05.678Z`).
+pub fn rfc3339(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// An authenticated request with a valid body of type `T`.
+pub struct Authed<T> {
+    pub caller: Caller,
+    pub body: T,
+}
+
+impl<T: RequestBody> FromRequest<AppState> for Authed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let token = bearer_token(&parts.headers)?;
+        let body = read_body::<T>(&parts, body, state.body_limit).await?;
+        let principal = state.auth.authenticate(&token).await?;
+        Ok(Authed {
+            caller: Caller {
+                principal,
+                remote_ip: remote_ip(&parts),
+                user_agent: parts
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            },
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(auth: Option<&'static str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = auth {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_strictly() {
+        assert_eq!(bearer_token(&headers(Some("Bearer abc"))).unwrap(), "abc");
+        assert_eq!(
+            bearer_token(&headers(Some("  Bearer  abc  "))).unwrap(),
+            "abc"
+        );
+        let code = |h| bearer_token(&h).unwrap_err().code;
+        assert_eq!(code(headers(None)), ErrorCode::AuthenticationMissing);
+        assert_eq!(code(headers(Some(""))), ErrorCode::AuthenticationMissing);
+        assert_eq!(
+            code(headers(Some("bearer abc"))),
+            ErrorCode::AuthenticationMalformed
+        );
+        assert_eq!(
+            code(headers(Some("abc"))),
+            ErrorCode::AuthenticationMalformed
+        );
+        assert_eq!(
+            code(headers(Some("Bearer    "))),
+            ErrorCode::AuthenticationMalformed
+        );
+    }
+
+    #[test]
+    fn timestamps_render_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_709_251_200_123), "2024-03-01T00:00:00.123Z");
+    }
+}

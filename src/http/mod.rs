@@ -1,0 +1,143 @@
+//! The HTTP layer: parse, authorize, shape the response. No SQL here and no business rules: those
+//! live in [`crate::domain`].
+//!
+//! [`app`] builds the router from the operation table of [`routes`], the same table the OpenAPI
+//! document is generated from.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::Serialize;
+
+use crate::clock::SharedClock;
+use crate::domain::auth::Authenticator;
+use crate::store::SharedStore;
+
+pub mod context;
+pub mod error;
+pub mod error_docs;
+pub mod extract;
+pub mod routes;
+pub mod schema;
+
+/// The default cap on request bodies, as Unkey's: 10 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub auth: Arc<Authenticator>,
+    /// Base of error `type` URLs, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub body_limit: usize,
+}
+
+impl AppState {
+    pub fn new(store: SharedStore, clock: SharedClock, public_url: &str) -> Self {
+        AppState {
+            auth: Arc::new(Authenticator::new(store.clone(), clock.clone())),
+            store,
+            clock,
+            public_url: Arc::from(public_url.trim_end_matches('/')),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// `meta` of every response.
+#[derive(Debug, Serialize)]
+pub struct Meta {
+    #[serde(rename = "requestId")]
+    pub request_id: String,
+}
+
+impl Meta {
+    pub fn current() -> Self {
+        Meta {
+            request_id: context::current_request_id(),
+        }
+    }
+}
+
+/// `pagination` of list responses.
+#[derive(Debug, Serialize)]
+pub struct Pagination {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(rename = "hasMore")]
+    pub has_more: bool,
+}
+
+/// A success response: `{meta, data}`, plus `pagination` for lists.
+#[derive(Debug, Serialize)]
+pub struct ApiResponse<T: Serialize> {
+    pub meta: Meta,
+    pub data: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<Pagination>,
+}
+
+impl<T: Serialize> ApiResponse<T> {
+    pub fn data(data: T) -> Self {
+        ApiResponse {
+            meta: Meta::current(),
+            data,
+            pagination: None,
+        }
+    }
+
+    pub fn page(data: T, next_cursor: Option<String>) -> Self {
+        ApiResponse {
+            meta: Meta::current(),
+            data,
+            pagination: Some(Pagination {
+                has_more: next_cursor.is_some(),
+                cursor: next_cursor,
+            }),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiResponse<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self) {
+            Ok(bytes) => {
+                let mut response = bytes.into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(err) => {
+                error::ApiError::internal(format!("serializing response: {err}")).into_response()
+            }
+        }
+    }
+}
+
+/// The whole application: every route, the fallback, and the middleware.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (operation, handler) in routes::all() {
+        router = router.route(operation.path, handler);
+    }
+    router
+        .merge(routes::docs::router())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            routes::panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::request_context,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,328 @@
+//! `apis.*`: create, read, delete APIs and list their keys.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::routing::{post, MethodRouter};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Method, Operation, AUTH_ERRORS};
+use crate::domain::apis::{self, DeleteOutcome};
+use crate::domain::permissions::Requirement;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::{Authed, Caller, RequestBody};
+use crate::http::schema::{
+    array, boolean, free_object, integer, object, optional, required, string, Schema, ID_PATTERN,
+};
+use crate::http::{ApiResponse, AppState};
+use crate::store::{Api, KeySummary};
+
+const API_NOT_FOUND: &str = "The requested API does not exist or has been deleted.";
+
+fn api_id_schema() -> Schema {
+    string().min_len(8).max_len(255).pattern(ID_PATTERN)
+}
+
+/// Looks up a live API of the caller's workspace; 404 when missing, deleted or someone else's.
+async fn live_api(state: &AppState, caller: &Caller, api_id: &str) -> Result<Api, ApiError> {
+    state
+        .store
+        .find_live_api(caller.workspace_id(), api_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::ApiNotFound, API_NOT_FOUND))
+}
+
+// ---- apis.createApi ----
+
+#[derive(Deserialize)]
+struct CreateApiRequest {
+    name: String,
+}
+
+impl RequestBody for CreateApiRequest {
+    fn schema() -> &'static Schema {
+        static SCHEMA: OnceLock<Schema> = OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            object(vec![required(
+                "name",
+                string()
+                    .min_len(3)
+                    .max_len(256)
+                    .describe("A name for the API, for people; not unique."),
+            )])
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct CreateApiData {
+    #[serde(rename = "apiId")]
+    api_id: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn create_api(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<CreateApiRequest>,
+) -> Result<ApiResponse<CreateApiData>, ApiError> {
+    caller.require(&Requirement::one("api.*.create_api"))?;
+    let api = apis::create(
+        &state.store,
+        state.now(),
+        caller.workspace_id(),
+        &caller.actor(),
+        &body.name,
+    )
+    .await?;
+    Ok(ApiResponse::data(CreateApiData { api_id: api.id }))
+}
+
+// ---- apis.getApi ----
+
+#[derive(Deserialize)]
+struct ApiIdRequest {
+    #[serde(rename = "apiId")]
+    api_id: String,
+}
+
+impl RequestBody for ApiIdRequest {
+    fn schema() -> &'static Schema {
+        static SCHEMA: OnceLock<Schema> = OnceLock::new();
+        SCHEMA.get_or_init(|| object(vec![required("apiId", api_id_schema())]))
+    }
+}
+
+#[derive(Serialize)]
+struct GetApiData {
+    id: String,
+    name: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn get_api(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<ApiIdRequest>,
+) -> Result<ApiResponse<GetApiData>, ApiError> {
+    caller.require(&Requirement::api("read_api", &body.api_id))?;
+    let api = live_api(&state, &caller, &body.api_id).await?;
+    Ok(ApiResponse::data(GetApiData {
+        id: api.id,
+        name: api.name,
+    }))
+}
+
+// ---- apis.deleteApi ----
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[tracing::instrument(skip_all)]
+async fn delete_api(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<ApiIdRequest>,
+) -> Result<ApiResponse<Empty>, ApiError> {
+    caller.require(&Requirement::api("delete_api", &body.api_id))?;
+    let api = live_api(&state, &caller, &body.api_id).await?;
+    match apis::delete(&state.store, state.now(), &caller.actor(), &api).await? {
+        DeleteOutcome::Deleted => Ok(ApiResponse::data(Empty {})),
+        DeleteOutcome::Protected => Err(ApiError::new(
+            ErrorCode::ProtectedResource,
+            "This API has delete protection enabled. Disable it before attempting to delete.",
+        )),
+        DeleteOutcome::AlreadyGone => Err(ApiError::new(ErrorCode::ApiNotFound, API_NOT_FOUND)),
+    }
+}
+
+// ---- apis.listKeys ----
+
+#[derive(Deserialize)]
+struct ListKeysRequest {
+    #[serde(rename = "apiId")]
+    api_id: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+    cursor: Option<String>,
+    #[serde(rename = "externalId")]
+    external_id: Option<String>,
+    #[serde(default)]
+    decrypt: bool,
+    /// Accepted for compatibility; keyward always reads current state.
+    #[serde(default, rename = "revalidateKeysCache")]
+    _revalidate_keys_cache: bool,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+impl RequestBody for ListKeysRequest {
+    fn schema() -> &'static Schema {
+        static SCHEMA: OnceLock<Schema> = OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            object(vec![
+                required("apiId", string().min_len(1).max_len(255)),
+                optional("limit", integer().minimum(1).maximum(100).default_int(100)),
+                optional(
+                    "cursor",
+                    string()
+                        .min_len(1)
+                        .max_len(1024)
+                        .describe("`pagination.cursor` of the previous page."),
+                ),
+                optional("externalId", string().min_len(1).max_len(255)),
+                optional("decrypt", boolean().default_bool(false)),
+                optional(
+                    "revalidateKeysCache",
+                    boolean().default_bool(false).describe(
+                        "Accepted for compatibility; listings always read current state.",
+                    ),
+                ),
+            ])
+        })
+    }
+}
+
+/// A key as listings and `keys.getKey` show it.
+#[derive(Serialize)]
+struct KeyData {
+    #[serde(rename = "keyId")]
+    key_id: String,
+    start: String,
+    enabled: bool,
+    #[serde(rename = "createdAt")]
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<Value>,
+    #[serde(rename = "updatedAt", skip_serializing_if = "Option::is_none")]
+    updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<i64>,
+}
+
+impl From<KeySummary> for KeyData {
+    fn from(k: KeySummary) -> Self {
+        KeyData {
+            key_id: k.id,
+            start: k.start,
+            enabled: k.enabled,
+            created_at: k.created_at,
+            name: k.name,
+            meta: k.meta.and_then(|m| serde_json::from_str(&m).ok()),
+            updated_at: k.updated_at,
+            expires: k.expires,
+        }
+    }
+}
+
+fn key_data_schema() -> Schema {
+    object(vec![
+        required("keyId", string()),
+        required("start", string()),
+        required("enabled", boolean()),
+        required("createdAt", integer()),
+        optional("name", string()),
+        optional("meta", free_object()),
+        optional("updatedAt", integer()),
+        optional("expires", integer()),
+    ])
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_keys(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<ListKeysRequest>,
+) -> Result<ApiResponse<Vec<KeyData>>, ApiError> {
+    let api = live_api(&state, &caller, &body.api_id).await?;
+    let may_list = Requirement::api("read_key", &api.id).and(Requirement::api("read_api", &api.id));
+    if !caller.may(&may_list) {
+        // Masked: a caller who may not list keys learns nothing about the API either.
+        return Err(ApiError::new(ErrorCode::ApiNotFound, API_NOT_FOUND));
+    }
+    if body.decrypt {
+        return Err(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "Vault hasn't been set up. Configure a master key to use recoverable keys.",
+        ));
+    }
+    let page = apis::list_keys(
+        &state.store,
+        &api,
+        body.cursor.as_deref(),
+        body.limit,
+        body.external_id.as_deref(),
+    )
+    .await?;
+    let items = page.items.into_iter().map(KeyData::from).collect();
+    Ok(ApiResponse::page(items, page.next_cursor))
+}
+
+pub fn routes() -> Vec<(Operation, MethodRouter<AppState>)> {
+    vec![
+        (
+            Operation {
+                path: "/v2/apis.createApi",
+                method: Method::Post,
+                operation_id: "apis.createApi",
+                tag: "apis",
+                summary: "Create an API, the container keys are issued in",
+                permissions: "`api.*.create_api`",
+                request: Some(CreateApiRequest::schema()),
+                response: object(vec![required("apiId", api_id_schema())]),
+                paginated: false,
+                errors: AUTH_ERRORS,
+            },
+            post(create_api),
+        ),
+        (
+            Operation {
+                path: "/v2/apis.getApi",
+                method: Method::Post,
+                operation_id: "apis.getApi",
+                tag: "apis",
+                summary: "Read an API's id and name",
+                permissions: "`api.*.read_api` or `api.<apiId>.read_api`",
+                request: Some(ApiIdRequest::schema()),
+                response: object(vec![
+                    required("id", api_id_schema()),
+                    required("name", string().min_len(3).max_len(256)),
+                ]),
+                paginated: false,
+                errors: &[400, 401, 403, 404, 413, 500],
+            },
+            post(get_api),
+        ),
+        (
+            Operation {
+                path: "/v2/apis.deleteApi",
+                method: Method::Post,
+                operation_id: "apis.deleteApi",
+                tag: "apis",
+                summary: "Delete an API; its keys stop verifying at once",
+                permissions: "`api.*.delete_api` or `api.<apiId>.delete_api`",
+                request: Some(ApiIdRequest::schema()),
+                response: object(vec![]),
+                paginated: false,
+                errors: &[400, 401, 403, 404, 412, 413, 500],
+            },
+            post(delete_api),
+        ),
+        (
+            Operation {
+                path: "/v2/apis.listKeys",
+                method: Method::Post,
+                operation_id: "apis.listKeys",
+                tag: "apis",
+                summary: "List an API's keys, a page at a time",
+                permissions: "(`api.*.read_key` or `api.<apiId>.read_key`) and (`api.*.read_api` or `api.<apiId>.read_api`); without them the API reads as not found",
+                request: Some(ListKeysRequest::schema()),
+                response: array(key_data_schema()),
+                paginated: true,
+                errors: &[400, 401, 403, 404, 412, 413, 500],
+            },
+            post(list_keys),
+        ),
+    ]
+}

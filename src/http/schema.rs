@@ -1,0 +1,606 @@
+//! A small JSON-schema vocabulary, used twice: to validate request bodies (with errors that name the
+//! failing field the way Unkey's validator does) and to generate keyward's OpenAPI document. Because
+//! both come from the same value, the document cannot drift from what the server enforces.
+
+use serde_json::{json, Map, Value};
+
+use super::error::FieldError;
+
+/// A string pattern: its regex source (for the document) and a matcher (for validation).
+#[derive(Clone, Copy)]
+pub struct Pattern {
+    pub source: &'static str,
+    pub matches: fn(&str) -> bool,
+}
+
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.source)
+    }
+}
+
+/// `^[a-zA-Z0-9_]+$`: ids.
+pub const ID_PATTERN: Pattern = Pattern {
+    source: "^[a-zA-Z0-9_]+$",
+    matches: |s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+};
+
+/// The shape of a JSON value.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    String {
+        min_len: Option<usize>,
+        max_len: Option<usize>,
+        pattern: Option<Pattern>,
+    },
+    Integer {
+        minimum: Option<i64>,
+        maximum: Option<i64>,
+        default: Option<i64>,
+    },
+    Boolean {
+        default: Option<bool>,
+    },
+    Array {
+        items: Box<Schema>,
+        min_items: Option<usize>,
+        max_items: Option<usize>,
+    },
+    Object {
+        properties: Vec<(&'static str, Schema)>,
+        required: Vec<&'static str>,
+        /// Whether unknown properties are allowed (free-form objects such as `meta`).
+        open: bool,
+    },
+}
+
+/// A schema: a kind plus documentation.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    pub kind: Kind,
+    pub description: Option<&'static str>,
+    pub nullable: bool,
+}
+
+impl Schema {
+    fn of(kind: Kind) -> Self {
+        Schema {
+            kind,
+            description: None,
+            nullable: false,
+        }
+    }
+
+    pub fn describe(mut self, text: &'static str) -> Self {
+        self.description = Some(text);
+        self
+    }
+
+    pub fn nullable(mut self) -> Self {
+        self.nullable = true;
+        self
+    }
+
+    pub fn min_len(mut self, n: usize) -> Self {
+        if let Kind::String { min_len, .. } = &mut self.kind {
+            *min_len = Some(n);
+        }
+        self
+    }
+
+    pub fn max_len(mut self, n: usize) -> Self {
+        if let Kind::String { max_len, .. } = &mut self.kind {
+            *max_len = Some(n);
+        }
+        self
+    }
+
+    pub fn pattern(mut self, p: Pattern) -> Self {
+        if let Kind::String { pattern, .. } = &mut self.kind {
+            *pattern = Some(p);
+        }
+        self
+    }
+
+    pub fn minimum(mut self, n: i64) -> Self {
+        if let Kind::Integer { minimum, .. } = &mut self.kind {
+            *minimum = Some(n);
+        }
+        self
+    }
+
+    pub fn maximum(mut self, n: i64) -> Self {
+        if let Kind::Integer { maximum, .. } = &mut self.kind {
+            *maximum = Some(n);
+        }
+        self
+    }
+
+    pub fn default_int(mut self, n: i64) -> Self {
+        if let Kind::Integer { default, .. } = &mut self.kind {
+            *default = Some(n);
+        }
+        self
+    }
+
+    pub fn default_bool(mut self, b: bool) -> Self {
+        if let Kind::Boolean { default } = &mut self.kind {
+            *default = Some(b);
+        }
+        self
+    }
+
+    pub fn min_items(mut self, n: usize) -> Self {
+        if let Kind::Array { min_items, .. } = &mut self.kind {
+            *min_items = Some(n);
+        }
+        self
+    }
+
+    pub fn max_items(mut self, n: usize) -> Self {
+        if let Kind::Array { max_items, .. } = &mut self.kind {
+            *max_items = Some(n);
+        }
+        self
+    }
+}
+
+pub fn string() -> Schema {
+    Schema::of(Kind::String {
+        min_len: None,
+        max_len: None,
+        pattern: None,
+    })
+}
+
+pub fn integer() -> Schema {
+    Schema::of(Kind::Integer {
+        minimum: None,
+        maximum: None,
+        default: None,
+    })
+}
+
+pub fn boolean() -> Schema {
+    Schema::of(Kind::Boolean { default: None })
+}
+
+pub fn array(items: Schema) -> Schema {
+    Schema::of(Kind::Array {
+        items: Box::new(items),
+        min_items: None,
+        max_items: None,
+    })
+}
+
+/// One property of an object schema.
+pub struct Field {
+    name: &'static str,
+    schema: Schema,
+    required: bool,
+}
+
+pub fn required(name: &'static str, schema: Schema) -> Field {
+    Field {
+        name,
+        schema,
+        required: true,
+    }
+}
+
+pub fn optional(name: &'static str, schema: Schema) -> Field {
+    Field {
+        name,
+        schema,
+        required: false,
+    }
+}
+
+/// A closed object: properties not listed are rejected.
+pub fn object(fields: Vec<Field>) -> Schema {
+    let required = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    let properties = fields.into_iter().map(|f| (f.name, f.schema)).collect();
+    Schema::of(Kind::Object {
+        properties,
+        required,
+        open: false,
+    })
+}
+
+/// A free-form object (any properties).
+pub fn free_object() -> Schema {
+    Schema::of(Kind::Object {
+        properties: Vec::new(),
+        required: Vec::new(),
+        open: true,
+    })
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Validation of one value against one schema, collecting every failure.
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn fail(&mut self, location: String, message: String, fix: String) {
+        self.errors.push(FieldError {
+            location,
+            message,
+            fix: Some(fix),
+        });
+    }
+
+    /// `path` is the keyword location so far (`/properties/name`); `field` the dotted field name.
+    fn check(&mut self, schema: &Schema, value: &Value, path: &str, field: &str) {
+        if value.is_null() && schema.nullable {
+            return;
+        }
+        let shown = if field.is_empty() { "the body" } else { field };
+        match (&schema.kind, value) {
+            (
+                Kind::String {
+                    min_len,
+                    max_len,
+                    pattern,
+                },
+                Value::String(s),
+            ) => {
+                let len = s.chars().count();
+                if let Some(min) = *min_len {
+                    if len < min {
+                        self.fail(
+                            format!("{path}/minLength"),
+                            format!("minLength: got {len}, want {min}"),
+                            format!("Send '{shown}' with at least {min} characters."),
+                        );
+                    }
+                }
+                if let Some(max) = *max_len {
+                    if len > max {
+                        self.fail(
+                            format!("{path}/maxLength"),
+                            format!("maxLength: got {len}, want {max}"),
+                            format!("Send '{shown}' with at most {max} characters."),
+                        );
+                    }
+                }
+                if let Some(p) = pattern {
+                    if !(p.matches)(s) {
+                        self.fail(
+                            format!("{path}/pattern"),
+                            format!("'{s}' does not match pattern '{}'", p.source),
+                            format!("Send '{shown}' matching {}.", p.source),
+                        );
+                    }
+                }
+            }
+            (
+                Kind::Integer {
+                    minimum, maximum, ..
+                },
+                Value::Number(n),
+            ) if n.is_i64() || n.is_u64() => {
+                // A u64 above i64::MAX is larger than any maximum we declare.
+                let v = n.as_i64().unwrap_or(i64::MAX);
+                if let Some(min) = *minimum {
+                    if v < min {
+                        self.fail(
+                            format!("{path}/minimum"),
+                            format!("minimum: got {n}, want {min}"),
+                            format!("Send '{shown}' of at least {min}."),
+                        );
+                    }
+                }
+                if let Some(max) = *maximum {
+                    if v > max || n.as_i64().is_none() {
+                        self.fail(
+                            format!("{path}/maximum"),
+                            format!("maximum: got {n}, want {max}"),
+                            format!("Send '{shown}' of at most {max}."),
+                        );
+                    }
+                }
+            }
+            (Kind::Boolean { .. }, Value::Bool(_)) => {}
+            (
+                Kind::Array {
+                    items,
+                    min_items,
+                    max_items,
+                },
+                Value::Array(values),
+            ) => {
+                if let Some(min) = *min_items {
+                    if values.len() < min {
+                        self.fail(
+                            format!("{path}/minItems"),
+                            format!("minItems: got {}, want {min}", values.len()),
+                            format!("Send at least {min} items in '{shown}'."),
+                        );
+                    }
+                }
+                if let Some(max) = *max_items {
+                    if values.len() > max {
+                        self.fail(
+                            format!("{path}/maxItems"),
+                            format!("maxItems: got {}, want {max}", values.len()),
+                            format!("Send at most {max} items in '{shown}'."),
+                        );
+                    }
+                }
+                for (i, item) in values.iter().enumerate() {
+                    self.check(
+                        items,
+                        item,
+                        &format!("{path}/items"),
+                        &format!("{shown}[{i}]"),
+                    );
+                }
+            }
+            (
+                Kind::Object {
+                    properties,
+                    required,
+                    open,
+                },
+                Value::Object(map),
+            ) => {
+                for name in required {
+                    if !map.contains_key(*name) {
+                        let full = join_field(field, name);
+                        self.fail(
+                            format!("{path}/required"),
+                            format!("missing property '{name}'"),
+                            format!("Add the required field '{full}'."),
+                        );
+                    }
+                }
+                for (name, item) in map {
+                    match properties.iter().find(|(p, _)| p == name) {
+                        Some((_, child)) => self.check(
+                            child,
+                            item,
+                            &format!("{path}/properties/{name}"),
+                            &join_field(field, name),
+                        ),
+                        None if *open => {}
+                        None => self.fail(
+                            format!("{path}/additionalProperties"),
+                            format!("additionalProperties '{name}' not allowed"),
+                            format!("Remove the unknown field '{}'.", join_field(field, name)),
+                        ),
+                    }
+                }
+            }
+            (kind, other) => {
+                let want = match kind {
+                    Kind::String { .. } => "string",
+                    Kind::Integer { .. } => "integer",
+                    Kind::Boolean { .. } => "boolean",
+                    Kind::Array { .. } => "array",
+                    Kind::Object { .. } => "object",
+                };
+                self.fail(
+                    format!("{path}/type"),
+                    format!("got {}, want {want}", type_name(other)),
+                    format!("Send '{shown}' as {want}."),
+                );
+            }
+        }
+    }
+}
+
+fn join_field(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+impl Schema {
+    /// Every way `value` fails this schema; empty when it conforms.
+    pub fn validate(&self, value: &Value) -> Vec<FieldError> {
+        let mut v = Validator { errors: Vec::new() };
+        v.check(self, value, "", "");
+        v.errors
+    }
+
+    /// The schema as an OpenAPI 3.1 schema object.
+    pub fn to_openapi(&self) -> Value {
+        let mut out = Map::new();
+        let type_name = match &self.kind {
+            Kind::String {
+                min_len,
+                max_len,
+                pattern,
+            } => {
+                if let Some(n) = min_len {
+                    out.insert("minLength".into(), json!(n));
+                }
+                if let Some(n) = max_len {
+                    out.insert("maxLength".into(), json!(n));
+                }
+                if let Some(p) = pattern {
+                    out.insert("pattern".into(), json!(p.source));
+                }
+                "string"
+            }
+            Kind::Integer {
+                minimum,
+                maximum,
+                default,
+            } => {
+                out.insert("format".into(), json!("int64"));
+                if let Some(n) = minimum {
+                    out.insert("minimum".into(), json!(n));
+                }
+                if let Some(n) = maximum {
+                    out.insert("maximum".into(), json!(n));
+                }
+                if let Some(n) = default {
+                    out.insert("default".into(), json!(n));
+                }
+                "integer"
+            }
+            Kind::Boolean { default } => {
+                if let Some(b) = default {
+                    out.insert("default".into(), json!(b));
+                }
+                "boolean"
+            }
+            Kind::Array {
+                items,
+                min_items,
+                max_items,
+            } => {
+                out.insert("items".into(), items.to_openapi());
+                if let Some(n) = min_items {
+                    out.insert("minItems".into(), json!(n));
+                }
+                if let Some(n) = max_items {
+                    out.insert("maxItems".into(), json!(n));
+                }
+                "array"
+            }
+            Kind::Object {
+                properties,
+                required,
+                open,
+            } => {
+                let props: Map<String, Value> = properties
+                    .iter()
+                    .map(|(name, s)| (name.to_string(), s.to_openapi()))
+                    .collect();
+                out.insert("properties".into(), Value::Object(props));
+                if !required.is_empty() {
+                    out.insert("required".into(), json!(required));
+                }
+                out.insert("additionalProperties".into(), json!(*open));
+                "object"
+            }
+        };
+        if self.nullable {
+            out.insert("type".into(), json!([type_name, "null"]));
+        } else {
+            out.insert("type".into(), json!(type_name));
+        }
+        if let Some(d) = self.description {
+            out.insert("description".into(), json!(d));
+        }
+        Value::Object(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_schema() -> Schema {
+        object(vec![
+            required("name", string().min_len(3).max_len(10)),
+            optional("apiId", string().pattern(ID_PATTERN)),
+            optional("limit", integer().minimum(1).maximum(100)),
+            optional("tags", array(string().min_len(1)).max_items(2)),
+            optional("meta", free_object()),
+            optional("expires", integer().nullable()),
+        ])
+    }
+
+    fn locations(value: Value) -> Vec<String> {
+        body_schema()
+            .validate(&value)
+            .into_iter()
+            .map(|e| e.location)
+            .collect()
+    }
+
+    #[test]
+    fn a_conforming_body_has_no_errors() {
+        let ok = json!({"name": "abcd", "apiId": "api_1", "limit": 5, "tags": ["a"], "meta": {"x": 1}, "expires": null});
+        assert!(body_schema().validate(&ok).is_empty());
+    }
+
+    #[test]
+    fn string_bounds_and_patterns_name_their_keyword() {
+        let errors = body_schema().validate(&json!({"name": "ab"}));
+        assert_eq!(errors[0].location, "/properties/name/minLength");
+        assert_eq!(errors[0].message, "minLength: got 2, want 3");
+        assert_eq!(
+            locations(json!({"name": "abcdefghijk"})),
+            ["/properties/name/maxLength"]
+        );
+        assert_eq!(
+            locations(json!({"name": "abc", "apiId": "a-b"})),
+            ["/properties/apiId/pattern"]
+        );
+    }
+
+    #[test]
+    fn missing_unknown_and_mistyped_fields_are_reported() {
+        assert_eq!(locations(json!({})), ["/required"]);
+        assert_eq!(
+            locations(json!({"name": "abc", "x": 1})),
+            ["/additionalProperties"]
+        );
+        assert_eq!(locations(json!({"name": 5})), ["/properties/name/type"]);
+        assert_eq!(
+            locations(json!({"name": "abc", "limit": 1.5})),
+            ["/properties/limit/type"]
+        );
+        assert_eq!(locations(json!([1])), ["/type"]);
+        assert_eq!(locations(json!(null)), ["/type"]);
+    }
+
+    #[test]
+    fn numbers_and_arrays_respect_their_bounds() {
+        assert_eq!(
+            locations(json!({"name": "abc", "limit": 0})),
+            ["/properties/limit/minimum"]
+        );
+        assert_eq!(
+            locations(json!({"name": "abc", "limit": 18446744073709551615u64})),
+            ["/properties/limit/maximum"]
+        );
+        assert_eq!(
+            locations(json!({"name": "abc", "tags": ["a", "b", "c"]})),
+            ["/properties/tags/maxItems"]
+        );
+        assert_eq!(
+            locations(json!({"name": "abc", "tags": [""]})),
+            ["/properties/tags/items/minLength"]
+        );
+    }
+
+    #[test]
+    fn openapi_output_carries_bounds_and_closedness() {
+        let doc = body_schema().to_openapi();
+        assert_eq!(doc["additionalProperties"], json!(false));
+        assert_eq!(doc["required"], json!(["name"]));
+        assert_eq!(doc["properties"]["name"]["minLength"], json!(3));
+        assert_eq!(
+            doc["properties"]["apiId"]["pattern"],
+            json!("^[a-zA-Z0-9_]+$")
+        );
+        assert_eq!(
+            doc["properties"]["expires"]["type"],
+            json!(["integer", "null"])
+        );
+    }
+}

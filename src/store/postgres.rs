@@ -1,0 +1,27 @@
+//! The shared backend: PostgreSQL, for several keyward nodes over one database. Reads and writes
+//! share one pool; PostgreSQL's own row locks and transactions do the rest.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+
+use super::sql::SqlStore;
+use super::StoreResult;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connects to `url` and migrates the database.
+pub async fn connect(url: &str) -> StoreResult<SqlStore> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(SqlStore {
+        backend: "postgres",
+        reader: pool.clone(),
+        writer: pool,
+        begin_write: "BEGIN",
+    })
+}
