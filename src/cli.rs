@@ -90,6 +90,9 @@ pub enum RootKeyCommand {
         /// A permission such as `api.*.create_key`; repeat for more. None: every permission.
         #[arg(long = "permission")]
         permissions: Vec<String>,
+        /// Expire the key after this long, e.g. `90d` or `12h` (default: never).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
         /// Print `{"keyId": ..., "key": ...}` instead of text.
         #[arg(long)]
         json: bool,
@@ -210,11 +213,20 @@ async fn root_key(store: SharedStore, now: i64, cmd: RootKeyCommand) -> anyhow::
             workspace,
             name,
             permissions,
+            expires_in,
             json,
         } => {
-            let key =
-                admin::create_root_key(&store, now, &workspace, name.as_deref(), &permissions)
-                    .await?;
+            let expires = expires_in
+                .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+            let key = admin::create_root_key(
+                &store,
+                now,
+                &workspace,
+                name.as_deref(),
+                &permissions,
+                expires,
+            )
+            .await?;
             if json {
                 println!("{}", json!({"keyId": key.record.id, "key": key.plaintext}));
             } else {

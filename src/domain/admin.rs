@@ -100,9 +100,15 @@ pub async fn create_root_key(
     workspace_id: &str,
     name: Option<&str>,
     permissions: &[String],
+    expires: Option<i64>,
 ) -> Result<NewRootKey, AdminError> {
     if let Some(name) = name {
         check_name(name, "root key")?;
+    }
+    if expires.is_some_and(|at| at <= now) {
+        return Err(AdminError::InvalidInput(
+            "a root key's expiry must be in the future".into(),
+        ));
     }
     if store.get_workspace(workspace_id).await?.is_none() {
         return Err(AdminError::WorkspaceNotFound(workspace_id.to_string()));
@@ -126,7 +132,7 @@ pub async fn create_root_key(
         start: key.start.clone(),
         permissions: granted,
         enabled: true,
-        expires: None,
+        expires,
         created_at: now,
     };
     let event = AuditEvent::new(
@@ -244,6 +250,6 @@ pub async fn bootstrap(
         return Ok(None);
     }
     let workspace = create_workspace(store, now, "default").await?;
-    let key = create_root_key(store, now, &workspace.id, Some("bootstrap"), &[]).await?;
+    let key = create_root_key(store, now, &workspace.id, Some("bootstrap"), &[], None).await?;
     Ok(Some((workspace, key)))
 }

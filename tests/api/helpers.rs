@@ -1,0 +1,274 @@
+//! `spawn_app()` and the typed helpers every test uses.
+
+use std::sync::Arc;
+
+use keyward::clock::{ManualClock, SharedClock};
+use keyward::domain::admin;
+use keyward::http::AppState;
+use keyward::store::{self, SharedStore};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// A running server with a workspace and an all-powerful root key.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    pub store: SharedStore,
+    pub clock: ManualClock,
+    pub workspace_id: String,
+    pub root_key: String,
+    pub root_key_id: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+fn random_suffix() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// A fresh database URL: a new PostgreSQL database when `KEYWARD_TEST_POSTGRES` is set (an admin
+/// URL such as `postgres://postgres@127.0.0.1:5432/postgres`), else a SQLite file in a temp dir.
+async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    match std::env::var("KEYWARD_TEST_POSTGRES") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            use sqlx::Connection;
+            let name = format!("kw_test_{}", random_suffix());
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("connect to the PostgreSQL admin URL");
+            sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create a test database");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
+            (format!("{base}/{name}"), None)
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("keyward.db").display());
+            (url, Some(dir))
+        }
+    }
+}
+
+/// Starts a server on a fresh database, with a manual clock at the current time.
+pub async fn spawn_app() -> TestApp {
+    let (database_url, dir) = fresh_database().await;
+    let store = store::connect(&database_url).await.expect("open store");
+    let clock = ManualClock::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_millis() as i64,
+    );
+    let now = clock_now(&clock);
+    let workspace = admin::create_workspace(&store, now, "test")
+        .await
+        .expect("workspace");
+    let key = admin::create_root_key(&store, now, &workspace.id, Some("test"), &[], None)
+        .await
+        .expect("root key");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let base_url = format!("http://{addr}");
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let state = AppState::new(store.clone(), shared_clock, &base_url);
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(keyward::server::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base_url,
+        client: reqwest::Client::new(),
+        database_url,
+        store,
+        clock,
+        workspace_id: workspace.id,
+        root_key: key.plaintext,
+        root_key_id: key.record.id,
+        shutdown: Some(tx),
+        _dir: dir,
+    }
+}
+
+fn clock_now(clock: &ManualClock) -> i64 {
+    use keyward::clock::Clock;
+    clock.now_ms()
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub fn now(&self) -> i64 {
+        clock_now(&self.clock)
+    }
+
+    /// POSTs JSON with the app's root key.
+    pub async fn post(&self, path: &str, body: Value) -> TestResponse {
+        self.post_with_key(path, &self.root_key.clone(), body).await
+    }
+
+    /// POSTs JSON with the given root key.
+    pub async fn post_with_key(&self, path: &str, key: &str, body: Value) -> TestResponse {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(key)
+            .json(&body);
+        self.send(request).await
+    }
+
+    /// Sends any request and checks the invariants every response must hold.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
+        let request_id = body["meta"]["requestId"].as_str().expect("meta.requestId");
+        assert!(request_id.starts_with("req_"), "{request_id}");
+        assert_eq!(
+            headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+            Some(request_id),
+            "X-Request-Id must repeat meta.requestId"
+        );
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Creates a root key in the app's workspace with exactly these permissions.
+    pub async fn root_key_with(&self, permissions: &[&str]) -> (String, String) {
+        self.root_key_in(&self.workspace_id.clone(), permissions)
+            .await
+    }
+
+    /// Creates a root key in `workspace_id`.
+    pub async fn root_key_in(&self, workspace_id: &str, permissions: &[&str]) -> (String, String) {
+        let permissions: Vec<String> = permissions.iter().map(|p| p.to_string()).collect();
+        let key = admin::create_root_key(
+            &self.store,
+            self.now(),
+            workspace_id,
+            None,
+            &permissions,
+            None,
+        )
+        .await
+        .expect("root key");
+        (key.record.id, key.plaintext)
+    }
+
+    /// Creates an API and returns its id.
+    pub async fn create_api(&self, name: &str) -> String {
+        let response = self
+            .post("/v2/apis.createApi", serde_json::json!({ "name": name }))
+            .await;
+        response.assert_ok("/v2/apis.createApi");
+        response.body["data"]["apiId"]
+            .as_str()
+            .expect("apiId")
+            .to_string()
+    }
+
+    /// Runs the real `keyward` binary against this app's database.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .arg("--database")
+            .arg(&self.database_url)
+            .arg("--log")
+            .arg("warn")
+            .args(args)
+            .output()
+            .expect("run keyward")
+    }
+}
+
+impl TestResponse {
+    /// Asserts a 200 whose `data` conforms to the route's declared response schema.
+    pub fn assert_ok(&self, path: &str) {
+        assert_eq!(
+            self.status, 200,
+            "expected 200 from {path}, got {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        let (operation, _) = keyward::http::routes::all()
+            .into_iter()
+            .find(|(op, _)| op.path == path)
+            .unwrap_or_else(|| panic!("no operation {path}"));
+        let errors = operation.response.validate(&self.body["data"]);
+        assert!(
+            errors.is_empty(),
+            "{path} data breaks its schema: {errors:?}\n{}",
+            self.body
+        );
+        if operation.paginated {
+            assert!(
+                self.body["pagination"]["hasMore"].is_boolean(),
+                "{}",
+                self.body
+            );
+        }
+    }
+
+    /// Asserts an error envelope: status, `type` path, title and a non-empty detail.
+    pub fn assert_error(&self, status: u16, doc_path: &str, title: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let error = &self.body["error"];
+        assert_eq!(error["status"], status, "{}", self.body);
+        let kind = error["type"].as_str().expect("error.type");
+        assert!(
+            kind.ends_with(&format!("/docs/errors/{doc_path}")),
+            "type {kind} should end with {doc_path}"
+        );
+        assert_eq!(error["title"], title, "{}", self.body);
+        assert!(
+            !error["detail"].as_str().unwrap_or("").is_empty(),
+            "empty detail: {}",
+            self.body
+        );
+        let has_errors = matches!(status, 400 | 408 | 413);
+        assert_eq!(error.get("errors").is_some(), has_errors, "{}", self.body);
+    }
+
+    pub fn detail(&self) -> &str {
+        self.body["error"]["detail"].as_str().unwrap_or("")
+    }
+}

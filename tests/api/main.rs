@@ -1,0 +1,10 @@
+//! Black-box tests of keyward through its HTTP API, one binary for the whole suite.
+//!
+//! Each test spawns its own server on port 0 over a fresh database: a SQLite file by default, or a
+//! new PostgreSQL database when `KEYWARD_TEST_POSTGRES` names a server (see `scripts/test`).
+
+mod apis;
+mod auth;
+mod cli;
+mod errors;
+mod helpers;
