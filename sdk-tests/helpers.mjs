@@ -12,7 +12,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
-import { Unkey } from "@unkey/api";
+import { HTTPClient, Unkey } from "@unkey/api";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -325,4 +325,86 @@ export async function pollUntil(fn, check, { withinMs = 1_000, intervalMs = 100,
     // The last attempt is made at the deadline itself.
     await sleep(Math.min(intervalMs, withinMs - elapsed));
   }
+}
+
+/** `migration create --algorithm ALG`, returns the migration id. */
+export function createMigration(databaseUrl, workspaceId, algorithm) {
+  const out = cliJson(databaseUrl, "migration", "create", "--workspace", workspaceId, "--algorithm", algorithm);
+  assert.match(out.migrationId ?? "", /^mig_/, `migration create printed ${JSON.stringify(out)}`);
+  return out.migrationId;
+}
+
+/** `api whitelist API [IP...]`: only these client IPs may verify the API's keys; no IPs clears. */
+export function whitelistApi(databaseUrl, apiId, ...ips) {
+  return cli(databaseUrl, "api", "whitelist", apiId, ...ips);
+}
+
+/**
+ * Like `client`, but every exchange is recorded as it went over the wire:
+ * `{ method, url, path, requestBody, status, responseBody }` (bodies as text).
+ * Returns `{ sdk, exchanges, last(path?), lastJson(path?) }`; `path` is e.g. "/v2/keys.getKey".
+ */
+export function recordingClient(serverUrl, rootKey) {
+  const exchanges = [];
+  const fetcher = async (input, init) => {
+    const req = input instanceof Request && init === undefined ? input : new Request(input, init);
+    const requestBody = req.body === null ? "" : await req.clone().text();
+    const res = await fetch(req);
+    const responseBody = await res.clone().text();
+    const url = new URL(req.url);
+    exchanges.push({ method: req.method, url: req.url, path: url.pathname, requestBody, status: res.status, responseBody });
+    return res;
+  };
+  const sdk = new Unkey({
+    rootKey,
+    serverURL: serverUrl,
+    retryConfig: { strategy: "none" },
+    timeoutMs: 10_000,
+    httpClient: new HTTPClient({ fetcher }),
+  });
+  const last = (path) => {
+    const found = path === undefined ? exchanges.at(-1) : exchanges.findLast((e) => e.path === path);
+    assert.ok(found, `no recorded exchange${path ? ` for ${path}` : ""}`);
+    return found;
+  };
+  const lastJson = (path) => JSON.parse(last(path).responseBody);
+  return { sdk, exchanges, last, lastJson };
+}
+
+/**
+ * Awaits `promise`, which must reject with an SDK error (any `UnkeyError`, including the generic
+ * `APIError` used for statuses the SDK has no model for), and checks the wire body's envelope:
+ * HTTP status, `error.status`, the `type` URL's suffix, the title, a detail and `meta.requestId`.
+ * Returns `{ err, body }` with `body` the parsed JSON.
+ */
+export async function expectHttpError(promise, { status, typeSuffix, title }) {
+  let err;
+  try {
+    const value = await promise;
+    assert.fail(`expected HTTP ${status} (${typeSuffix}), but the call succeeded: ${JSON.stringify(value)}`);
+  } catch (e) {
+    if (e instanceof assert.AssertionError) throw e;
+    err = e;
+  }
+  assert.equal(typeof err?.statusCode, "number", `expected an SDK HTTP error, got ${err?.name}: ${err?.message}`);
+  const desc = `${err.name} body ${err.body}`;
+  assert.equal(err.statusCode, status, `HTTP status; ${desc}`);
+  let body;
+  try {
+    body = JSON.parse(err.body);
+  } catch {
+    assert.fail(`error body is not JSON; ${desc}`);
+  }
+  assert.equal(body?.error?.status, status, `error.status; ${desc}`);
+  assert.equal(typeof body.error.type, "string", `error.type; ${desc}`);
+  assert.ok(
+    body.error.type.endsWith(`/docs/errors/${typeSuffix}`),
+    `error.type ${JSON.stringify(body.error.type)} should end with /docs/errors/${typeSuffix}; ${desc}`,
+  );
+  assert.equal(body.error.title, title, `error.title; ${desc}`);
+  assert.equal(typeof body.error.detail, "string", `error.detail; ${desc}`);
+  assert.ok(body.error.detail.trim().length > 0, `error.detail should be non-empty; ${desc}`);
+  assert.match(body.meta?.requestId ?? "", /^req_/, `meta.requestId; ${desc}`);
+  seenErrorTypes.add(body.error.type);
+  return { err, body };
 }

@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::domain::admin;
-use crate::http::AppState;
-use crate::store::{self, SharedStore};
+use crate::server::{self, ServerConfig};
+use crate::store::{self, SharedStore, Topology};
 
 /// The default database: a SQLite file under `./keyward-data/`.
 pub const DEFAULT_DATABASE: &str = "sqlite://keyward-data/keyward.db";
@@ -51,6 +51,24 @@ pub enum Command {
     /// Operator settings of APIs.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Migrations: groups of keys imported from another system with keys.migrateKeys.
+    #[command(subcommand)]
+    Migration(MigrationCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrationCommand {
+    /// Register a migration; pass its id to keys.migrateKeys (and to verifyKey as migrationId).
+    Create {
+        #[arg(long)]
+        workspace: String,
+        /// How the imported hashes were made.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::domain::migrate::ALGORITHMS))]
+        algorithm: String,
+        /// Print `{"migrationId": ...}` instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +79,9 @@ pub struct ServeArgs {
     /// Public base URL of this server, used in error `type` links (default: http://<listen address>).
     #[arg(long, env = "KEYWARD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// How many keys the verification cache holds (about 0.5 KiB each).
+    #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", default_value_t = crate::server::DEFAULT_KEY_CACHE_CAPACITY)]
+    pub key_cache_capacity: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +139,8 @@ pub enum ApiCommand {
     Protect { id: String },
     /// Turn off delete protection.
     Unprotect { id: String },
+    /// Accept verifications of this API's keys only from these client IPs (none: from anywhere).
+    Whitelist { id: String, ips: Vec<String> },
 }
 
 /// Entry point of the binary.
@@ -154,19 +177,25 @@ fn init_tracing(filter: &str) {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = store::connect(&cli.database)
+    let (store, topology) = store::connect_backend(&cli.database)
         .await
         .context("could not open the database")?;
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
-        Command::Serve(args) => serve(store, clock, args).await,
+        Command::Serve(args) => serve(store, topology, clock, args).await,
         Command::Workspace(cmd) => workspace(store, clock.now_ms(), cmd).await,
         Command::RootKey(cmd) => root_key(store, clock.now_ms(), cmd).await,
         Command::Api(cmd) => api(store, clock.now_ms(), cmd).await,
+        Command::Migration(cmd) => migration(store, clock.now_ms(), cmd).await,
     }
 }
 
-async fn serve(store: SharedStore, clock: SharedClock, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    store: SharedStore,
+    topology: Topology,
+    clock: SharedClock,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     if let Some((workspace, key)) = admin::bootstrap(&store, clock.now_ms()).await? {
         println!("keyward: this database was empty, so it now has a first workspace and root key.");
         println!("  workspace: {}", workspace.id);
@@ -179,8 +208,13 @@ async fn serve(store: SharedStore, clock: SharedClock, args: ServeArgs) -> anyho
     let addr = listener.local_addr()?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
     tracing::info!(%addr, backend = store.backend(), %public_url, "keyward listening");
-    let state = AppState::new(store, clock, &public_url);
-    crate::server::serve(listener, state, crate::server::shutdown_signal()).await?;
+    let config = ServerConfig {
+        public_url,
+        key_cache_capacity: args.key_cache_capacity,
+    };
+    server::build(store, topology, clock, &config)
+        .serve(listener, server::shutdown_signal())
+        .await?;
     tracing::info!("keyward stopped");
     Ok(())
 }
@@ -291,6 +325,40 @@ async fn api(store: SharedStore, now: i64, cmd: ApiCommand) -> anyhow::Result<()
         ApiCommand::Unprotect { id } => {
             admin::set_api_delete_protection(&store, now, &id, false).await?;
             println!("delete protection off for {id}");
+        }
+        ApiCommand::Whitelist { id, ips } => {
+            admin::set_api_ip_whitelist(&store, now, &id, &ips).await?;
+            if ips.is_empty() {
+                println!("{id} accepts verifications from any client IP");
+            } else {
+                println!("{id} accepts verifications only from {}", ips.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn migration(store: SharedStore, now: i64, cmd: MigrationCommand) -> anyhow::Result<()> {
+    match cmd {
+        MigrationCommand::Create {
+            workspace,
+            algorithm,
+            json,
+        } => {
+            if store.get_workspace(&workspace).await?.is_none() {
+                anyhow::bail!("workspace '{workspace}' does not exist");
+            }
+            let migration =
+                crate::domain::migrate::create_migration(&store, now, &workspace, &algorithm)
+                    .await?;
+            if json {
+                println!("{}", json!({"migrationId": migration.id}));
+            } else {
+                println!(
+                    "created migration {} ({algorithm}) in {workspace}",
+                    migration.id
+                );
+            }
         }
     }
     Ok(())

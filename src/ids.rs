@@ -1,7 +1,8 @@
 //! Resource identifiers: `<prefix>_` followed by random alphanumerics.
 //!
-//! Ids are not secrets, but they come from the OS CSPRNG anyway so that they cannot be guessed
-//! across tenants. Sixteen characters from 62 give ~95 bits, enough that collisions never matter.
+//! Ids are not secrets, but they come from a CSPRNG anyway (the thread-local generator, seeded from
+//! the OS) so that they cannot be guessed across tenants. Sixteen characters from 62 give ~95 bits,
+//! enough that collisions never matter.
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -16,6 +17,7 @@ pub enum Prefix {
     Identity,
     Request,
     AuditLog,
+    Migration,
 }
 
 impl Prefix {
@@ -28,6 +30,7 @@ impl Prefix {
             Prefix::Identity => "id",
             Prefix::Request => "req",
             Prefix::AuditLog => "log",
+            Prefix::Migration => "mig",
         }
     }
 }
@@ -40,7 +43,7 @@ pub fn new_id(prefix: Prefix) -> String {
     id.push_str(prefix.as_str());
     id.push('_');
     id.extend(
-        rand::rngs::OsRng
+        rand::thread_rng()
             .sample_iter(&Alphanumeric)
             .take(RANDOM_LEN)
             .map(char::from),

@@ -1,5 +1,7 @@
-//! Running the server: given a bound listener, a state and a shutdown future, serve until told to
-//! stop, with the change-feed poller alongside. Tests call [`serve`] on port 0.
+//! Running the server: [`build`] wires the services for a store, [`Server::serve`] serves a bound
+//! listener until a shutdown future resolves, with the background tasks alongside (change feed,
+//! credit flusher, event writer), and lets each finish its last write before returning. Tests call
+//! it on port 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,25 +10,103 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::clock::SharedClock;
 use crate::domain::changes::ChangeFeed;
+use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
+use crate::domain::events::{self, EventWriter};
+use crate::domain::keycache::KeyCache;
+use crate::domain::keys::KeyService;
 use crate::http::{app, AppState};
+use crate::store::{SharedStore, Topology};
 
-/// Serves `state` on `listener` until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
+/// Settings of a server beyond its store.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Base URL of error `type` links.
+    pub public_url: String,
+    /// How many keys (and unknown hashes) the verification cache holds.
+    pub key_cache_capacity: usize,
+}
+
+/// The default capacity of the verification cache.
+pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
+
+/// A server ready to serve: its state and the background work that goes with it.
+pub struct Server {
     state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let feed = ChangeFeed::new(state.store.clone(), Arc::clone(&state.auth));
-    let feed_task = tokio::spawn(feed.run(stop_rx));
-    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let _ = stop_tx.send(true);
-    let _ = feed_task.await;
-    result
+    events: EventWriter,
+    local_ledger: Option<Arc<LocalLedger>>,
+}
+
+/// Wires the services. The ledger follows the topology: one process on SQLite decides credits in
+/// memory; nodes sharing PostgreSQL decide them in the database.
+pub fn build(
+    store: SharedStore,
+    topology: Topology,
+    clock: SharedClock,
+    config: &ServerConfig,
+) -> Server {
+    let (sink, events) = events::channel(store.clone());
+    let (ledger, local_ledger): (Arc<dyn Ledger>, Option<Arc<LocalLedger>>) = match topology {
+        Topology::SingleProcess => {
+            let local = Arc::new(LocalLedger::new(store.clone()));
+            (local.clone(), Some(local))
+        }
+        Topology::Shared => (Arc::new(DatabaseLedger::new(store.clone())), None),
+    };
+    let keys = Arc::new(KeyService::new(
+        store.clone(),
+        KeyCache::new(config.key_cache_capacity),
+        ledger,
+        sink,
+    ));
+    Server {
+        state: AppState::new(store, clock, keys, &config.public_url),
+        events,
+        local_ledger,
+    }
+}
+
+impl Server {
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, drains in-flight requests, then flushes credits and
+    /// verification events.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Server {
+            state,
+            events,
+            local_ledger,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let feed = ChangeFeed::new(
+            state.store.clone(),
+            Arc::clone(&state.auth),
+            Arc::clone(&state.keys),
+        );
+        let mut tasks = vec![
+            tokio::spawn(feed.run(stop_rx.clone())),
+            tokio::spawn(events.run(stop_rx.clone())),
+        ];
+        if let Some(ledger) = local_ledger {
+            tasks.push(tokio::spawn(ledger.run(stop_rx)));
+        }
+        let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        result
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

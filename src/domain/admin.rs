@@ -253,3 +253,41 @@ pub async fn bootstrap(
     let key = create_root_key(store, now, &workspace.id, Some("bootstrap"), &[], None).await?;
     Ok(Some((workspace, key)))
 }
+
+/// Restricts verifications of an API's keys to client IPs in `ips` (empty: no restriction).
+pub async fn set_api_ip_whitelist(
+    store: &SharedStore,
+    now: i64,
+    id: &str,
+    ips: &[String],
+) -> Result<(), AdminError> {
+    if let Some(bad) = ips
+        .iter()
+        .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
+    {
+        return Err(AdminError::InvalidInput(format!(
+            "'{bad}' is not an IP address"
+        )));
+    }
+    let api = store
+        .get_api(id)
+        .await?
+        .ok_or_else(|| AdminError::ApiNotFound(id.to_string()))?;
+    let list = (!ips.is_empty()).then(|| ips.join(","));
+    let event = AuditEvent::new(
+        &api.workspace_id,
+        "api.update",
+        format!("Set the IP whitelist of API {id}"),
+        &Actor::cli(),
+        now,
+        vec![Target::new("api", id, Some(api.name.clone()))],
+    );
+    if store
+        .set_api_ip_whitelist(id, list.as_deref(), now, &[event])
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AdminError::ApiNotFound(id.to_string()))
+    }
+}

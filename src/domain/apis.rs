@@ -2,7 +2,7 @@
 
 use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::ids::{self, Prefix};
-use crate::store::{Api, KeyPage, KeySummary, SharedStore, StoreError};
+use crate::store::{Api, KeyPage, KeyRow, SharedStore, StoreError};
 
 /// Creates an API and its key space.
 pub async fn create(
@@ -85,7 +85,7 @@ pub async fn list_keys(
     cursor: Option<&str>,
     limit: usize,
     external_id: Option<&str>,
-) -> Result<Page<KeySummary>, StoreError> {
+) -> Result<Page<KeyRow>, StoreError> {
     let identity_id = match external_id {
         Some(external_id) => match store
             .find_identity_id(&api.workspace_id, external_id)

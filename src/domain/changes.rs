@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::auth::Authenticator;
+use crate::domain::keys::KeyService;
 use crate::store::{ChangeKind, SharedStore, StoreResult};
 
 /// How often the feed is read. Revocation reaches other processes within this plus one query.
@@ -29,14 +30,16 @@ const PRUNE_EVERY: u64 = 240;
 pub struct ChangeFeed {
     store: SharedStore,
     auth: Arc<Authenticator>,
+    keys: Arc<KeyService>,
     applied: Mutex<HashSet<i64>>,
 }
 
 impl ChangeFeed {
-    pub fn new(store: SharedStore, auth: Arc<Authenticator>) -> Self {
+    pub fn new(store: SharedStore, auth: Arc<Authenticator>, keys: Arc<KeyService>) -> Self {
         ChangeFeed {
             store,
             auth,
+            keys,
             applied: Mutex::new(HashSet::new()),
         }
     }
@@ -54,8 +57,13 @@ impl ChangeFeed {
             .collect();
         for change in &fresh {
             match change.kind {
-                ChangeKind::RootKey | ChangeKind::Workspace => self.auth.cache().invalidate_all(),
-                ChangeKind::Api => {}
+                ChangeKind::RootKey => self.auth.cache().invalidate_all(),
+                ChangeKind::Workspace => {
+                    self.auth.cache().invalidate_all();
+                    self.keys.cache.clear();
+                }
+                ChangeKind::Api | ChangeKind::Identity => self.keys.cache.clear(),
+                ChangeKind::Key => self.keys.forget(&change.entity_id),
             }
         }
         // Everything older than the window can no longer come back, so only the window is kept.

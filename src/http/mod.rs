@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::clock::SharedClock;
 use crate::domain::auth::Authenticator;
+use crate::domain::keys::KeyService;
 use crate::store::SharedStore;
 
 pub mod context;
@@ -31,15 +32,22 @@ pub struct AppState {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub auth: Arc<Authenticator>,
+    pub keys: Arc<KeyService>,
     /// Base of error `type` URLs, without a trailing slash.
     pub public_url: Arc<str>,
     pub body_limit: usize,
 }
 
 impl AppState {
-    pub fn new(store: SharedStore, clock: SharedClock, public_url: &str) -> Self {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        keys: Arc<KeyService>,
+        public_url: &str,
+    ) -> Self {
         AppState {
             auth: Arc::new(Authenticator::new(store.clone(), clock.clone())),
+            keys,
             store,
             clock,
             public_url: Arc::from(public_url.trim_end_matches('/')),

@@ -32,6 +32,7 @@ pub enum Kind {
         min_len: Option<usize>,
         max_len: Option<usize>,
         pattern: Option<Pattern>,
+        one_of: Option<&'static [&'static str]>,
     },
     Integer {
         minimum: Option<i64>,
@@ -51,6 +52,7 @@ pub enum Kind {
         required: Vec<&'static str>,
         /// Whether unknown properties are allowed (free-form objects such as `meta`).
         open: bool,
+        max_properties: Option<usize>,
     },
 }
 
@@ -98,6 +100,21 @@ impl Schema {
     pub fn pattern(mut self, p: Pattern) -> Self {
         if let Kind::String { pattern, .. } = &mut self.kind {
             *pattern = Some(p);
+        }
+        self
+    }
+
+    /// Restricts a string to one of `values`.
+    pub fn one_of(mut self, values: &'static [&'static str]) -> Self {
+        if let Kind::String { one_of, .. } = &mut self.kind {
+            *one_of = Some(values);
+        }
+        self
+    }
+
+    pub fn max_properties(mut self, n: usize) -> Self {
+        if let Kind::Object { max_properties, .. } = &mut self.kind {
+            *max_properties = Some(n);
         }
         self
     }
@@ -150,6 +167,7 @@ pub fn string() -> Schema {
         min_len: None,
         max_len: None,
         pattern: None,
+        one_of: None,
     })
 }
 
@@ -208,6 +226,7 @@ pub fn object(fields: Vec<Field>) -> Schema {
         properties,
         required,
         open: false,
+        max_properties: None,
     })
 }
 
@@ -217,6 +236,7 @@ pub fn free_object() -> Schema {
         properties: Vec::new(),
         required: Vec::new(),
         open: true,
+        max_properties: None,
     })
 }
 
@@ -258,9 +278,19 @@ impl Validator {
                     min_len,
                     max_len,
                     pattern,
+                    one_of,
                 },
                 Value::String(s),
             ) => {
+                if let Some(values) = one_of {
+                    if !values.contains(&s.as_str()) {
+                        self.fail(
+                            format!("{path}/enum"),
+                            format!("value must be one of '{}'", values.join("', '")),
+                            format!("Send '{shown}' as one of: {}.", values.join(", ")),
+                        );
+                    }
+                }
                 let len = s.chars().count();
                 if let Some(min) = *min_len {
                     if len < min {
@@ -358,9 +388,19 @@ impl Validator {
                     properties,
                     required,
                     open,
+                    max_properties,
                 },
                 Value::Object(map),
             ) => {
+                if let Some(max) = *max_properties {
+                    if map.len() > max {
+                        self.fail(
+                            format!("{path}/maxProperties"),
+                            format!("maxProperties: got {}, want {max}", map.len()),
+                            format!("Send at most {max} properties in '{shown}'."),
+                        );
+                    }
+                }
                 for name in required {
                     if !map.contains_key(*name) {
                         let full = join_field(field, name);
@@ -430,7 +470,11 @@ impl Schema {
                 min_len,
                 max_len,
                 pattern,
+                one_of,
             } => {
+                if let Some(values) = one_of {
+                    out.insert("enum".into(), json!(values));
+                }
                 if let Some(n) = min_len {
                     out.insert("minLength".into(), json!(n));
                 }
@@ -483,7 +527,11 @@ impl Schema {
                 properties,
                 required,
                 open,
+                max_properties,
             } => {
+                if let Some(n) = max_properties {
+                    out.insert("maxProperties".into(), json!(n));
+                }
                 let props: Map<String, Value> = properties
                     .iter()
                     .map(|(name, s)| (name.to_string(), s.to_openapi()))

@@ -73,17 +73,165 @@ pub struct Api {
     pub created_at: i64,
 }
 
-/// A key as listed by `apis.listKeys` (the fields the keys issue fills in grow here).
+/// The live identity a key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySummary {
+pub struct IdentityRef {
     pub id: String,
+    pub external_id: String,
+    /// JSON text.
+    pub meta: Option<String>,
+}
+
+/// A live key with what verification and the management routes need to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub id: String,
+    pub key_space_id: String,
+    pub workspace_id: String,
+    pub api_id: String,
+    pub hash: String,
+    pub start: String,
+    pub name: Option<String>,
+    /// JSON text of an object.
+    pub meta: Option<String>,
+    pub identity: Option<IdentityRef>,
+    pub expires: Option<i64>,
+    pub enabled: bool,
+    /// `None`: unlimited.
+    pub remaining: Option<i64>,
+    /// `None` with an amount: daily.
+    pub refill_day: Option<i64>,
+    pub refill_amount: Option<i64>,
+    pub last_refill_at: Option<i64>,
+    pub last_used_at: i64,
+    pub pending_migration_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+    /// The key's API (or key space) was deleted: the key no longer resolves.
+    pub api_deleted: bool,
+    /// Comma-separated client IPs the API accepts verifications from.
+    pub ip_whitelist: Option<String>,
+    pub workspace_enabled: bool,
+}
+
+/// A key to insert. The identity named by `external_id` is linked, and created (with
+/// `new_identity_id`) if the workspace has no live one.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    pub key_space_id: String,
+    pub workspace_id: String,
+    pub hash: String,
     pub start: String,
     pub name: Option<String>,
     pub meta: Option<String>,
-    pub enabled: bool,
+    pub external_id: Option<String>,
+    pub new_identity_id: String,
     pub expires: Option<i64>,
+    pub enabled: bool,
+    pub remaining: Option<i64>,
+    pub refill_day: Option<i64>,
+    pub refill_amount: Option<i64>,
+    pub pending_migration_id: Option<String>,
     pub created_at: i64,
-    pub updated_at: Option<i64>,
+}
+
+/// A field of a partial update: leave it, clear it, or set it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+/// Changes to a key's credit settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreditsPatch {
+    pub remaining: Patch<i64>,
+    /// `(amount, refill day or None for daily)`.
+    pub refill: Patch<(i64, Option<i64>)>,
+}
+
+/// A partial update of a key.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub name: Patch<String>,
+    pub meta: Patch<String>,
+    pub expires: Patch<i64>,
+    pub enabled: Option<bool>,
+    /// `Set(external id)` links (creating the identity with `new_identity_id` if needed).
+    pub external_id: Patch<String>,
+    pub new_identity_id: String,
+    pub credits: Option<CreditsPatch>,
+}
+
+/// A key's balance as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditRow {
+    pub remaining: Option<i64>,
+    pub last_refill_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// The result of an atomic spend in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendRow {
+    Spent(i64),
+    Insufficient(i64),
+    Unlimited,
+}
+
+/// How `keys.updateCredits` changes a balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditOp {
+    /// `None`: unlimited (and no refill).
+    Set(Option<i64>),
+    Increment(i64),
+    /// Floors at zero.
+    Decrement(i64),
+}
+
+/// Credit settings after `keys.updateCredits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditState {
+    pub remaining: Option<i64>,
+    pub refill_amount: Option<i64>,
+    pub refill_day: Option<i64>,
+}
+
+/// The outcome of `update_credits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditUpdate {
+    Done(CreditState),
+    /// Increment or decrement of an unlimited key.
+    Unlimited,
+    NotFound,
+}
+
+/// A registered migration of keys from another system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub id: String,
+    pub workspace_id: String,
+    pub algorithm: String,
+}
+
+/// One verification, as recorded for analytics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationEvent {
+    pub request_id: String,
+    pub time_ms: i64,
+    pub workspace_id: String,
+    pub api_id: String,
+    pub key_space_id: String,
+    pub key_id: String,
+    pub identity_id: Option<String>,
+    pub outcome: &'static str,
+    /// JSON text of the tag array.
+    pub tags: String,
+    pub spent_credits: i64,
+    pub latency_us: i64,
 }
 
 /// A page request over keys of one key space, ordered by id.
@@ -103,6 +251,10 @@ pub enum ChangeKind {
     RootKey,
     Workspace,
     Api,
+    /// A key changed; the entity is its hash.
+    Key,
+    /// An identity changed; the entity is its id.
+    Identity,
 }
 
 impl ChangeKind {
@@ -111,6 +263,8 @@ impl ChangeKind {
             ChangeKind::RootKey => "root_key",
             ChangeKind::Workspace => "workspace",
             ChangeKind::Api => "api",
+            ChangeKind::Key => "key",
+            ChangeKind::Identity => "identity",
         }
     }
 
@@ -119,6 +273,8 @@ impl ChangeKind {
             "root_key" => Some(ChangeKind::RootKey),
             "workspace" => Some(ChangeKind::Workspace),
             "api" => Some(ChangeKind::Api),
+            "key" => Some(ChangeKind::Key),
+            "identity" => Some(ChangeKind::Identity),
             _ => None,
         }
     }
@@ -130,6 +286,27 @@ pub struct Change {
     pub seq: i64,
     pub kind: ChangeKind,
     pub entity_id: String,
+}
+
+/// The verification outcome codes, as stored.
+pub const OUTCOMES: &[&str] = &[
+    "VALID",
+    "NOT_FOUND",
+    "FORBIDDEN",
+    "INSUFFICIENT_PERMISSIONS",
+    "USAGE_EXCEEDED",
+    "RATE_LIMITED",
+    "DISABLED",
+    "EXPIRED",
+];
+
+/// The static name of a stored outcome (unknown ones read as `NOT_FOUND`).
+pub fn outcome_name(s: &str) -> &'static str {
+    OUTCOMES
+        .iter()
+        .copied()
+        .find(|o| *o == s)
+        .unwrap_or("NOT_FOUND")
 }
 
 /// A stored audit event, as read back.
@@ -202,13 +379,113 @@ pub trait Store: Send + Sync + 'static {
         audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 
+    /// Sets (or with `None` clears) the comma-separated IP whitelist of an API.
+    async fn set_api_ip_whitelist(
+        &self,
+        id: &str,
+        whitelist: Option<&str>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
     /// The id of the live identity with this external id in the workspace.
     async fn find_identity_id(
         &self,
         workspace_id: &str,
         external_id: &str,
     ) -> StoreResult<Option<String>>;
-    async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeySummary>>;
+    async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeyRow>>;
+
+    /// The live key with this hash (including keys of deleted APIs, flagged).
+    async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>>;
+    /// The live key with this id.
+    async fn find_key_by_id(&self, id: &str) -> StoreResult<Option<KeyRow>>;
+    async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()>;
+    /// Applies a patch; returns whether the live key existed.
+    async fn update_key(
+        &self,
+        id: &str,
+        patch: &KeyPatch,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Soft- or hard-deletes; returns whether the live key existed.
+    async fn delete_key(
+        &self,
+        id: &str,
+        permanent: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Inserts the new key and sets the old one to expire at `old_expires`, together.
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        old_expires: i64,
+        new: &NewKey,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Changes a balance; a refill due since `boundary` (`(instant, amount)`) is applied first.
+    async fn update_credits(
+        &self,
+        id: &str,
+        op: CreditOp,
+        boundary: Option<(i64, i64)>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<CreditUpdate>;
+
+    /// A key's stored balance, for the ledgers.
+    async fn load_credits(&self, key_id: &str) -> StoreResult<Option<CreditRow>>;
+    /// Writes balances decided in memory: `(key id, remaining, last refill)`.
+    async fn write_balances(&self, rows: &[(String, i64, i64)]) -> StoreResult<()>;
+    /// Spends atomically in the database, applying a refill due since `boundary` first.
+    async fn spend_credits(
+        &self,
+        key_id: &str,
+        cost: i64,
+        now: i64,
+        boundary: Option<(i64, i64)>,
+    ) -> StoreResult<SpendRow>;
+
+    async fn create_migration(
+        &self,
+        migration: &Migration,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+    async fn find_migration(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Migration>>;
+    /// Inserts keys whose hash is not taken yet, each with its audit events; returns the hashes
+    /// that were taken (those keys and their events are skipped).
+    async fn insert_migrated_keys(
+        &self,
+        keys: &[(NewKey, Vec<AuditEvent>)],
+    ) -> StoreResult<Vec<String>>;
+    /// A key awaiting migration `migration_id`, stored under `legacy_hash`.
+    async fn find_pending_migration(
+        &self,
+        workspace_id: &str,
+        migration_id: &str,
+        legacy_hash: &str,
+    ) -> StoreResult<Option<KeyRow>>;
+    /// Rewrites a migrated key to keyward's hash and start, clearing its pending migration.
+    async fn complete_migration(
+        &self,
+        key_id: &str,
+        hash: &str,
+        start: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+
+    /// Appends verification events.
+    async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()>;
+    /// Verification events of a key, newest first (for tests and analytics).
+    async fn list_verifications(
+        &self,
+        key_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<VerificationEvent>>;
 
     /// Change-feed entries written at or after `since_ms`.
     async fn changes_since(&self, since_ms: i64) -> StoreResult<Vec<Change>>;
@@ -228,11 +505,28 @@ pub type SharedStore = Arc<dyn Store>;
 
 /// Opens (creating if needed) and migrates the database named by `url`.
 pub async fn connect(url: &str) -> StoreResult<SharedStore> {
+    connect_backend(url).await.map(|(store, _)| store)
+}
+
+/// Whether a store is the embedded, single-process kind (one server per database file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// SQLite: one server process owns the file, so in-memory state can be authoritative.
+    SingleProcess,
+    /// PostgreSQL: any number of nodes share the database.
+    Shared,
+}
+
+/// Opens a store and says which topology it implies.
+pub async fn connect_backend(url: &str) -> StoreResult<(SharedStore, Topology)> {
     sqlx::any::install_default_drivers();
     if let Some(path) = sqlite::path_from_url(url) {
-        Ok(Arc::new(sqlite::connect(&path).await?))
+        Ok((
+            Arc::new(sqlite::connect(&path).await?),
+            Topology::SingleProcess,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::connect(url).await?))
+        Ok((Arc::new(postgres::connect(url).await?), Topology::Shared))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

@@ -23,5 +23,6 @@ pub async fn connect(url: &str) -> StoreResult<SqlStore> {
         reader: pool.clone(),
         writer: pool,
         begin_write: "BEGIN",
+        for_update: " FOR UPDATE",
     })
 }

@@ -10,8 +10,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::{
-    Api, Change, ChangeKind, KeyPage, KeySummary, RootKey, RootKeyAuth, Store, StoreError,
-    StoreResult, StoredAuditEvent, Workspace,
+    Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, IdentityRef, KeyPage,
+    KeyPatch, KeyRow, Migration, NewKey, Patch, RootKey, RootKeyAuth, SpendRow, Store, StoreError,
+    StoreResult, StoredAuditEvent, VerificationEvent, Workspace,
 };
 use crate::domain::audit::AuditEvent;
 
@@ -22,6 +23,9 @@ pub struct SqlStore {
     pub(super) writer: AnyPool,
     /// The statement that opens a write transaction.
     pub(super) begin_write: &'static str,
+    /// Appended to a SELECT that must lock its rows until the transaction ends (PostgreSQL's
+    /// `FOR UPDATE`; SQLite's write transactions already exclude each other).
+    pub(super) for_update: &'static str,
 }
 
 type Tx = Transaction<'static, Any>;
@@ -67,6 +71,84 @@ fn api_from(row: &AnyRow) -> StoreResult<Api> {
     })
 }
 
+/// Every column of [`KeyRow`], over `keys k` joined to its key space, API, workspace and identity.
+const KEY_SELECT: &str = "SELECT k.id, k.key_space_id, k.workspace_id, a.id AS api_id, k.hash, k.start, k.name, \
+     k.meta, k.expires_m, k.enabled, k.remaining_requests, k.refill_day, k.refill_amount, k.last_refill_at_m, \
+     k.last_used_at_m, k.pending_migration_id, k.created_at_m, k.updated_at_m, \
+     CASE WHEN a.deleted_at_m IS NULL AND ks.deleted_at_m IS NULL THEN 0 ELSE 1 END AS api_deleted, \
+     a.ip_whitelist, w.enabled AS workspace_enabled, \
+     i.id AS identity_id, i.external_id AS identity_external_id, i.meta AS identity_meta \
+     FROM keys k JOIN key_spaces ks ON ks.id = k.key_space_id JOIN apis a ON a.key_space_id = k.key_space_id \
+     JOIN workspaces w ON w.id = k.workspace_id \
+     LEFT JOIN identities i ON i.id = k.identity_id AND i.deleted = 0";
+
+fn key_from(row: &AnyRow) -> StoreResult<KeyRow> {
+    let identity_id: Option<String> = row.try_get("identity_id")?;
+    let identity = match identity_id {
+        Some(id) => Some(IdentityRef {
+            id,
+            external_id: row.try_get("identity_external_id")?,
+            meta: row.try_get("identity_meta")?,
+        }),
+        None => None,
+    };
+    Ok(KeyRow {
+        id: row.try_get("id")?,
+        key_space_id: row.try_get("key_space_id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        api_id: row.try_get("api_id")?,
+        hash: row.try_get("hash")?,
+        start: row.try_get("start")?,
+        name: row.try_get("name")?,
+        meta: row.try_get("meta")?,
+        identity,
+        expires: row.try_get("expires_m")?,
+        enabled: flag(row, "enabled")?,
+        remaining: row.try_get("remaining_requests")?,
+        refill_day: row.try_get("refill_day")?,
+        refill_amount: row.try_get("refill_amount")?,
+        last_refill_at: row.try_get("last_refill_at_m")?,
+        last_used_at: row.try_get("last_used_at_m")?,
+        pending_migration_id: row.try_get("pending_migration_id")?,
+        created_at: row.try_get("created_at_m")?,
+        updated_at: row.try_get("updated_at_m")?,
+        api_deleted: flag(row, "api_deleted")?,
+        ip_whitelist: row.try_get("ip_whitelist")?,
+        workspace_enabled: flag(row, "workspace_enabled")?,
+    })
+}
+
+/// A value for a statement built at run time.
+enum Bind {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+/// Applies a refill due since `boundary` and returns the balance and last refill after it.
+fn refilled(
+    row: &CreditRowFull,
+    boundary: Option<(i64, i64)>,
+    now: i64,
+) -> (Option<i64>, Option<i64>) {
+    let last = row.last_refill_at.unwrap_or(row.created_at);
+    match (row.remaining, row.refill_amount, boundary) {
+        (Some(remaining), Some(_), Some((instant, amount))) if last < instant => {
+            (Some(remaining.max(amount)), Some(now))
+        }
+        _ => (row.remaining, row.last_refill_at),
+    }
+}
+
+/// A balance with its refill settings, read under lock.
+struct CreditRowFull {
+    hash: String,
+    remaining: Option<i64>,
+    refill_amount: Option<i64>,
+    refill_day: Option<i64>,
+    last_refill_at: Option<i64>,
+    created_at: i64,
+}
+
 const ROOT_KEY_COLUMNS: &str =
     "rk.id, rk.workspace_id, rk.name, rk.hash, rk.start, rk.permissions, rk.enabled, rk.expires_m, rk.created_at_m";
 const API_COLUMNS: &str =
@@ -75,6 +157,103 @@ const API_COLUMNS: &str =
 impl SqlStore {
     async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.writer.begin_with(self.begin_write).await?)
+    }
+
+    /// The live identity with `external_id`, created with `new_id` if there is none.
+    async fn upsert_identity(
+        tx: &mut Tx,
+        workspace_id: &str,
+        external_id: &str,
+        new_id: &str,
+        now: i64,
+    ) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO identities (id, workspace_id, external_id, meta, deleted, created_at_m) \
+             VALUES ($1, $2, $3, '{}', 0, $4) \
+             ON CONFLICT (workspace_id, external_id) WHERE deleted = 0 DO NOTHING",
+        )
+        .bind(new_id)
+        .bind(workspace_id)
+        .bind(external_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT id FROM identities WHERE workspace_id = $1 AND external_id = $2 AND deleted = 0",
+        )
+        .bind(workspace_id)
+        .bind(external_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn insert_key_in(tx: &mut Tx, key: &NewKey) -> StoreResult<()> {
+        let identity_id = match &key.external_id {
+            Some(external_id) => Some(
+                Self::upsert_identity(
+                    tx,
+                    &key.workspace_id,
+                    external_id,
+                    &key.new_identity_id,
+                    key.created_at,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO keys (id, key_space_id, workspace_id, hash, start, name, identity_id, meta, expires_m, \
+             enabled, remaining_requests, refill_day, refill_amount, last_refill_at_m, pending_migration_id, created_at_m) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&key.id)
+        .bind(&key.key_space_id)
+        .bind(&key.workspace_id)
+        .bind(&key.hash)
+        .bind(&key.start)
+        .bind(&key.name)
+        .bind(identity_id)
+        .bind(&key.meta)
+        .bind(key.expires)
+        .bind(i64::from(key.enabled))
+        .bind(key.remaining)
+        .bind(key.refill_day)
+        .bind(key.refill_amount)
+        .bind(key.remaining.map(|_| key.created_at))
+        .bind(&key.pending_migration_id)
+        .bind(key.created_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn key_hash(tx: &mut Tx, id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT hash FROM keys WHERE id = $1 AND deleted_at_m IS NULL")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(row.map(|r| r.try_get("hash")).transpose()?)
+    }
+
+    async fn lock_credits(&self, tx: &mut Tx, id: &str) -> StoreResult<Option<CreditRowFull>> {
+        let sql = format!(
+            "SELECT hash, remaining_requests, refill_amount, refill_day, last_refill_at_m, created_at_m \
+             FROM keys WHERE id = $1 AND deleted_at_m IS NULL{}",
+            self.for_update
+        );
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+        row.map(|row| {
+            Ok(CreditRowFull {
+                hash: row.try_get("hash")?,
+                remaining: row.try_get("remaining_requests")?,
+                refill_amount: row.try_get("refill_amount")?,
+                refill_day: row.try_get("refill_day")?,
+                last_refill_at: row.try_get("last_refill_at_m")?,
+                created_at: row.try_get("created_at_m")?,
+            })
+        })
+        .transpose()
     }
 
     async fn insert_audit(tx: &mut Tx, events: &[AuditEvent]) -> StoreResult<()> {
@@ -375,6 +554,32 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn set_api_ip_whitelist(
+        &self,
+        id: &str,
+        whitelist: Option<&str>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE apis SET ip_whitelist = $1, updated_at_m = $2 WHERE id = $3 AND deleted_at_m IS NULL",
+        )
+        .bind(whitelist)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        Self::insert_change(&mut tx, ChangeKind::Api, id, now).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn find_identity_id(
         &self,
         workspace_id: &str,
@@ -390,30 +595,523 @@ impl Store for SqlStore {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
-    async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeySummary>> {
-        let rows = sqlx::query(
-            "SELECT id, start, name, meta, enabled, expires_m, created_at_m, updated_at_m FROM keys \
-             WHERE key_space_id = $1 AND deleted_at_m IS NULL \
-             AND ($2 IS NULL OR id >= $2) AND ($3 IS NULL OR identity_id = $3) \
-             ORDER BY id LIMIT $4",
+    async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeyRow>> {
+        let sql = format!(
+            "{KEY_SELECT} WHERE k.key_space_id = $1 AND k.deleted_at_m IS NULL \
+             AND ($2 IS NULL OR k.id >= $2) AND ($3 IS NULL OR k.identity_id = $3) \
+             ORDER BY k.id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(page.key_space_id)
+            .bind(page.cursor)
+            .bind(page.identity_id)
+            .bind(page.limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
+        let sql = format!("{KEY_SELECT} WHERE k.hash = $1 AND k.deleted_at_m IS NULL");
+        let row = sqlx::query(&sql)
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    async fn find_key_by_id(&self, id: &str) -> StoreResult<Option<KeyRow>> {
+        let sql = format!("{KEY_SELECT} WHERE k.id = $1 AND k.deleted_at_m IS NULL");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        Self::insert_key_in(&mut tx, key).await?;
+        // A server may have cached "no such key" for this hash.
+        Self::insert_change(&mut tx, ChangeKind::Key, &key.hash, key.created_at).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_key(
+        &self,
+        id: &str,
+        patch: &KeyPatch,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let Some(hash) = Self::key_hash(&mut tx, id).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let mut sets: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut set = |column: &str, value: Bind| {
+            binds.push(value);
+            sets.push(format!("{column} = ${}", binds.len()));
+        };
+        let text = |p: &Patch<String>| match p {
+            Patch::Keep => None,
+            Patch::Clear => Some(Bind::Text(None)),
+            Patch::Set(v) => Some(Bind::Text(Some(v.clone()))),
+        };
+        if let Some(b) = text(&patch.name) {
+            set("name", b);
+        }
+        if let Some(b) = text(&patch.meta) {
+            set("meta", b);
+        }
+        match patch.expires {
+            Patch::Keep => {}
+            Patch::Clear => set("expires_m", Bind::Int(None)),
+            Patch::Set(v) => set("expires_m", Bind::Int(Some(v))),
+        }
+        if let Some(enabled) = patch.enabled {
+            set("enabled", Bind::Int(Some(i64::from(enabled))));
+        }
+        match &patch.external_id {
+            Patch::Keep => {}
+            Patch::Clear => set("identity_id", Bind::Text(None)),
+            Patch::Set(external_id) => {
+                let workspace: String = sqlx::query("SELECT workspace_id FROM keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("workspace_id")?;
+                let identity = Self::upsert_identity(
+                    &mut tx,
+                    &workspace,
+                    external_id,
+                    &patch.new_identity_id,
+                    now,
+                )
+                .await?;
+                set("identity_id", Bind::Text(Some(identity)));
+            }
+        }
+        if let Some(credits) = &patch.credits {
+            match credits.remaining {
+                Patch::Keep => {}
+                Patch::Clear => {
+                    set("remaining_requests", Bind::Int(None));
+                    set("refill_amount", Bind::Int(None));
+                    set("refill_day", Bind::Int(None));
+                }
+                Patch::Set(v) => set("remaining_requests", Bind::Int(Some(v))),
+            }
+            if credits.remaining != Patch::Clear {
+                match credits.refill {
+                    Patch::Keep => {}
+                    Patch::Clear => {
+                        set("refill_amount", Bind::Int(None));
+                        set("refill_day", Bind::Int(None));
+                    }
+                    Patch::Set((amount, day)) => {
+                        set("refill_amount", Bind::Int(Some(amount)));
+                        set("refill_day", Bind::Int(day));
+                    }
+                }
+            }
+            // A changed balance or schedule starts its refill period now.
+            set("last_refill_at_m", Bind::Int(Some(now)));
+        }
+        set("updated_at_m", Bind::Int(Some(now)));
+        binds.push(Bind::Text(Some(id.to_string())));
+        let sql = format!(
+            "UPDATE keys SET {} WHERE id = ${}",
+            sets.join(", "),
+            binds.len()
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Int(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+            };
+        }
+        query.execute(&mut *tx).await?;
+        Self::insert_change(&mut tx, ChangeKind::Key, &hash, now).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_key(
+        &self,
+        id: &str,
+        permanent: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let Some(hash) = Self::key_hash(&mut tx, id).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if permanent {
+            sqlx::query("DELETE FROM keys WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("UPDATE keys SET deleted_at_m = $1, updated_at_m = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::insert_change(&mut tx, ChangeKind::Key, &hash, now).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        old_expires: i64,
+        new: &NewKey,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let Some(old_hash) = Self::key_hash(&mut tx, old_id).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        sqlx::query("UPDATE keys SET expires_m = $1, updated_at_m = $2 WHERE id = $3")
+            .bind(old_expires)
+            .bind(now)
+            .bind(old_id)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_key_in(&mut tx, new).await?;
+        Self::insert_change(&mut tx, ChangeKind::Key, &old_hash, now).await?;
+        Self::insert_change(&mut tx, ChangeKind::Key, &new.hash, now).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn update_credits(
+        &self,
+        id: &str,
+        op: CreditOp,
+        boundary: Option<(i64, i64)>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<CreditUpdate> {
+        let mut tx = self.begin().await?;
+        let Some(row) = self.lock_credits(&mut tx, id).await? else {
+            tx.rollback().await?;
+            return Ok(CreditUpdate::NotFound);
+        };
+        let (current, _) = refilled(&row, boundary, now);
+        let (remaining, refill_amount, refill_day) = match (op, current) {
+            (CreditOp::Set(None), _) => (None, None, None),
+            (CreditOp::Set(Some(v)), _) => (Some(v), row.refill_amount, row.refill_day),
+            (CreditOp::Increment(_) | CreditOp::Decrement(_), None) => {
+                tx.rollback().await?;
+                return Ok(CreditUpdate::Unlimited);
+            }
+            (CreditOp::Increment(n), Some(c)) => {
+                (Some(c.saturating_add(n)), row.refill_amount, row.refill_day)
+            }
+            (CreditOp::Decrement(n), Some(c)) => {
+                (Some((c - n).max(0)), row.refill_amount, row.refill_day)
+            }
+        };
+        sqlx::query(
+            "UPDATE keys SET remaining_requests = $1, refill_amount = $2, refill_day = $3, \
+             last_refill_at_m = $4, updated_at_m = $4 WHERE id = $5",
         )
-        .bind(page.key_space_id)
-        .bind(page.cursor)
-        .bind(page.identity_id)
-        .bind(page.limit)
+        .bind(remaining)
+        .bind(refill_amount)
+        .bind(refill_day)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_change(&mut tx, ChangeKind::Key, &row.hash, now).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(CreditUpdate::Done(CreditState {
+            remaining,
+            refill_amount,
+            refill_day,
+        }))
+    }
+
+    async fn load_credits(&self, key_id: &str) -> StoreResult<Option<CreditRow>> {
+        let row = sqlx::query(
+            "SELECT remaining_requests, last_refill_at_m, created_at_m FROM keys WHERE id = $1 AND deleted_at_m IS NULL",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|row| {
+            Ok(CreditRow {
+                remaining: row.try_get("remaining_requests")?,
+                last_refill_at: row.try_get("last_refill_at_m")?,
+                created_at: row.try_get("created_at_m")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn write_balances(&self, rows: &[(String, i64, i64)]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (key_id, remaining, refilled_at) in rows {
+            sqlx::query(
+                "UPDATE keys SET remaining_requests = $1, last_refill_at_m = $2 \
+                 WHERE id = $3 AND remaining_requests IS NOT NULL",
+            )
+            .bind(remaining)
+            .bind(refilled_at)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn spend_credits(
+        &self,
+        key_id: &str,
+        cost: i64,
+        now: i64,
+        boundary: Option<(i64, i64)>,
+    ) -> StoreResult<SpendRow> {
+        let mut tx = self.begin().await?;
+        let Some(row) = self.lock_credits(&mut tx, key_id).await? else {
+            tx.rollback().await?;
+            return Ok(SpendRow::Unlimited);
+        };
+        let (current, last_refill) = refilled(&row, boundary, now);
+        let Some(current) = current else {
+            tx.rollback().await?;
+            return Ok(SpendRow::Unlimited);
+        };
+        let (after, outcome) = if current >= cost {
+            (current - cost, SpendRow::Spent(current - cost))
+        } else {
+            (current, SpendRow::Insufficient(current))
+        };
+        if Some(after) != row.remaining || last_refill != row.last_refill_at {
+            sqlx::query(
+                "UPDATE keys SET remaining_requests = $1, last_refill_at_m = $2 WHERE id = $3",
+            )
+            .bind(after)
+            .bind(last_refill)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn create_migration(
+        &self,
+        migration: &Migration,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO key_migrations (id, workspace_id, algorithm, created_at_m) VALUES ($1, $2, $3, $4)")
+            .bind(&migration.id)
+            .bind(&migration.workspace_id)
+            .bind(&migration.algorithm)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_migration(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Migration>> {
+        let row = sqlx::query("SELECT id, workspace_id, algorithm FROM key_migrations WHERE id = $1 AND workspace_id = $2")
+            .bind(id)
+            .bind(workspace_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            Ok(Migration {
+                id: row.try_get("id")?,
+                workspace_id: row.try_get("workspace_id")?,
+                algorithm: row.try_get("algorithm")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_migrated_keys(
+        &self,
+        keys: &[(NewKey, Vec<AuditEvent>)],
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let mut taken = Vec::new();
+        for (key, audit) in keys {
+            let exists = sqlx::query("SELECT 1 AS one FROM keys WHERE hash = $1")
+                .bind(&key.hash)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if exists {
+                taken.push(key.hash.clone());
+                continue;
+            }
+            Self::insert_key_in(&mut tx, key).await?;
+            Self::insert_change(&mut tx, ChangeKind::Key, &key.hash, key.created_at).await?;
+            Self::insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn find_pending_migration(
+        &self,
+        workspace_id: &str,
+        migration_id: &str,
+        legacy_hash: &str,
+    ) -> StoreResult<Option<KeyRow>> {
+        let sql = format!(
+            "{KEY_SELECT} WHERE k.hash = $1 AND k.pending_migration_id = $2 AND k.workspace_id = $3 \
+             AND k.deleted_at_m IS NULL"
+        );
+        let row = sqlx::query(&sql)
+            .bind(legacy_hash)
+            .bind(migration_id)
+            .bind(workspace_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    async fn complete_migration(
+        &self,
+        key_id: &str,
+        hash: &str,
+        start: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE keys SET hash = $1, start = $2, pending_migration_id = NULL, updated_at_m = $3 \
+             WHERE id = $4 AND pending_migration_id IS NOT NULL",
+        )
+        .bind(hash)
+        .bind(start)
+        .bind(now)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_change(&mut tx, ChangeKind::Key, hash, now).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
+        const COLUMNS: usize = 11;
+        const ROWS_PER_STATEMENT: usize = 100;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, key_space_id, key_id, \
+                 identity_id, outcome, tags, spent_credits, latency_us) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 0..COLUMNS {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i * COLUMNS + c + 1));
+                }
+                sql.push(')');
+            }
+            let mut query = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(&e.request_id)
+                    .bind(e.time_ms)
+                    .bind(&e.workspace_id)
+                    .bind(&e.api_id)
+                    .bind(&e.key_space_id)
+                    .bind(&e.key_id)
+                    .bind(&e.identity_id)
+                    .bind(e.outcome)
+                    .bind(&e.tags)
+                    .bind(e.spent_credits)
+                    .bind(e.latency_us);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        // lastUsedAt: the newest verification of each key in the batch.
+        let mut last_used: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for e in events {
+            let t = last_used.entry(e.key_id.as_str()).or_insert(e.time_ms);
+            *t = (*t).max(e.time_ms);
+        }
+        for (key_id, time) in last_used {
+            sqlx::query(
+                "UPDATE keys SET last_used_at_m = $1 WHERE id = $2 AND last_used_at_m < $1",
+            )
+            .bind(time)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_verifications(
+        &self,
+        key_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<VerificationEvent>> {
+        let rows = sqlx::query(
+            "SELECT request_id, time_m, workspace_id, api_id, key_space_id, key_id, identity_id, outcome, tags, \
+             spent_credits, latency_us FROM key_verifications WHERE key_id = $1 ORDER BY time_m DESC LIMIT $2",
+        )
+        .bind(key_id)
+        .bind(limit)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|row| {
-                Ok(KeySummary {
-                    id: row.try_get("id")?,
-                    start: row.try_get("start")?,
-                    name: row.try_get("name")?,
-                    meta: row.try_get("meta")?,
-                    enabled: flag(row, "enabled")?,
-                    expires: row.try_get("expires_m")?,
-                    created_at: row.try_get("created_at_m")?,
-                    updated_at: row.try_get("updated_at_m")?,
+                let outcome: String = row.try_get("outcome")?;
+                Ok(VerificationEvent {
+                    request_id: row.try_get("request_id")?,
+                    time_ms: row.try_get("time_m")?,
+                    workspace_id: row.try_get("workspace_id")?,
+                    api_id: row.try_get("api_id")?,
+                    key_space_id: row.try_get("key_space_id")?,
+                    key_id: row.try_get("key_id")?,
+                    identity_id: row.try_get("identity_id")?,
+                    outcome: crate::store::outcome_name(&outcome),
+                    tags: row.try_get("tags")?,
+                    spent_credits: row.try_get("spent_credits")?,
+                    latency_us: row.try_get("latency_us")?,
                 })
             })
             .collect()

@@ -52,6 +52,7 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
         reader,
         writer,
         begin_write: "BEGIN IMMEDIATE",
+        for_update: "",
     })
 }
 

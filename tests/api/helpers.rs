@@ -5,6 +5,7 @@ use std::sync::Arc;
 use keyward::clock::{ManualClock, SharedClock};
 use keyward::domain::admin;
 use keyward::http::AppState;
+use keyward::server::ServerConfig;
 use keyward::store::{self, SharedStore};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -22,7 +23,10 @@ pub struct TestApp {
     pub workspace_id: String,
     pub root_key: String,
     pub root_key_id: String,
+    /// The server's state, for tests that look inside (cache sizes, flushing).
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
+    stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -73,7 +77,9 @@ async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
 /// Starts a server on a fresh database, with a manual clock at the current time.
 pub async fn spawn_app() -> TestApp {
     let (database_url, dir) = fresh_database().await;
-    let store = store::connect(&database_url).await.expect("open store");
+    let (store, topology) = store::connect_backend(&database_url)
+        .await
+        .expect("open store");
     let clock = ManualClock::new(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -94,9 +100,14 @@ pub async fn spawn_app() -> TestApp {
     let addr = listener.local_addr().expect("addr");
     let base_url = format!("http://{addr}");
     let shared_clock: SharedClock = Arc::new(clock.clone());
-    let state = AppState::new(store.clone(), shared_clock, &base_url);
+    let config = ServerConfig {
+        public_url: base_url.clone(),
+        key_cache_capacity: 10_000,
+    };
+    let server = keyward::server::build(store.clone(), topology, shared_clock, &config);
+    let state = server.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(keyward::server::serve(listener, state, async move {
+    let stopped = tokio::spawn(server.serve(listener, async move {
         let _ = rx.await;
     }));
     TestApp {
@@ -108,7 +119,9 @@ pub async fn spawn_app() -> TestApp {
         workspace_id: workspace.id,
         root_key: key.plaintext,
         root_key_id: key.record.id,
+        state,
         shutdown: Some(tx),
+        stopped: Some(stopped),
         _dir: dir,
     }
 }
@@ -127,6 +140,16 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Stops the server the way SIGTERM does and waits until it has flushed everything.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.expect("server task").expect("server result");
+        }
+    }
+
     pub fn now(&self) -> i64 {
         clock_now(&self.clock)
     }

@@ -3,8 +3,12 @@
 //! Each test spawns its own server on port 0 over a fresh database: a SQLite file by default, or a
 //! new PostgreSQL database when `KEYWARD_TEST_POSTGRES` names a server (see `scripts/test`).
 
+#![allow(clippy::unwrap_used)]
+
 mod apis;
 mod auth;
 mod cli;
 mod errors;
 mod helpers;
+mod keys;
+mod verify;

@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 use axum::extract::State;
 use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Method, Operation, AUTH_ERRORS};
 use crate::domain::apis::{self, DeleteOutcome};
@@ -13,10 +12,12 @@ use crate::domain::permissions::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
-    array, boolean, free_object, integer, object, optional, required, string, Schema, ID_PATTERN,
+    array, boolean, integer, object, optional, required, string, Schema, ID_PATTERN,
 };
 use crate::http::{ApiResponse, AppState};
-use crate::store::{Api, KeySummary};
+use crate::store::Api;
+
+use super::keys::{key_data, key_data_schema, KeyData};
 
 const API_NOT_FOUND: &str = "The requested API does not exist or has been deleted.";
 
@@ -125,7 +126,11 @@ async fn delete_api(
     caller.require(&Requirement::api("delete_api", &body.api_id))?;
     let api = live_api(&state, &caller, &body.api_id).await?;
     match apis::delete(&state.store, state.now(), &caller.actor(), &api).await? {
-        DeleteOutcome::Deleted => Ok(ApiResponse::data(Empty {})),
+        DeleteOutcome::Deleted => {
+            // Its keys stop verifying on this node at once (other nodes follow the change feed).
+            state.keys.cache.clear();
+            Ok(ApiResponse::data(Empty {}))
+        }
         DeleteOutcome::Protected => Err(ApiError::new(
             ErrorCode::ProtectedResource,
             "This API has delete protection enabled. Disable it before attempting to delete.",
@@ -183,53 +188,6 @@ impl RequestBody for ListKeysRequest {
     }
 }
 
-/// A key as listings and `keys.getKey` show it.
-#[derive(Serialize)]
-struct KeyData {
-    #[serde(rename = "keyId")]
-    key_id: String,
-    start: String,
-    enabled: bool,
-    #[serde(rename = "createdAt")]
-    created_at: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    meta: Option<Value>,
-    #[serde(rename = "updatedAt", skip_serializing_if = "Option::is_none")]
-    updated_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires: Option<i64>,
-}
-
-impl From<KeySummary> for KeyData {
-    fn from(k: KeySummary) -> Self {
-        KeyData {
-            key_id: k.id,
-            start: k.start,
-            enabled: k.enabled,
-            created_at: k.created_at,
-            name: k.name,
-            meta: k.meta.and_then(|m| serde_json::from_str(&m).ok()),
-            updated_at: k.updated_at,
-            expires: k.expires,
-        }
-    }
-}
-
-fn key_data_schema() -> Schema {
-    object(vec![
-        required("keyId", string()),
-        required("start", string()),
-        required("enabled", boolean()),
-        required("createdAt", integer()),
-        optional("name", string()),
-        optional("meta", free_object()),
-        optional("updatedAt", integer()),
-        optional("expires", integer()),
-    ])
-}
-
 #[tracing::instrument(skip_all)]
 async fn list_keys(
     State(state): State<AppState>,
@@ -255,7 +213,11 @@ async fn list_keys(
         body.external_id.as_deref(),
     )
     .await?;
-    let items = page.items.into_iter().map(KeyData::from).collect();
+    let items = page
+        .items
+        .into_iter()
+        .map(|k| key_data(&state, k))
+        .collect();
     Ok(ApiResponse::page(items, page.next_cursor))
 }
 

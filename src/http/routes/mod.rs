@@ -14,6 +14,7 @@ use super::AppState;
 
 pub mod apis;
 pub mod docs;
+pub mod keys;
 pub mod liveness;
 pub mod openapi;
 
@@ -54,6 +55,7 @@ pub const AUTH_ERRORS: &[u16] = &[400, 401, 403, 413, 500];
 pub fn all() -> Vec<(Operation, MethodRouter<AppState>)> {
     let mut routes = liveness::routes();
     routes.extend(apis::routes());
+    routes.extend(keys::routes());
     routes
 }
 

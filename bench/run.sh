@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# keyward load benchmark: a release server on SQLite, driven by wrk on loopback.
+# Prints requests/s, p50 and p99 of each scenario, with its ratio to GET /v2/liveness measured on
+# the same server in the same run, and a summary against the targets. Not a test; never run in CI.
+# See bench/README.md for the scenarios and the BENCH_* knobs.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$BENCH_DIR/.." && pwd)"
+BIN="$REPO/target/release/keyward"
+
+DURATION="${BENCH_DURATION:-10s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+THREADS="${BENCH_THREADS:-1}"
+KEYS="${BENCH_KEYS:-1000000}"
+KEEP="${BENCH_KEEP:-0}"
+IDLE_WAIT="${BENCH_IDLE_WAIT:-600}"
+WARMUP_TIMEOUT="${BENCH_WARMUP_TIMEOUT:-3600}"
+export BENCH_DIR BENCH_CONNECTIONS="$CONNECTIONS" BENCH_THREADS="$THREADS"
+
+log() { printf '\n== %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---- prerequisites -------------------------------------------------------------------------
+
+if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk"
+    apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+fi
+for tool in curl python3; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
+done
+
+log "building the release binary"
+(cd "$REPO" && cargo build --release)
+[[ -x "$BIN" ]] || die "no $BIN after the build"
+
+# The server and wrk share the machine's cores: numbers taken while something compiles are noise.
+waited=0
+while pgrep -x rustc >/dev/null 2>&1; do
+    if (( waited >= IDLE_WAIT )); then
+        echo "bench: WARNING: rustc is still running after ${IDLE_WAIT}s; numbers will be noisy" >&2
+        break
+    fi
+    (( waited == 0 )) && echo "waiting for running rustc processes to finish (up to ${IDLE_WAIT}s)..."
+    sleep 5
+    waited=$((waited + 5))
+done
+
+# ---- workspace, temp dir, server -----------------------------------------------------------
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/keyward-bench.XXXXXX")"
+DB_PATH="$TMP/kw.db"
+DB_URL="sqlite://$DB_PATH"
+SERVER_PID=""
+WRK_PID=""
+
+cleanup() {
+    local status=$?
+    if [[ -n "$WRK_PID" ]] && kill -0 "$WRK_PID" 2>/dev/null; then kill "$WRK_PID" 2>/dev/null || true; fi
+    stop_server
+    if [[ "$KEEP" == "1" ]]; then
+        echo "bench: kept $TMP (database, key file, server log, wrk output)"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$status"
+}
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        local i
+        for i in $(seq 1 300); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "bench: server $SERVER_PID did not stop within 30s of SIGTERM; killing it" >&2
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PORT="${BENCH_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+BASE="http://127.0.0.1:$PORT"
+
+json_field() { # json_field PATH.TO.FIELD < json
+    python3 -c 'import json,sys
+v=json.load(sys.stdin)
+for p in sys.argv[1].split("."): v=v[p]
+print(v)' "$1"
+}
+
+WORKSPACE="$("$BIN" --database "$DB_URL" --log warn workspace create --name bench --json | json_field workspaceId)"
+ROOT_KEY="$("$BIN" --database "$DB_URL" --log warn root-key create --workspace "$WORKSPACE" --name bench --json | json_field key)"
+export BENCH_ROOT_KEY="$ROOT_KEY"
+
+start_server() {
+    "$BIN" --database "$DB_URL" --log warn serve --listen "127.0.0.1:$PORT" >>"$TMP/server.log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 600); do
+        if curl -fsS -o /dev/null "$BASE/v2/liveness" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            wait "$SERVER_PID" || true
+            SERVER_PID=""
+            tail -n 40 "$TMP/server.log" >&2
+            die "the server exited during start-up (log above)"
+        fi
+        sleep 0.1
+    done
+    tail -n 40 "$TMP/server.log" >&2
+    die "GET /v2/liveness did not answer within 60s"
+}
+
+rss_of() { # rss_of PID FIELD -> KiB
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+# post ROUTE BODY: prints the response body; the status goes to $TMP/status.
+post() {
+    curl -sS -o "$TMP/response" -w '%{http_code}' -X POST "$BASE/v2/$1" \
+        -H "Authorization: Bearer $ROOT_KEY" -H "Content-Type: application/json" \
+        -d "$2" >"$TMP/status" || echo 000 >"$TMP/status"
+    cat "$TMP/response"
+}
+status() { cat "$TMP/status"; }
+
+# ---- results ---------------------------------------------------------------------------------
+
+# One entry per scenario: name|rps|p50_us|p99_us|ratio|target|met|note
+RESULTS=()
+BASE_RPS=""
+
+# run_wrk NAME SCRIPT URL [DURATION]: runs one measured scenario and sets R_* from its result line.
+run_wrk() {
+    local name="$1" script="$2" url="$3" duration="${4:-$DURATION}"
+    local out="$TMP/wrk-$name.out"
+    echo "wrk -t$THREADS -c$CONNECTIONS -d$duration --latency -s bench/$script $url"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --timeout 10s --latency \
+        -s "$BENCH_DIR/$script" "$url" >"$out" 2>&1 || { cat "$out"; return 1; }
+    grep -v '^BENCH_RESULT' "$out" | sed 's/^/  | /'
+    parse_result "$out"
+}
+
+parse_result() {
+    local line
+    line="$(grep '^BENCH_RESULT' "$1" | tail -n 1)" || { cat "$1"; return 1; }
+    R_RPS="$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line")"
+    R_P50="$(sed -n 's/.* p50_us=\([0-9]*\).*/\1/p' <<<"$line")"
+    R_P99="$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$line")"
+    R_NON2XX="$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$line")"
+    R_SOCKERR="$(sed -n 's/.* socket_errors=\([0-9]*\).*/\1/p' <<<"$line")"
+    R_REQUESTS="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$line")"
+}
+
+# record NAME KIND TARGET: KIND is "ratio" (target is a minimum ratio to liveness), "rps" (target
+# is a minimum requests/s) or "none".
+record() {
+    local name="$1" kind="$2" target="$3" ratio="-" met="-" tgt="-" note=""
+    if [[ -n "$BASE_RPS" ]]; then ratio="$(awk -v a="$R_RPS" -v b="$BASE_RPS" 'BEGIN { printf "%.2f", a / b }')"; fi
+    case "$kind" in
+        ratio)
+            tgt=">= ${target}x"
+            met="$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r + 0 >= t + 0) ? "yes" : "NO" }')" ;;
+        rps)
+            tgt=">= $target/s"
+            met="$(awk -v r="$R_RPS" -v t="$target" 'BEGIN { print (r + 0 >= t + 0) ? "yes" : "NO" }')" ;;
+    esac
+    if (( R_NON2XX > 0 || R_SOCKERR > 0 )); then
+        note="$R_NON2XX non-2xx, $R_SOCKERR socket errors of $R_REQUESTS"
+        [[ "$met" == "yes" ]] && met="NO (errors)"
+    fi
+    RESULTS+=("$name|$R_RPS|$R_P50|$R_P99|$ratio|$tgt|$met|$note")
+    printf '  => %s: %s req/s, p50 %s, p99 %s, ratio to liveness %s%s\n' "$name" "$R_RPS" \
+        "$(ms "$R_P50")" "$(ms "$R_P99")" "$ratio" "${note:+ ($note)}"
+}
+
+failed() { # failed NAME TARGET REASON
+    RESULTS+=("$1|-|-|-|-|$2|FAILED|$3")
+    printf '  => %s: FAILED: %s\n' "$1" "$3"
+}
+
+ms() { awk -v u="$1" 'BEGIN { printf "%.2fms", u / 1000 }'; }
+
+# ---- run -----------------------------------------------------------------------------------
+
+log "keyward bench: $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO" && git diff --quiet 2>/dev/null || echo '+dirty'), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+echo "database $DB_PATH ($(df -T "$TMP" | awk 'NR == 2 { print $2 }')), port $PORT, duration $DURATION, threads $THREADS, connections $CONNECTIONS, keys $KEYS"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+start_server
+echo "server pid $SERVER_PID"
+
+API_ID="$(post apis.createApi '{"name":"bench"}' | json_field data.apiId)" \
+    || die "apis.createApi failed: HTTP $(status): $(cat "$TMP/response")"
+export BENCH_API_ID="$API_ID"
+echo "workspace $WORKSPACE, api $API_ID"
+
+log "a. GET /v2/liveness (baseline)"
+run_wrk liveness liveness.lua "$BASE/v2/liveness"
+BASE_RPS="$R_RPS"
+record "liveness" none ""
+
+# b/c: create the key, check one verification by hand, then drive it.
+verify_scenario() { # verify_scenario NAME CREATE_BODY TARGET
+    local name="$1" create_body="$2" target="$3" key body
+    log "$name"
+    body="$(post keys.createKey "$create_body")"
+    if [[ "$(status)" != 200 ]]; then
+        failed "$name" ">= ${target}x" "keys.createKey answered HTTP $(status): $body"
+        return 0
+    fi
+    key="$(json_field data.key <<<"$body")"
+    body="$(post keys.verifyKey "{\"key\":\"$key\"}")"
+    echo "first verification: HTTP $(status) $body"
+    if [[ "$(status)" != 200 || "$body" != *'"valid":true'* ]]; then
+        failed "$name" ">= ${target}x" "keys.verifyKey answered HTTP $(status): $body"
+        return 0
+    fi
+    BENCH_VERIFY_KEY="$key" run_wrk "$name" verify_one.lua "$BASE/v2/keys.verifyKey"
+    echo "last verification: $(post keys.verifyKey "{\"key\":\"$key\"}")"
+    record "$name" ratio "$target"
+}
+verify_scenario "b. verify cached key" '{"apiId":"'"$API_ID"'"}' 0.75
+verify_scenario "c. verify cached key, credits" '{"apiId":"'"$API_ID"'","credits":{"remaining":1000000000}}' 0.6
+
+log "d. keys.createKey"
+body="$(post keys.createKey "{\"apiId\":\"$API_ID\"}")"
+if [[ "$(status)" != 200 ]]; then
+    failed "d. createKey" ">= 2000/s" "keys.createKey answered HTTP $(status): $body"
+else
+    run_wrk createKey create_key.lua "$BASE/v2/keys.createKey"
+    record "d. createKey (keys/s)" rps 2000
+fi
+
+RSS_LINE=""
+if (( KEYS > 0 )); then
+    log "e. $KEYS stored keys, uniformly random verification"
+    echo "small server before restart: VmHWM $(rss_of "$SERVER_PID" VmHWM) KiB"
+    stop_server
+    export BENCH_KEYFILE="$TMP/keys.txt"
+    python3 "$BENCH_DIR/load_keys.py" "$DB_PATH" "$API_ID" "$KEYS" "$BENCH_KEYFILE"
+    echo "database: $(du -h "$DB_PATH" | cut -f1)"
+    start_server
+    echo "server pid $SERVER_PID, VmRSS after start $(rss_of "$SERVER_PID" VmRSS) KiB"
+
+    first="$(head -n 1 "$BENCH_KEYFILE")"
+    body="$(post keys.verifyKey "{\"key\":\"$first\"}")"
+    echo "first verification: HTTP $(status) $body"
+    if [[ "$(status)" != 200 || "$body" != *'"valid":true'* ]]; then
+        failed "e. verify random of $KEYS" ">= 0.5x" "keys.verifyKey of a loaded key answered HTTP $(status): $body"
+    else
+        echo "warm-up: verifying each of the $KEYS keys once..."
+        export BENCH_MARKER_DIR="$TMP/markers"
+        rm -rf "$BENCH_MARKER_DIR" && mkdir -p "$BENCH_MARKER_DIR"
+        warm_started=$SECONDS
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP_TIMEOUT}s" --timeout 10s \
+            -s "$BENCH_DIR/verify_warmup.lua" "$BASE/v2/keys.verifyKey" >"$TMP/wrk-warmup.out" 2>&1 &
+        WRK_PID=$!
+        while kill -0 "$WRK_PID" 2>/dev/null; do
+            if (( $(find "$BENCH_MARKER_DIR" -name 'warm.*' | wc -l) >= THREADS )); then
+                kill -INT "$WRK_PID" 2>/dev/null || true
+                break
+            fi
+            sleep 0.5
+        done
+        wait "$WRK_PID" || true
+        WRK_PID=""
+        parse_result "$TMP/wrk-warmup.out"
+        echo "warm-up took $((SECONDS - warm_started))s, $R_REQUESTS requests at $R_RPS req/s (p50 $(ms "$R_P50"), p99 $(ms "$R_P99"))"
+        cat "$BENCH_MARKER_DIR"/warm.* 2>/dev/null | sed 's/^/  warm-up thread: /' || true
+        warm_valid="$(cat "$BENCH_MARKER_DIR"/warm.* 2>/dev/null | sed -n 's/.*valid=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')"
+        echo "warm-up: $warm_valid of $KEYS keys answered valid; server VmRSS $(rss_of "$SERVER_PID" VmRSS) KiB"
+        if (( warm_valid < KEYS )); then
+            echo "bench: WARNING: not every key verified as valid during warm-up (see above)" >&2
+        fi
+
+        echo "uniformly random keys:"
+        run_wrk verify-random verify_random.lua "$BASE/v2/keys.verifyKey"
+        record "e. verify random of $KEYS" ratio 0.5
+        hwm_kib="$(rss_of "$SERVER_PID" VmHWM)"
+        rss_kib="$(rss_of "$SERVER_PID" VmRSS)"
+        RSS_LINE="$(awk -v h="$hwm_kib" -v r="$rss_kib" -v n="$KEYS" 'BEGIN {
+            printf "server peak RSS with %d keys (VmHWM): %.0f MiB (VmRSS now %.0f MiB); target < 1024 MiB: %s",
+                   n, h / 1024, r / 1024, (h < 1024 * 1024) ? "yes" : "NO" }')"
+        echo "$RSS_LINE"
+    fi
+fi
+
+log "a'. GET /v2/liveness again (drift)"
+run_wrk liveness-end liveness.lua "$BASE/v2/liveness"
+record "liveness (end)" none ""
+
+stop_server
+
+# ---- summary -------------------------------------------------------------------------------
+
+log "summary (ratios against the first liveness run: $BASE_RPS req/s; duration $DURATION, $THREADS wrk thread(s), $CONNECTIONS connections)"
+{
+    echo "scenario|req/s|p50|p99|ratio|target|met?"
+    for row in "${RESULTS[@]}"; do
+        IFS='|' read -r name rps p50 p99 ratio target met note <<<"$row"
+        [[ "$p50" == "-" ]] || p50="$(ms "$p50")"
+        [[ "$p99" == "-" ]] || p99="$(ms "$p99")"
+        [[ "$rps" == "-" ]] || rps="$(printf '%.0f' "$rps")"
+        echo "$name|$rps|$p50|$p99|$ratio|$target|$met"
+    done
+} | column -t -s '|' -o '  '
+for row in "${RESULTS[@]}"; do
+    IFS='|' read -r name _ _ _ _ _ _ note <<<"$row"
+    [[ -z "$note" ]] || echo "note: $name: $note"
+done
+[[ -z "$RSS_LINE" ]] || echo "$RSS_LINE"

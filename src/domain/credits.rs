@@ -1,0 +1,470 @@
+//! Credits: a key's usage balance, its refill schedule, and the ledgers that spend it exactly.
+//!
+//! Refill is computed, not scheduled: at the first use after a refill boundary (00:00 UTC daily, or
+//! the refill day of the month, clamped to the month's last day) the balance is raised to the refill
+//! amount, never lowered. Nothing depends on a job running.
+//!
+//! Two ledgers implement [`Ledger`]:
+//! - [`LocalLedger`] (the embedded SQLite server) keeps the authoritative balance of each key in
+//!   memory, decides every spend under that key's lock, and writes dirty balances back in one
+//!   transaction every [`FLUSH_INTERVAL`] and at shutdown. Exact for any concurrency in one process.
+//!   A crash (kill -9) can lose the spends of the last flush interval: the database then shows a
+//!   balance up to that much higher than what was acknowledged.
+//! - [`DatabaseLedger`] (PostgreSQL, several nodes) spends with one conditional `UPDATE` per
+//!   verification, so the database row is the only truth and nodes can never overspend together.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::{Date, Month, OffsetDateTime, Time};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::store::{CreditRow, SharedStore, SpendRow, StoreResult};
+
+/// How often [`LocalLedger`] writes dirty balances back.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A refill schedule: raise the balance to `amount` daily, or monthly on `day`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refill {
+    pub amount: i64,
+    /// `None`: daily. `Some(d)`: monthly on day `d` (1..=31).
+    pub day: Option<i64>,
+}
+
+fn month_start(year: i32, month: Month) -> Date {
+    Date::from_calendar_date(year, month, 1).unwrap_or(Date::MIN)
+}
+
+fn day_in_month(year: i32, month: Month, day: i64) -> Date {
+    let last = month.length(year);
+    let day = day.clamp(1, i64::from(last)) as u8;
+    Date::from_calendar_date(year, month, day).unwrap_or_else(|_| month_start(year, month))
+}
+
+fn millis(date: Date) -> i64 {
+    let at = date.with_time(Time::MIDNIGHT).assume_utc();
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The most recent refill instant at or before `now_ms`.
+pub fn last_refill_boundary(now_ms: i64, day: Option<i64>) -> i64 {
+    let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let today = now.date();
+    match day {
+        None => millis(today),
+        Some(day) => {
+            let this_month = day_in_month(today.year(), today.month(), day);
+            if this_month <= today {
+                millis(this_month)
+            } else {
+                let previous = month_start(today.year(), today.month())
+                    .previous_day()
+                    .unwrap_or(Date::MIN);
+                millis(day_in_month(previous.year(), previous.month(), day))
+            }
+        }
+    }
+}
+
+/// A balance and when it was last refilled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub remaining: i64,
+    /// When the balance was last refilled (or the key created, before any refill).
+    pub refilled_at: i64,
+}
+
+impl Balance {
+    /// Applies a refill that fell due since `refilled_at`. Returns whether one did.
+    pub fn refill(&mut self, refill: Option<Refill>, now: i64) -> bool {
+        let Some(refill) = refill else { return false };
+        if self.refilled_at >= last_refill_boundary(now, refill.day) {
+            return false;
+        }
+        self.remaining = self.remaining.max(refill.amount);
+        self.refilled_at = now;
+        true
+    }
+}
+
+/// What a key's credit settings are, as the verification path knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCredits {
+    pub key_id: String,
+    pub refill: Option<Refill>,
+    pub created_at: i64,
+}
+
+/// The result of trying to spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// Spent; the balance after.
+    Spent(i64),
+    /// Not enough; the balance, unchanged.
+    Insufficient(i64),
+    /// The key has no balance: it is unlimited (or gone).
+    Unlimited,
+}
+
+/// Held by a management operation that changes a key's credits: no spend of that key and no
+/// flush runs until it is dropped, and the ledger reloads the key afterwards.
+pub struct LedgerGuard {
+    _flush: Option<OwnedMutexGuard<()>>,
+    slot: Option<OwnedMutexGuard<Slot>>,
+}
+
+impl Drop for LedgerGuard {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.as_mut() {
+            slot.balance = None;
+            slot.dirty = false;
+        }
+    }
+}
+
+/// Spends credits.
+#[async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Spends `cost` credits of the key, applying any due refill first.
+    async fn spend(&self, key: &KeyCredits, cost: i64, now: i64) -> StoreResult<Spend>;
+    /// The balance this ledger holds in memory for a key, if any (never waits, never reads the
+    /// database): views of a key prefer it to the stored value, which may lag.
+    fn peek(&self, key_id: &str) -> Option<Balance>;
+    /// The key's balance now, with any due refill applied, without spending: for verifications
+    /// that end before the credit step but still report the balance.
+    async fn current(&self, key: &KeyCredits, now: i64) -> StoreResult<Option<i64>>;
+    /// Takes the key out of circulation while a management operation rewrites its credits in the
+    /// database: writes back any unflushed balance first, and reloads after the guard is dropped.
+    async fn exclusive(&self, key_id: &str) -> StoreResult<LedgerGuard>;
+    /// Writes back everything not yet written.
+    async fn flush(&self) -> StoreResult<()>;
+}
+
+/// The state of one key in [`LocalLedger`].
+#[derive(Debug, Default)]
+pub struct Slot {
+    /// `None` until loaded (or after a management change): the next use reads the database.
+    balance: Option<Option<Balance>>,
+    dirty: bool,
+}
+
+const SHARDS: usize = 64;
+
+/// The in-memory ledger of a single server process.
+pub struct LocalLedger {
+    store: SharedStore,
+    shards: Vec<StdMutex<HashMap<String, Arc<Mutex<Slot>>>>>,
+    dirty: StdMutex<HashSet<String>>,
+    flush_lock: Arc<Mutex<()>>,
+}
+
+fn shard_of(key_id: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % SHARDS as u64) as usize
+}
+
+fn balance_of(row: Option<CreditRow>) -> Option<Balance> {
+    let row = row?;
+    Some(Balance {
+        remaining: row.remaining?,
+        refilled_at: row.last_refill_at.unwrap_or(row.created_at),
+    })
+}
+
+impl LocalLedger {
+    pub fn new(store: SharedStore) -> Self {
+        LocalLedger {
+            store,
+            shards: (0..SHARDS).map(|_| StdMutex::new(HashMap::new())).collect(),
+            dirty: StdMutex::new(HashSet::new()),
+            flush_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    fn slot(&self, key_id: &str) -> Arc<Mutex<Slot>> {
+        let mut shard = self.shards[shard_of(key_id)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        shard.entry(key_id.to_string()).or_default().clone()
+    }
+
+    async fn loaded<'a>(
+        &self,
+        slot: &'a mut Slot,
+        key_id: &str,
+    ) -> StoreResult<&'a mut Option<Balance>> {
+        if slot.balance.is_none() {
+            slot.balance = Some(balance_of(self.store.load_credits(key_id).await?));
+        }
+        Ok(slot.balance.get_or_insert(None))
+    }
+
+    fn mark_dirty(&self, key_id: &str) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key_id.to_string());
+    }
+
+    /// Drops clean slots, bounding memory to the keys in active use. Called by the flusher.
+    pub fn evict_clean(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.retain(|_, slot| match slot.try_lock() {
+                Ok(s) => s.dirty,
+                Err(_) => true,
+            });
+        }
+    }
+
+    /// Flushes every [`FLUSH_INTERVAL`] until `shutdown`, then a last time.
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut rounds: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
+                _ = shutdown.changed() => break,
+            }
+            if let Err(err) = self.flush().await {
+                tracing::error!(error = %err, "credit flush failed; will retry");
+            }
+            rounds += 1;
+            if rounds % 600 == 0 {
+                self.evict_clean();
+            }
+        }
+        if let Err(err) = self.flush().await {
+            tracing::error!(error = %err, "final credit flush failed");
+        }
+    }
+}
+
+#[async_trait]
+impl Ledger for LocalLedger {
+    async fn spend(&self, key: &KeyCredits, cost: i64, now: i64) -> StoreResult<Spend> {
+        let slot = self.slot(&key.key_id);
+        let mut slot = slot.lock().await;
+        let Some(balance) = self.loaded(&mut slot, &key.key_id).await?.as_mut() else {
+            return Ok(Spend::Unlimited);
+        };
+        let refilled = balance.refill(key.refill, now);
+        let outcome = if balance.remaining >= cost {
+            balance.remaining -= cost;
+            Spend::Spent(balance.remaining)
+        } else {
+            Spend::Insufficient(balance.remaining)
+        };
+        if refilled || matches!(outcome, Spend::Spent(_)) && cost > 0 {
+            slot.dirty = true;
+            self.mark_dirty(&key.key_id);
+        }
+        Ok(outcome)
+    }
+
+    fn peek(&self, key_id: &str) -> Option<Balance> {
+        let slot = self.shards[shard_of(key_id)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .cloned()?;
+        let slot = slot.try_lock().ok()?;
+        slot.balance.flatten()
+    }
+
+    async fn current(&self, key: &KeyCredits, now: i64) -> StoreResult<Option<i64>> {
+        let slot = self.slot(&key.key_id);
+        let mut slot = slot.lock().await;
+        Ok(self.loaded(&mut slot, &key.key_id).await?.map(|mut b| {
+            b.refill(key.refill, now);
+            b.remaining
+        }))
+    }
+
+    async fn exclusive(&self, key_id: &str) -> StoreResult<LedgerGuard> {
+        let flush = self.flush_lock.clone().lock_owned().await;
+        let slot = self.slot(key_id).lock_owned().await;
+        if slot.dirty {
+            if let Some(Some(balance)) = slot.balance {
+                self.store
+                    .write_balances(&[(key_id.to_string(), balance.remaining, balance.refilled_at)])
+                    .await?;
+            }
+        }
+        Ok(LedgerGuard {
+            _flush: Some(flush),
+            slot: Some(slot),
+        })
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let _flush = self.flush_lock.lock().await;
+        let keys: Vec<String> = self
+            .dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(keys.len());
+        for key_id in &keys {
+            let slot = self.slot(key_id);
+            let mut slot = slot.lock().await;
+            if let (true, Some(Some(b))) = (slot.dirty, slot.balance) {
+                rows.push((key_id.clone(), b.remaining, b.refilled_at));
+                slot.dirty = false;
+            }
+        }
+        if let Err(err) = self.store.write_balances(&rows).await {
+            // Put them back so the next round retries.
+            for (key_id, ..) in &rows {
+                self.slot(key_id).lock().await.dirty = true;
+                self.mark_dirty(key_id);
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+}
+
+/// The ledger of several nodes over one PostgreSQL database: every spend is one atomic statement.
+pub struct DatabaseLedger {
+    store: SharedStore,
+}
+
+impl DatabaseLedger {
+    pub fn new(store: SharedStore) -> Self {
+        DatabaseLedger { store }
+    }
+}
+
+#[async_trait]
+impl Ledger for DatabaseLedger {
+    async fn spend(&self, key: &KeyCredits, cost: i64, now: i64) -> StoreResult<Spend> {
+        let boundary = key
+            .refill
+            .map(|r| (last_refill_boundary(now, r.day), r.amount));
+        Ok(
+            match self
+                .store
+                .spend_credits(&key.key_id, cost, now, boundary)
+                .await?
+            {
+                SpendRow::Spent(n) => Spend::Spent(n),
+                SpendRow::Insufficient(n) => Spend::Insufficient(n),
+                SpendRow::Unlimited => Spend::Unlimited,
+            },
+        )
+    }
+
+    fn peek(&self, _key_id: &str) -> Option<Balance> {
+        None
+    }
+
+    async fn current(&self, key: &KeyCredits, now: i64) -> StoreResult<Option<i64>> {
+        Ok(
+            balance_of(self.store.load_credits(&key.key_id).await?).map(|mut b| {
+                b.refill(key.refill, now);
+                b.remaining
+            }),
+        )
+    }
+
+    async fn exclusive(&self, _key_id: &str) -> StoreResult<LedgerGuard> {
+        Ok(LedgerGuard {
+            _flush: None,
+            slot: None,
+        })
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, m: u8, d: u8, h: u8) -> i64 {
+        let date = Date::from_calendar_date(y, Month::try_from(m).unwrap(), d).unwrap();
+        let t = date.with_hms(h, 0, 0).unwrap().assume_utc();
+        (t.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    #[test]
+    fn daily_boundary_is_midnight_utc_of_today() {
+        assert_eq!(
+            last_refill_boundary(at(2026, 3, 5, 13), None),
+            at(2026, 3, 5, 0)
+        );
+        assert_eq!(
+            last_refill_boundary(at(2026, 3, 5, 0), None),
+            at(2026, 3, 5, 0)
+        );
+    }
+
+    #[test]
+    fn monthly_boundary_is_this_or_last_months_refill_day() {
+        assert_eq!(
+            last_refill_boundary(at(2026, 3, 20, 5), Some(15)),
+            at(2026, 3, 15, 0)
+        );
+        assert_eq!(
+            last_refill_boundary(at(2026, 3, 10, 5), Some(15)),
+            at(2026, 2, 15, 0)
+        );
+        // Day 31 in a short month falls on its last day.
+        assert_eq!(
+            last_refill_boundary(at(2026, 2, 28, 1), Some(31)),
+            at(2026, 2, 28, 0)
+        );
+        assert_eq!(
+            last_refill_boundary(at(2026, 2, 27, 1), Some(31)),
+            at(2026, 1, 31, 0)
+        );
+        assert_eq!(
+            last_refill_boundary(at(2024, 2, 29, 1), Some(30)),
+            at(2024, 2, 29, 0)
+        );
+        // Across a year boundary.
+        assert_eq!(
+            last_refill_boundary(at(2026, 1, 2, 1), Some(5)),
+            at(2025, 12, 5, 0)
+        );
+    }
+
+    #[test]
+    fn refill_raises_but_never_lowers_and_only_once_per_period() {
+        let daily = Some(Refill {
+            amount: 10,
+            day: None,
+        });
+        let mut b = Balance {
+            remaining: 3,
+            refilled_at: at(2026, 3, 4, 12),
+        };
+        assert!(!b.refill(daily, at(2026, 3, 4, 23)));
+        assert_eq!(b.remaining, 3);
+        assert!(b.refill(daily, at(2026, 3, 5, 1)));
+        assert_eq!(b.remaining, 10);
+        b.remaining = 4;
+        assert!(!b.refill(daily, at(2026, 3, 5, 22)));
+        assert_eq!(b.remaining, 4);
+        let mut rich = Balance {
+            remaining: 50,
+            refilled_at: at(2026, 3, 4, 12),
+        };
+        assert!(rich.refill(daily, at(2026, 3, 6, 0)));
+        assert_eq!(rich.remaining, 50);
+    }
+}

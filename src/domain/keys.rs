@@ -1,0 +1,417 @@
+//! Keys: creating, reading, changing and deleting them, with the verification cache and the
+//! credit ledger kept consistent on every change. Verification itself is in [`super::verify`].
+
+use std::sync::Arc;
+
+use crate::domain::audit::{Actor, AuditEvent, Target};
+use crate::domain::credits::{last_refill_boundary, Balance, KeyCredits, Ledger, Refill};
+use crate::domain::events::EventSink;
+use crate::domain::keycache::{digest_of_hash, KeyCache};
+use crate::domain::secret::{generate_key, GeneratedKey};
+use crate::ids::{self, Prefix};
+use crate::store::{
+    Api, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch, SharedStore,
+    StoreError,
+};
+
+/// Why a key operation was refused (beyond "not found", which callers decide).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The request is inconsistent; `field` is the JSON path of the culprit.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl KeyError {
+    fn invalid(field: &'static str, message: &str) -> Self {
+        KeyError::Invalid {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// How often a refill happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Daily,
+    Monthly,
+}
+
+/// A refill as requested.
+#[derive(Debug, Clone, Copy)]
+pub struct RefillInput {
+    pub interval: Interval,
+    pub amount: i64,
+    pub refill_day: Option<i64>,
+}
+
+impl RefillInput {
+    /// The stored form `(amount, day)`; monthly needs a day, daily must not have one.
+    fn stored(self) -> Result<(i64, Option<i64>), KeyError> {
+        match (self.interval, self.refill_day) {
+            (Interval::Monthly, None) => Err(KeyError::invalid(
+                "credits.refill.refillDay",
+                "`refillDay` must be provided when the refill interval is `monthly`.",
+            )),
+            (Interval::Daily, Some(_)) => Err(KeyError::invalid(
+                "credits.refill.refillDay",
+                "`refillDay` must not be provided when the refill interval is `daily`.",
+            )),
+            (_, day) => Ok((self.amount, day)),
+        }
+    }
+}
+
+/// Everything `keys.createKey` accepts (after schema validation).
+#[derive(Debug, Clone, Default)]
+pub struct CreateKeyInput {
+    pub prefix: Option<String>,
+    pub name: Option<String>,
+    pub byte_length: Option<usize>,
+    pub external_id: Option<String>,
+    /// JSON text of an object.
+    pub meta: Option<String>,
+    pub expires: Option<i64>,
+    /// `Some(None)`: credits given with `remaining: null` (unlimited).
+    pub remaining: Option<Option<i64>>,
+    pub refill: Option<RefillInput>,
+    pub enabled: bool,
+}
+
+/// The default size of a key's random part, in bytes.
+pub const DEFAULT_BYTE_LENGTH: usize = 16;
+
+/// The key service: the store plus the verification cache, the ledger and the event sink.
+pub struct KeyService {
+    pub store: SharedStore,
+    pub cache: KeyCache,
+    pub ledger: Arc<dyn Ledger>,
+    pub events: EventSink,
+}
+
+/// The result of creating or rerolling a key: its id and the plaintext, shown once.
+pub struct IssuedKey {
+    pub key_id: String,
+    pub key: String,
+}
+
+impl KeyService {
+    pub fn new(
+        store: SharedStore,
+        cache: KeyCache,
+        ledger: Arc<dyn Ledger>,
+        events: EventSink,
+    ) -> Self {
+        KeyService {
+            store,
+            cache,
+            ledger,
+            events,
+        }
+    }
+
+    /// Drops a key from this node's verification cache (other nodes follow the change feed).
+    pub fn forget(&self, hash: &str) {
+        if let Some(digest) = digest_of_hash(hash) {
+            self.cache.remove(&digest);
+        }
+    }
+
+    /// Creates a key in `api`.
+    pub async fn create(
+        &self,
+        now: i64,
+        actor: &Actor,
+        api: &Api,
+        input: CreateKeyInput,
+    ) -> Result<IssuedKey, KeyError> {
+        let refill = match input.refill {
+            Some(refill) => {
+                if !matches!(input.remaining, Some(Some(_))) {
+                    return Err(KeyError::invalid(
+                        "credits.remaining",
+                        "`credits.remaining` must be provided when `credits.refill` is set.",
+                    ));
+                }
+                Some(refill.stored()?)
+            }
+            None => None,
+        };
+        let generated = generate_key(
+            input.prefix.as_deref(),
+            input.byte_length.unwrap_or(DEFAULT_BYTE_LENGTH),
+        );
+        let key = NewKey {
+            id: ids::new_id(Prefix::Key),
+            key_space_id: api.key_space_id.clone(),
+            workspace_id: api.workspace_id.clone(),
+            hash: generated.hash.clone(),
+            start: generated.start.clone(),
+            name: input.name,
+            meta: input.meta,
+            external_id: input.external_id,
+            new_identity_id: ids::new_id(Prefix::Identity),
+            expires: input.expires,
+            enabled: input.enabled,
+            remaining: input.remaining.flatten(),
+            refill_day: refill.and_then(|(_, day)| day),
+            refill_amount: refill.map(|(amount, _)| amount),
+            pending_migration_id: None,
+            created_at: now,
+        };
+        let event = AuditEvent::new(
+            &api.workspace_id,
+            "key.create",
+            format!("Created key {}", key.id),
+            actor,
+            now,
+            vec![
+                Target::new("key", &key.id, key.name.clone()),
+                Target::new("api", &api.id, Some(api.name.clone())),
+            ],
+        );
+        self.store.insert_key(&key, &[event]).await?;
+        self.forget(&key.hash);
+        Ok(IssuedKey {
+            key_id: key.id,
+            key: generated.plaintext,
+        })
+    }
+
+    /// A key's balance as of `now`, with any due refill applied, without spending or waiting:
+    /// the ledger's in-memory balance when it has one, else the stored one.
+    pub fn remaining(&self, key: &KeyRow, now: i64) -> Option<i64> {
+        let stored = key.remaining?;
+        let mut balance = self.ledger.peek(&key.id).unwrap_or(Balance {
+            remaining: stored,
+            refilled_at: key.last_refill_at.unwrap_or(key.created_at),
+        });
+        balance.refill(refill_of(key), now);
+        Some(balance.remaining)
+    }
+
+    /// Applies a partial update to a live key.
+    pub async fn update(
+        &self,
+        now: i64,
+        actor: &Actor,
+        key: &KeyRow,
+        mut patch: KeyPatch,
+    ) -> Result<bool, KeyError> {
+        if let Some(credits) = &patch.credits {
+            let unlimited_after = match credits.remaining {
+                Patch::Clear => true,
+                Patch::Set(_) => false,
+                Patch::Keep => key.remaining.is_none(),
+            };
+            if unlimited_after && matches!(credits.refill, Patch::Set(_)) {
+                return Err(KeyError::invalid(
+                    "credits.remaining",
+                    "`credits.remaining` must be provided when `credits.refill` is set.",
+                ));
+            }
+        }
+        patch.new_identity_id = ids::new_id(Prefix::Identity);
+        let event = AuditEvent::new(
+            &key.workspace_id,
+            "key.update",
+            format!("Updated key {}", key.id),
+            actor,
+            now,
+            vec![
+                Target::new("key", &key.id, key.name.clone()),
+                Target::new("api", &key.api_id, None),
+            ],
+        );
+        let _guard = match patch.credits {
+            Some(_) => Some(self.ledger.exclusive(&key.id).await?),
+            None => None,
+        };
+        let done = self
+            .store
+            .update_key(&key.id, &patch, now, &[event])
+            .await?;
+        self.forget(&key.hash);
+        Ok(done)
+    }
+
+    /// Soft-deletes a key, or erases it with `permanent`.
+    pub async fn delete(
+        &self,
+        now: i64,
+        actor: &Actor,
+        key: &KeyRow,
+        permanent: bool,
+    ) -> Result<bool, KeyError> {
+        let description = if permanent {
+            format!("Permanently deleted {}", key.id)
+        } else {
+            format!("Deleted {}", key.id)
+        };
+        let event = AuditEvent::new(
+            &key.workspace_id,
+            "key.delete",
+            description,
+            actor,
+            now,
+            vec![
+                Target::new("key", &key.id, key.name.clone()),
+                Target::new("api", &key.api_id, None),
+            ],
+        );
+        let _guard = self.ledger.exclusive(&key.id).await?;
+        let done = self
+            .store
+            .delete_key(&key.id, permanent, now, &[event])
+            .await?;
+        self.forget(&key.hash);
+        Ok(done)
+    }
+
+    /// Sets, increments or decrements a balance. `Ok(None)` when the key vanished meanwhile.
+    pub async fn update_credits(
+        &self,
+        now: i64,
+        actor: &Actor,
+        key: &KeyRow,
+        op: CreditOp,
+    ) -> Result<CreditUpdate, KeyError> {
+        let shown = match op {
+            CreditOp::Set(None) => "unlimited".to_string(),
+            CreditOp::Set(Some(v)) => v.to_string(),
+            CreditOp::Increment(v) => format!("+{v}"),
+            CreditOp::Decrement(v) => format!("-{v}"),
+        };
+        let event = AuditEvent::new(
+            &key.workspace_id,
+            "key.update",
+            format!("Updated Key {}, set remaining to {shown}.", key.id),
+            actor,
+            now,
+            vec![
+                Target::new("keySpace", &key.key_space_id, None),
+                Target::new("key", &key.id, key.name.clone()),
+            ],
+        );
+        let boundary = key
+            .refill_amount
+            .map(|amount| (last_refill_boundary(now, key.refill_day), amount));
+        let _guard = self.ledger.exclusive(&key.id).await?;
+        let update = self
+            .store
+            .update_credits(&key.id, op, boundary, now, &[event])
+            .await?;
+        self.forget(&key.hash);
+        Ok(update)
+    }
+
+    /// Issues a new key with the old one's settings; the old one expires `expiration_ms` from now,
+    /// rounded up to a whole minute (0: at once).
+    pub async fn reroll(
+        &self,
+        now: i64,
+        actor: &Actor,
+        api: &Api,
+        old: &KeyRow,
+        expiration_ms: i64,
+    ) -> Result<Option<IssuedKey>, KeyError> {
+        let guard = self.ledger.exclusive(&old.id).await?;
+        // The ledger has written its balance back, so the stored one is exact.
+        let Some(current) = self.store.find_key_by_id(&old.id).await? else {
+            return Ok(None);
+        };
+        let remaining = current.remaining.map(|remaining| {
+            let mut balance = Balance {
+                remaining,
+                refilled_at: current.last_refill_at.unwrap_or(current.created_at),
+            };
+            balance.refill(refill_of(&current), now);
+            balance.remaining
+        });
+        let prefix = old.start.split_once('_').map(|(p, _)| p.to_string());
+        let generated: GeneratedKey = generate_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH);
+        let new = NewKey {
+            id: ids::new_id(Prefix::Key),
+            key_space_id: current.key_space_id.clone(),
+            workspace_id: current.workspace_id.clone(),
+            hash: generated.hash.clone(),
+            start: generated.start.clone(),
+            name: current.name.clone(),
+            meta: current.meta.clone(),
+            external_id: current.identity.as_ref().map(|i| i.external_id.clone()),
+            new_identity_id: ids::new_id(Prefix::Identity),
+            expires: current.expires,
+            enabled: current.enabled,
+            remaining,
+            refill_day: current.refill_day,
+            refill_amount: current.refill_amount,
+            pending_migration_id: None,
+            created_at: now,
+        };
+        let old_expires = if expiration_ms == 0 {
+            now
+        } else {
+            let at = now.saturating_add(expiration_ms);
+            at.div_euclid(60_000) * 60_000 + if at % 60_000 == 0 { 0 } else { 60_000 }
+        };
+        let event = AuditEvent::new(
+            &old.workspace_id,
+            "key.reroll",
+            format!("Rerolled key ({}) to ({})", old.id, new.id),
+            actor,
+            now,
+            vec![
+                Target::new("key", &new.id, new.name.clone()),
+                Target::new("key", &old.id, old.name.clone()),
+                Target::new("api", &api.id, Some(api.name.clone())),
+            ],
+        );
+        let done = self
+            .store
+            .reroll_key(&old.id, old_expires, &new, now, &[event])
+            .await?;
+        drop(guard);
+        self.forget(&old.hash);
+        self.forget(&new.hash);
+        Ok(done.then_some(IssuedKey {
+            key_id: new.id,
+            key: generated.plaintext,
+        }))
+    }
+}
+
+/// A key's refill schedule.
+pub fn refill_of(key: &KeyRow) -> Option<Refill> {
+    key.refill_amount.map(|amount| Refill {
+        amount,
+        day: key.refill_day,
+    })
+}
+
+/// What the ledger needs of a key with a balance; `None` for unlimited keys.
+pub fn key_credits(key: &KeyRow) -> Option<KeyCredits> {
+    key.remaining.map(|_| KeyCredits {
+        key_id: key.id.clone(),
+        refill: refill_of(key),
+        created_at: key.created_at,
+    })
+}
+
+/// The credits patch of `keys.updateKey`, checked.
+pub fn credits_patch(
+    remaining: Patch<i64>,
+    refill: Patch<RefillInput>,
+) -> Result<CreditsPatch, KeyError> {
+    let refill = match refill {
+        Patch::Keep => Patch::Keep,
+        Patch::Clear => Patch::Clear,
+        Patch::Set(r) => Patch::Set(r.stored()?),
+    };
+    Ok(CreditsPatch { remaining, refill })
+}

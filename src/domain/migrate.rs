@@ -1,0 +1,111 @@
+//! Importing keys from another system by their hashes (`keys.migrateKeys`), and the migrations
+//! that group such imports.
+
+use crate::domain::audit::{Actor, AuditEvent, Target};
+use crate::ids::{self, Prefix};
+use crate::store::{Api, Migration, NewKey, SharedStore, StoreError};
+
+/// Hashes are already keyward's (base64 SHA-256 of the key): plain verification finds them.
+pub const SHA256: &str = "sha256";
+/// Keys of the `prefix_short_long` form whose hash is the hex SHA-256 of `long`; each is rewritten
+/// to keyward's hash the first time it is verified with the migration's id.
+pub const PREFIXED_API_KEY: &str = "github.com/seamapi/prefixed-api-key";
+
+/// The algorithms a migration can declare.
+pub const ALGORITHMS: &[&str] = &[SHA256, PREFIXED_API_KEY];
+
+/// Registers a migration for a workspace (an operator action).
+pub async fn create_migration(
+    store: &SharedStore,
+    now: i64,
+    workspace_id: &str,
+    algorithm: &str,
+) -> Result<Migration, StoreError> {
+    let migration = Migration {
+        id: ids::new_id(Prefix::Migration),
+        workspace_id: workspace_id.to_string(),
+        algorithm: algorithm.to_string(),
+    };
+    let event = AuditEvent::new(
+        workspace_id,
+        "migration.create",
+        format!("Created migration {} ({algorithm})", migration.id),
+        &Actor::cli(),
+        now,
+        vec![Target::new("workspace", workspace_id, None)],
+    );
+    store.create_migration(&migration, now, &[event]).await?;
+    Ok(migration)
+}
+
+/// One key to import.
+#[derive(Debug, Clone)]
+pub struct ImportedKey {
+    pub hash: String,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub meta: Option<String>,
+    pub expires: Option<i64>,
+    pub enabled: bool,
+    pub remaining: Option<i64>,
+    pub refill: Option<(i64, Option<i64>)>,
+}
+
+/// The outcome: `(hash, key id)` of each imported key, and the hashes that were already taken.
+pub struct ImportResult {
+    pub migrated: Vec<(String, String)>,
+    pub failed: Vec<String>,
+}
+
+/// Imports keys into `api` under `migration`.
+pub async fn import(
+    store: &SharedStore,
+    now: i64,
+    actor: &Actor,
+    api: &Api,
+    migration: &Migration,
+    keys: Vec<ImportedKey>,
+) -> Result<ImportResult, StoreError> {
+    let rows: Vec<(NewKey, Vec<AuditEvent>)> = keys
+        .into_iter()
+        .map(|k| {
+            let key = NewKey {
+                id: ids::new_id(Prefix::Key),
+                key_space_id: api.key_space_id.clone(),
+                workspace_id: api.workspace_id.clone(),
+                hash: k.hash,
+                start: String::new(),
+                name: k.name,
+                meta: k.meta,
+                external_id: k.external_id,
+                new_identity_id: ids::new_id(Prefix::Identity),
+                expires: k.expires,
+                enabled: k.enabled,
+                remaining: k.remaining,
+                refill_day: k.refill.and_then(|(_, day)| day),
+                refill_amount: k.refill.map(|(amount, _)| amount),
+                pending_migration_id: Some(migration.id.clone()),
+                created_at: now,
+            };
+            let event = AuditEvent::new(
+                &api.workspace_id,
+                "key.create",
+                format!("Created key {} in migration {}", key.id, migration.id),
+                actor,
+                now,
+                vec![
+                    Target::new("key", &key.id, key.name.clone()),
+                    Target::new("api", &api.id, Some(api.name.clone())),
+                ],
+            );
+            (key, vec![event])
+        })
+        .collect();
+    let failed = store.insert_migrated_keys(&rows).await?;
+    let migrated = rows
+        .into_iter()
+        .filter(|(k, _)| !failed.contains(&k.hash))
+        .map(|(k, _)| (k.hash, k.id))
+        .collect();
+    Ok(ImportResult { migrated, failed })
+}
