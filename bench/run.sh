@@ -16,6 +16,7 @@ KEYS="${BENCH_KEYS:-1000000}"
 KEEP="${BENCH_KEEP:-0}"
 IDLE_WAIT="${BENCH_IDLE_WAIT:-600}"
 WARMUP_TIMEOUT="${BENCH_WARMUP_TIMEOUT:-3600}"
+SETTLE="${BENCH_SETTLE:-15}"
 export BENCH_DIR BENCH_CONNECTIONS="$CONNECTIONS" BENCH_THREADS="$THREADS"
 
 log() { printf '\n== %s\n' "$*"; }
@@ -23,29 +24,41 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 # ---- prerequisites -------------------------------------------------------------------------
 
-if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk"
-    apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+[[ -x /usr/bin/time ]] || missing+=(time)
+if (( ${#missing[@]} > 0 )); then
+    log "installing ${missing[*]}"
+    apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }
 fi
 for tool in curl python3; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
 done
 
-log "building the release binary"
-(cd "$REPO" && cargo build --release)
-[[ -x "$BIN" ]] || die "no $BIN after the build"
+if [[ "${BENCH_BUILD:-1}" == "0" ]]; then
+    [[ -x "$BIN" ]] || die "BENCH_BUILD=0 but there is no $BIN"
+    echo "bench: BENCH_BUILD=0: using the existing $BIN (built $(date -r "$BIN" '+%F %T'))"
+else
+    log "building the release binary"
+    (cd "$REPO" && cargo build --release) || die "cargo build --release failed (BENCH_BUILD=0 runs the existing binary)"
+fi
 
 # The server and wrk share the machine's cores: numbers taken while something compiles are noise.
-waited=0
-while pgrep -x rustc >/dev/null 2>&1; do
-    if (( waited >= IDLE_WAIT )); then
-        echo "bench: WARNING: rustc is still running after ${IDLE_WAIT}s; numbers will be noisy" >&2
-        break
-    fi
-    (( waited == 0 )) && echo "waiting for running rustc processes to finish (up to ${IDLE_WAIT}s)..."
-    sleep 5
-    waited=$((waited + 5))
-done
+# Before each measured run the script waits for rustc to finish, and it notes scenarios during
+# which rustc ran anyway.
+wait_no_rustc() {
+    local waited=0
+    while pgrep -x rustc >/dev/null 2>&1; do
+        if (( waited >= IDLE_WAIT )); then
+            echo "bench: WARNING: rustc is still running after ${IDLE_WAIT}s; numbers will be noisy" >&2
+            break
+        fi
+        (( waited == 0 )) && echo "waiting for running rustc processes to finish (up to ${IDLE_WAIT}s)..."
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+wait_no_rustc
 
 # ---- workspace, temp dir, server -----------------------------------------------------------
 
@@ -54,10 +67,12 @@ DB_PATH="$TMP/kw.db"
 DB_URL="sqlite://$DB_PATH"
 SERVER_PID=""
 WRK_PID=""
+WATCH_PID=""
 
 cleanup() {
     local status=$?
     if [[ -n "$WRK_PID" ]] && kill -0 "$WRK_PID" 2>/dev/null; then kill "$WRK_PID" 2>/dev/null || true; fi
+    if [[ -n "$WATCH_PID" ]]; then kill "$WATCH_PID" 2>/dev/null || true; fi
     stop_server
     if [[ "$KEEP" == "1" ]]; then
         echo "bench: kept $TMP (database, key file, server log, wrk output)"
@@ -138,15 +153,56 @@ status() { cat "$TMP/status"; }
 RESULTS=()
 BASE_RPS=""
 
-# run_wrk NAME SCRIPT URL [DURATION]: runs one measured scenario and sets R_* from its result line.
+CLK_TCK="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of a process
+
+# settle: waits (up to BENCH_SETTLE seconds) until the server uses under 5% of a core, so work left
+# over from the previous scenario (such as flushing verification events) does not bleed into the next.
+settle() {
+    local waited=0 a b
+    while (( waited < SETTLE * 2 )); do
+        a="$(cpu_ticks "$SERVER_PID")"; sleep 0.5; b="$(cpu_ticks "$SERVER_PID")"
+        (( (b - a) * 40 < CLK_TCK )) && break
+        waited=$((waited + 1))
+    done
+    if (( waited >= SETTLE * 2 )); then
+        echo "server still busy after ${SETTLE}s; measuring anyway"
+    elif (( waited > 0 )); then
+        echo "waited $(awk -v w="$waited" 'BEGIN { print w / 2 }')s for the server to go idle"
+    fi
+}
+
+# run_wrk NAME SCRIPT URL: runs one measured scenario and sets R_* from its result line; prints
+# how much CPU the server and wrk used.
 run_wrk() {
-    local name="$1" script="$2" url="$3" duration="${4:-$DURATION}"
-    local out="$TMP/wrk-$name.out"
-    echo "wrk -t$THREADS -c$CONNECTIONS -d$duration --latency -s bench/$script $url"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --timeout 10s --latency \
+    local name="$1" script="$2" url="$3"
+    local out="$TMP/wrk-$name.out" t0 t1 c0 c1 wu ws
+    wait_no_rustc
+    settle
+    echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/$script $url"
+    rm -f "$TMP/rustc-seen"
+    (while :; do pgrep -x rustc >/dev/null 2>&1 && : >"$TMP/rustc-seen"; sleep 1; done) &
+    WATCH_PID=$!
+    c0="$(cpu_ticks "$SERVER_PID")"; t0="$(date +%s.%N)"
+    /usr/bin/time -f '%U %S' -o "$TMP/time-$name" \
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
         -s "$BENCH_DIR/$script" "$url" >"$out" 2>&1 || { cat "$out"; return 1; }
+    c1="$(cpu_ticks "$SERVER_PID")"; t1="$(date +%s.%N)"
+    kill "$WATCH_PID" 2>/dev/null || true
+    wait "$WATCH_PID" 2>/dev/null || true
+    WATCH_PID=""
+    R_RUSTC=""
+    if [[ -e "$TMP/rustc-seen" ]]; then
+        R_RUSTC="rustc ran during the run: noisy"
+        echo "  WARNING: $R_RUSTC"
+    fi
     grep -v '^BENCH_RESULT' "$out" | sed 's/^/  | /'
     parse_result "$out"
+    read -r wu ws <"$TMP/time-$name"
+    awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v n="$R_REQUESTS" -v wu="$wu" -v ws="$ws" 'BEGIN {
+        secs = t1 - t0; server = c / hz; client = wu + ws
+        printf "  cpu: server %.0f%% of a core (%.1f us/request), wrk %.0f%% of a core (%.1f us/request)\n",
+               100 * server / secs, 1e6 * server / n, 100 * client / secs, 1e6 * client / n }'
 }
 
 parse_result() {
@@ -176,6 +232,10 @@ record() {
     if (( R_NON2XX > 0 || R_SOCKERR > 0 )); then
         note="$R_NON2XX non-2xx, $R_SOCKERR socket errors of $R_REQUESTS"
         [[ "$met" == "yes" ]] && met="NO (errors)"
+    fi
+    if [[ -n "$R_RUSTC" ]]; then
+        note="${note:+$note; }$R_RUSTC"
+        met="$met (noisy)"
     fi
     RESULTS+=("$name|$R_RPS|$R_P50|$R_P99|$ratio|$tgt|$met|$note")
     printf '  => %s: %s req/s, p50 %s, p99 %s, ratio to liveness %s%s\n' "$name" "$R_RPS" \
@@ -299,6 +359,15 @@ run_wrk liveness-end liveness.lua "$BASE/v2/liveness"
 record "liveness (end)" none ""
 
 stop_server
+
+echo
+problems="$(grep -E 'WARN|ERROR' "$TMP/server.log" || true)"
+if [[ -n "$problems" ]]; then
+    echo "server log: $(wc -l <<<"$problems") warning/error lines; the first 10:"
+    head -n 10 <<<"$problems" | sed 's/^/  | /'
+else
+    echo "server log: no warnings or errors"
+fi
 
 # ---- summary -------------------------------------------------------------------------------
 

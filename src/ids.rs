@@ -18,6 +18,8 @@ pub enum Prefix {
     Request,
     AuditLog,
     Migration,
+    Permission,
+    Role,
 }
 
 impl Prefix {
@@ -31,6 +33,8 @@ impl Prefix {
             Prefix::Request => "req",
             Prefix::AuditLog => "log",
             Prefix::Migration => "mig",
+            Prefix::Permission => "perm",
+            Prefix::Role => "role",
         }
     }
 }

@@ -1,7 +1,7 @@
 -- keyward schema, PostgreSQL flavour. Times are Unix milliseconds; flags are 0/1 integers; JSON is text.
 
 CREATE TABLE workspaces (
-    id            TEXT PRIMARY KEY,
+    id            TEXT COLLATE "C" PRIMARY KEY,
     name          TEXT NOT NULL,
     enabled       BIGINT NOT NULL DEFAULT 1,
     created_at_m  BIGINT NOT NULL,
@@ -10,7 +10,7 @@ CREATE TABLE workspaces (
 
 -- Root keys authenticate calls to the management API of one workspace. Only the hash is stored.
 CREATE TABLE root_keys (
-    id            TEXT PRIMARY KEY,
+    id            TEXT COLLATE "C" PRIMARY KEY,
     workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
     name          TEXT,
     hash          TEXT NOT NULL UNIQUE,
@@ -25,7 +25,7 @@ CREATE TABLE root_keys (
 CREATE INDEX root_keys_workspace ON root_keys(workspace_id);
 
 CREATE TABLE key_spaces (
-    id                    TEXT PRIMARY KEY,
+    id                    TEXT COLLATE "C" PRIMARY KEY,
     workspace_id          TEXT NOT NULL REFERENCES workspaces(id),
     store_encrypted_keys  BIGINT NOT NULL DEFAULT 0,
     default_prefix        TEXT,
@@ -36,7 +36,7 @@ CREATE TABLE key_spaces (
 );
 
 CREATE TABLE apis (
-    id                 TEXT PRIMARY KEY,
+    id                 TEXT COLLATE "C" PRIMARY KEY,
     workspace_id       TEXT NOT NULL REFERENCES workspaces(id),
     name               TEXT NOT NULL,
     key_space_id       TEXT NOT NULL UNIQUE REFERENCES key_spaces(id),
@@ -49,7 +49,7 @@ CREATE TABLE apis (
 CREATE INDEX apis_workspace ON apis(workspace_id);
 
 CREATE TABLE identities (
-    id            TEXT PRIMARY KEY,
+    id            TEXT COLLATE "C" PRIMARY KEY,
     workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
     external_id   TEXT NOT NULL,
     meta          TEXT,
@@ -60,7 +60,7 @@ CREATE TABLE identities (
 CREATE UNIQUE INDEX identities_live_external_id ON identities(workspace_id, external_id) WHERE deleted = 0;
 
 CREATE TABLE keys (
-    id                    TEXT PRIMARY KEY,
+    id                    TEXT COLLATE "C" PRIMARY KEY,
     key_space_id          TEXT NOT NULL REFERENCES key_spaces(id),
     workspace_id          TEXT NOT NULL REFERENCES workspaces(id),
     hash                  TEXT NOT NULL UNIQUE,
@@ -85,7 +85,7 @@ CREATE INDEX keys_identity ON keys(identity_id);
 
 -- Every mutation writes its audit events here, in the mutation's own transaction.
 CREATE TABLE audit_logs (
-    id            TEXT PRIMARY KEY,
+    id            TEXT COLLATE "C" PRIMARY KEY,
     workspace_id  TEXT NOT NULL,
     bucket        TEXT NOT NULL,
     event         TEXT NOT NULL,

@@ -1,7 +1,7 @@
 -- Keys issue: migrations of imported keys, and the verification event log.
 
 CREATE TABLE key_migrations (
-    id            TEXT PRIMARY KEY,
+    id            TEXT COLLATE "C" PRIMARY KEY,
     workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
     algorithm     TEXT NOT NULL,
     created_at_m  BIGINT NOT NULL

@@ -62,7 +62,9 @@ impl ChangeFeed {
                     self.auth.cache().invalidate_all();
                     self.keys.cache.clear();
                 }
-                ChangeKind::Api | ChangeKind::Identity => self.keys.cache.clear(),
+                ChangeKind::Api | ChangeKind::Identity | ChangeKind::Rbac => {
+                    self.keys.cache.clear()
+                }
                 ChangeKind::Key => self.keys.forget(&change.entity_id),
             }
         }

@@ -5,7 +5,7 @@
 //! shard has a generation counter, so a database read that raced with an invalidation cannot put
 //! the stale row back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -27,6 +27,8 @@ pub struct CachedKey {
     pub ip_whitelist: Option<Vec<String>>,
     /// `None`: the key has unlimited credits.
     pub credits: Option<KeyCredits>,
+    /// The permission slugs the key holds, for permission queries.
+    pub permission_set: HashSet<String>,
 }
 
 fn raw_object(json: Option<&str>) -> Option<Box<RawValue>> {
@@ -58,6 +60,7 @@ impl CachedKey {
             created_at: row.created_at,
         });
         CachedKey {
+            permission_set: row.permissions.iter().cloned().collect(),
             meta: raw_object(row.meta.as_deref()),
             identity_meta: raw_object(row.identity.as_ref().and_then(|i| i.meta.as_deref())),
             ip_whitelist,

@@ -10,8 +10,8 @@ use crate::domain::keycache::{digest_of_hash, KeyCache};
 use crate::domain::secret::{generate_key, GeneratedKey};
 use crate::ids::{self, Prefix};
 use crate::store::{
-    Api, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch, SharedStore,
-    StoreError,
+    Api, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch, RbacChange,
+    SetChange, SharedStore, StoreError,
 };
 
 /// Why a key operation was refused (beyond "not found", which callers decide).
@@ -82,6 +82,11 @@ pub struct CreateKeyInput {
     pub remaining: Option<Option<i64>>,
     pub refill: Option<RefillInput>,
     pub enabled: bool,
+    /// The key's id, made by the caller so that RBAC audit events can name it.
+    pub key_id: String,
+    /// Permissions and roles to attach, with their audit events.
+    pub rbac: RbacChange,
+    pub rbac_events: Vec<AuditEvent>,
 }
 
 /// The default size of a key's random part, in bytes.
@@ -148,7 +153,7 @@ impl KeyService {
             input.byte_length.unwrap_or(DEFAULT_BYTE_LENGTH),
         );
         let key = NewKey {
-            id: ids::new_id(Prefix::Key),
+            id: input.key_id,
             key_space_id: api.key_space_id.clone(),
             workspace_id: api.workspace_id.clone(),
             hash: generated.hash.clone(),
@@ -164,8 +169,10 @@ impl KeyService {
             refill_amount: refill.map(|(amount, _)| amount),
             pending_migration_id: None,
             created_at: now,
+            rbac: input.rbac,
         };
-        let event = AuditEvent::new(
+        let mut events = input.rbac_events;
+        events.push(AuditEvent::new(
             &api.workspace_id,
             "key.create",
             format!("Created key {}", key.id),
@@ -175,8 +182,8 @@ impl KeyService {
                 Target::new("key", &key.id, key.name.clone()),
                 Target::new("api", &api.id, Some(api.name.clone())),
             ],
-        );
-        self.store.insert_key(&key, &[event]).await?;
+        ));
+        self.store.insert_key(&key, &events).await?;
         self.forget(&key.hash);
         Ok(IssuedKey {
             key_id: key.id,
@@ -203,6 +210,7 @@ impl KeyService {
         actor: &Actor,
         key: &KeyRow,
         mut patch: KeyPatch,
+        rbac_events: Vec<AuditEvent>,
     ) -> Result<bool, KeyError> {
         if let Some(credits) = &patch.credits {
             let unlimited_after = match credits.remaining {
@@ -218,7 +226,8 @@ impl KeyService {
             }
         }
         patch.new_identity_id = ids::new_id(Prefix::Identity);
-        let event = AuditEvent::new(
+        let mut events = rbac_events;
+        events.push(AuditEvent::new(
             &key.workspace_id,
             "key.update",
             format!("Updated key {}", key.id),
@@ -228,15 +237,12 @@ impl KeyService {
                 Target::new("key", &key.id, key.name.clone()),
                 Target::new("api", &key.api_id, None),
             ],
-        );
+        ));
         let _guard = match patch.credits {
             Some(_) => Some(self.ledger.exclusive(&key.id).await?),
             None => None,
         };
-        let done = self
-            .store
-            .update_key(&key.id, &patch, now, &[event])
-            .await?;
+        let done = self.store.update_key(&key.id, &patch, now, &events).await?;
         self.forget(&key.hash);
         Ok(done)
     }
@@ -353,6 +359,25 @@ impl KeyService {
             refill_amount: current.refill_amount,
             pending_migration_id: None,
             created_at: now,
+            rbac: RbacChange {
+                create: Vec::new(),
+                permissions: Some(SetChange::Add(
+                    self.store
+                        .key_permissions(&old.id)
+                        .await?
+                        .into_iter()
+                        .map(|p| p.slug)
+                        .collect(),
+                )),
+                roles: Some(SetChange::Add(
+                    self.store
+                        .key_roles(&old.id)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect(),
+                )),
+            },
         };
         let old_expires = if expiration_ms == 0 {
             now

@@ -86,6 +86,7 @@ pub async fn import(
                 refill_amount: k.refill.map(|(amount, _)| amount),
                 pending_migration_id: Some(migration.id.clone()),
                 created_at: now,
+                rbac: Default::default(),
             };
             let event = AuditEvent::new(
                 &api.workspace_id,

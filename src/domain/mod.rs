@@ -13,5 +13,7 @@ pub mod keycache;
 pub mod keys;
 pub mod migrate;
 pub mod permissions;
+pub mod query;
+pub mod rbac;
 pub mod secret;
 pub mod verify;

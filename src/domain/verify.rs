@@ -8,7 +8,9 @@
 //!    this API all read as a bare `NOT_FOUND`;
 //! 3. the key's own state: `DISABLED`, then `EXPIRED`;
 //! 4. `FORBIDDEN`: the API's IP whitelist;
-//! 5. `INSUFFICIENT_PERMISSIONS` (slots in with the permissions issue);
+//! 5. `INSUFFICIENT_PERMISSIONS`: the permission query against the key's permissions, direct and
+//!    through roles (the query is parsed after step 2, so a malformed one is a 400 only for keys
+//!    the caller may see);
 //! 6. `RATE_LIMITED` (slots in with the rate-limit issue);
 //! 7. `USAGE_EXCEEDED`: credits, spent exactly by the ledger.
 //!
@@ -25,6 +27,7 @@ use crate::domain::credits::Spend;
 use crate::domain::keycache::{Cached, CachedKey, Digest};
 use crate::domain::keys::KeyService;
 use crate::domain::permissions::Requirement;
+use crate::domain::query::{self, QueryError};
 use crate::store::{StoreError, VerificationEvent};
 
 /// The outcome of a verification.
@@ -62,6 +65,8 @@ pub struct VerifyRequest<'a> {
     pub tags: &'a [String],
     /// `None`: the default cost of 1, charged only to keys with a balance.
     pub credits_cost: Option<i64>,
+    /// A permission query such as `docs.read AND (billing.admin OR billing.view)`.
+    pub permissions: Option<&'a str>,
     pub migration_id: Option<&'a str>,
     /// The client's address, for the IP whitelist.
     pub client_ip: Option<&'a str>,
@@ -98,6 +103,9 @@ pub enum VerifyError {
     MalformedMigratedKey,
     #[error("unknown migration algorithm '{0}'")]
     UnknownAlgorithm(String),
+    /// The permission query does not parse.
+    #[error("{0}")]
+    Query(QueryError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -180,6 +188,10 @@ impl KeyService {
         if !Requirement::api("verify_key", &row.api_id).is_satisfied_by(&principal.permissions) {
             return Ok(Verdict::not_found());
         }
+        let permission_query = match req.permissions {
+            Some(text) => Some(query::parse(text).map_err(VerifyError::Query)?),
+            None => None,
+        };
 
         // 3. The key's own state.
         let mut code = if !row.enabled {
@@ -202,7 +214,16 @@ impl KeyService {
             }
         }
 
-        // 5-6. Permissions and rate limits slot in here.
+        // 5. Permissions.
+        if code == VerifyCode::Valid {
+            if let Some(query) = &permission_query {
+                if !query.is_satisfied_by(&key.permission_set) {
+                    code = VerifyCode::InsufficientPermissions;
+                }
+            }
+        }
+
+        // 6. Rate limits slot in here.
 
         // 7. Credits.
         let mut remaining = None;

@@ -12,6 +12,7 @@ use crate::domain::audit::AuditEvent;
 
 pub mod postgres;
 pub mod sql;
+mod sql_rbac;
 pub mod sqlite;
 
 /// A failure of the storage backend itself (not "row not found", which is a value).
@@ -112,6 +113,52 @@ pub struct KeyRow {
     /// Comma-separated client IPs the API accepts verifications from.
     pub ip_whitelist: Option<String>,
     pub workspace_enabled: bool,
+    /// Permission slugs the key holds, directly or through its roles; sorted, no duplicates.
+    pub permissions: Vec<String>,
+    /// Names of the key's roles, sorted.
+    pub roles: Vec<String>,
+}
+
+/// A permission a key can hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+}
+
+/// A named set of permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+    /// Sorted by slug.
+    pub permissions: Vec<Permission>,
+}
+
+/// How a set changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetChange<T> {
+    Add(Vec<T>),
+    Remove(Vec<T>),
+    Set(Vec<T>),
+}
+
+/// Changes to a key's permissions and roles, applied in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RbacChange {
+    /// Permissions to create first (skipped if their slug appeared meanwhile).
+    pub create: Vec<Permission>,
+    /// Direct permissions, by slug.
+    pub permissions: Option<SetChange<String>>,
+    /// Roles, by id.
+    pub roles: Option<SetChange<String>>,
 }
 
 /// A key to insert. The identity named by `external_id` is linked, and created (with
@@ -134,6 +181,8 @@ pub struct NewKey {
     pub refill_amount: Option<i64>,
     pub pending_migration_id: Option<String>,
     pub created_at: i64,
+    /// Permissions and roles to attach.
+    pub rbac: RbacChange,
 }
 
 /// A field of a partial update: leave it, clear it, or set it.
@@ -164,6 +213,7 @@ pub struct KeyPatch {
     pub external_id: Patch<String>,
     pub new_identity_id: String,
     pub credits: Option<CreditsPatch>,
+    pub rbac: RbacChange,
 }
 
 /// A key's balance as stored.
@@ -255,6 +305,8 @@ pub enum ChangeKind {
     Key,
     /// An identity changed; the entity is its id.
     Identity,
+    /// Roles or permissions changed in a way that can touch many keys; the entity is the workspace.
+    Rbac,
 }
 
 impl ChangeKind {
@@ -265,6 +317,7 @@ impl ChangeKind {
             ChangeKind::Api => "api",
             ChangeKind::Key => "key",
             ChangeKind::Identity => "identity",
+            ChangeKind::Rbac => "rbac",
         }
     }
 
@@ -275,6 +328,7 @@ impl ChangeKind {
             "api" => Some(ChangeKind::Api),
             "key" => Some(ChangeKind::Key),
             "identity" => Some(ChangeKind::Identity),
+            "rbac" => Some(ChangeKind::Rbac),
             _ => None,
         }
     }
@@ -477,6 +531,95 @@ pub trait Store: Send + Sync + 'static {
         start: &str,
         now: i64,
     ) -> StoreResult<bool>;
+
+    /// Creates a permission; `false` when the slug is taken in the workspace.
+    async fn create_permission(
+        &self,
+        permission: &Permission,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// A permission by id or slug (case-insensitive).
+    async fn find_permission(
+        &self,
+        workspace_id: &str,
+        id_or_slug: &str,
+    ) -> StoreResult<Option<Permission>>;
+    /// Permissions with these slugs (case-insensitive).
+    async fn find_permissions_by_slug(
+        &self,
+        workspace_id: &str,
+        slugs: &[String],
+    ) -> StoreResult<Vec<Permission>>;
+    /// A page of permissions in id order; `search` matches id, name, slug or description.
+    async fn list_permissions(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Permission>>;
+    /// Deletes a permission and detaches it from every key and role.
+    async fn delete_permission(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
+    /// Creates a role with permissions (creating `change.create` first); `false` when the name is taken.
+    async fn create_role(
+        &self,
+        role: &Role,
+        change: &RbacChange,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// A role (with its permissions) by id or name (case-insensitive).
+    async fn find_role(&self, workspace_id: &str, id_or_name: &str) -> StoreResult<Option<Role>>;
+    /// Roles with these names (case-insensitive), with their permissions.
+    async fn find_roles_by_name(
+        &self,
+        workspace_id: &str,
+        names: &[String],
+    ) -> StoreResult<Vec<Role>>;
+    /// A page of roles in id order; `search` matches id, name or description.
+    async fn list_roles(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Role>>;
+    /// Deletes a role and detaches it from every key.
+    async fn delete_role(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Replaces a role's permissions (`change.permissions` must be a `Set`); `None` if the role is gone.
+    async fn set_role_permissions(
+        &self,
+        workspace_id: &str,
+        role_id: &str,
+        change: &RbacChange,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Option<Vec<Permission>>>;
+
+    /// Changes a key's direct permissions and roles; `None` if the key is gone.
+    async fn change_key_rbac(
+        &self,
+        key_id: &str,
+        change: &RbacChange,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Option<()>>;
+    /// A key's direct permissions, sorted by slug.
+    async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<Permission>>;
+    /// A key's roles with their permissions, sorted by name.
+    async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>>;
 
     /// Appends verification events.
     async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()>;

@@ -11,8 +11,8 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::{
     Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, IdentityRef, KeyPage,
-    KeyPatch, KeyRow, Migration, NewKey, Patch, RootKey, RootKeyAuth, SpendRow, Store, StoreError,
-    StoreResult, StoredAuditEvent, VerificationEvent, Workspace,
+    KeyPatch, KeyRow, Migration, NewKey, Patch, Permission, RbacChange, Role, RootKey, RootKeyAuth,
+    SpendRow, Store, StoreError, StoreResult, StoredAuditEvent, VerificationEvent, Workspace,
 };
 use crate::domain::audit::AuditEvent;
 
@@ -28,7 +28,7 @@ pub struct SqlStore {
     pub(super) for_update: &'static str,
 }
 
-type Tx = Transaction<'static, Any>;
+pub(super) type Tx = Transaction<'static, Any>;
 
 fn flag(row: &AnyRow, column: &str) -> StoreResult<bool> {
     Ok(row.try_get::<i64, _>(column)? != 0)
@@ -115,6 +115,8 @@ fn key_from(row: &AnyRow) -> StoreResult<KeyRow> {
         api_deleted: flag(row, "api_deleted")?,
         ip_whitelist: row.try_get("ip_whitelist")?,
         workspace_enabled: flag(row, "workspace_enabled")?,
+        permissions: Vec::new(),
+        roles: Vec::new(),
     })
 }
 
@@ -155,7 +157,7 @@ const API_COLUMNS: &str =
     "a.id, a.workspace_id, a.name, a.key_space_id, a.delete_protection, a.created_at_m";
 
 impl SqlStore {
-    async fn begin(&self) -> StoreResult<Tx> {
+    pub(super) async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.writer.begin_with(self.begin_write).await?)
     }
 
@@ -225,7 +227,16 @@ impl SqlStore {
         .bind(key.created_at)
         .execute(&mut **tx)
         .await?;
+        Self::change_key_rbac_in(tx, &key.id, &key.workspace_id, &key.rbac, key.created_at).await?;
         Ok(())
+    }
+
+    /// A key row with its permissions and roles.
+    async fn one_key(&self, row: Option<AnyRow>) -> StoreResult<Option<KeyRow>> {
+        let Some(row) = row else { return Ok(None) };
+        let mut keys = vec![key_from(&row)?];
+        self.attach_rbac(&mut keys).await?;
+        Ok(keys.pop())
     }
 
     async fn key_hash(tx: &mut Tx, id: &str) -> StoreResult<Option<String>> {
@@ -256,7 +267,7 @@ impl SqlStore {
         .transpose()
     }
 
-    async fn insert_audit(tx: &mut Tx, events: &[AuditEvent]) -> StoreResult<()> {
+    pub(super) async fn insert_audit(tx: &mut Tx, events: &[AuditEvent]) -> StoreResult<()> {
         for e in events {
             let targets = serde_json::to_string(&e.targets)
                 .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?;
@@ -283,7 +294,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn insert_change(
+    pub(super) async fn insert_change(
         tx: &mut Tx,
         kind: ChangeKind,
         entity_id: &str,
@@ -608,7 +619,9 @@ impl Store for SqlStore {
             .bind(page.limit)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(key_from).collect()
+        let mut keys = rows.iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
+        self.attach_rbac(&mut keys).await?;
+        Ok(keys)
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
@@ -617,7 +630,7 @@ impl Store for SqlStore {
             .bind(hash)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(key_from).transpose()
+        self.one_key(row).await
     }
 
     async fn find_key_by_id(&self, id: &str) -> StoreResult<Option<KeyRow>> {
@@ -626,7 +639,7 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(key_from).transpose()
+        self.one_key(row).await
     }
 
     async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()> {
@@ -737,6 +750,14 @@ impl Store for SqlStore {
             };
         }
         query.execute(&mut *tx).await?;
+        if patch.rbac != RbacChange::default() {
+            let workspace: String = sqlx::query("SELECT workspace_id FROM keys WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("workspace_id")?;
+            Self::change_key_rbac_in(&mut tx, id, &workspace, &patch.rbac, now).await?;
+        }
         Self::insert_change(&mut tx, ChangeKind::Key, &hash, now).await?;
         Self::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
@@ -997,7 +1018,7 @@ impl Store for SqlStore {
             .bind(workspace_id)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(key_from).transpose()
+        self.one_key(row).await
     }
 
     async fn complete_migration(
@@ -1021,6 +1042,125 @@ impl Store for SqlStore {
         Self::insert_change(&mut tx, ChangeKind::Key, hash, now).await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_permission(
+        &self,
+        permission: &Permission,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rbac_create_permission(permission, audit).await
+    }
+
+    async fn find_permission(
+        &self,
+        workspace_id: &str,
+        id_or_slug: &str,
+    ) -> StoreResult<Option<Permission>> {
+        self.rbac_find_permission(workspace_id, id_or_slug).await
+    }
+
+    async fn find_permissions_by_slug(
+        &self,
+        workspace_id: &str,
+        slugs: &[String],
+    ) -> StoreResult<Vec<Permission>> {
+        self.rbac_find_permissions_by_slug(workspace_id, slugs)
+            .await
+    }
+
+    async fn list_permissions(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Permission>> {
+        self.rbac_list_permissions(workspace_id, cursor, limit, search)
+            .await
+    }
+
+    async fn delete_permission(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rbac_delete_permission(workspace_id, id, now, audit)
+            .await
+    }
+
+    async fn create_role(
+        &self,
+        role: &Role,
+        change: &RbacChange,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rbac_create_role(role, change, audit).await
+    }
+
+    async fn find_role(&self, workspace_id: &str, id_or_name: &str) -> StoreResult<Option<Role>> {
+        self.rbac_find_role(workspace_id, id_or_name).await
+    }
+
+    async fn find_roles_by_name(
+        &self,
+        workspace_id: &str,
+        names: &[String],
+    ) -> StoreResult<Vec<Role>> {
+        self.rbac_find_roles_by_name(workspace_id, names).await
+    }
+
+    async fn list_roles(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Role>> {
+        self.rbac_list_roles(workspace_id, cursor, limit, search)
+            .await
+    }
+
+    async fn delete_role(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rbac_delete_role(workspace_id, id, now, audit).await
+    }
+
+    async fn set_role_permissions(
+        &self,
+        workspace_id: &str,
+        role_id: &str,
+        change: &RbacChange,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Option<Vec<Permission>>> {
+        self.rbac_set_role_permissions(workspace_id, role_id, change, now, audit)
+            .await
+    }
+
+    async fn change_key_rbac(
+        &self,
+        key_id: &str,
+        change: &RbacChange,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Option<()>> {
+        self.rbac_change_key(key_id, change, now, audit).await
+    }
+
+    async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<Permission>> {
+        self.rbac_key_permissions(key_id).await
+    }
+
+    async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>> {
+        self.rbac_key_roles(key_id).await
     }
 
     async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {

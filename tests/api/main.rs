@@ -11,4 +11,5 @@ mod cli;
 mod errors;
 mod helpers;
 mod keys;
+mod rbac;
 mod verify;

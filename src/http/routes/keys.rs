@@ -13,6 +13,7 @@ use super::{Method, Operation};
 use crate::domain::keys::{credits_patch, CreateKeyInput, Interval, KeyError, RefillInput};
 use crate::domain::migrate::{self, ImportedKey};
 use crate::domain::permissions::Requirement;
+use crate::domain::rbac::{self, KeyHolding, RbacError, SetKind, SlugPlan};
 use crate::domain::verify::{may_verify_some_keys, VerifyError, VerifyRequest as DomainVerify};
 use crate::http::context::current_request_id;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
@@ -22,7 +23,13 @@ use crate::http::schema::{
     ID_PATTERN,
 };
 use crate::http::{ApiResponse, AppState};
-use crate::store::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch};
+use crate::ids::{self, Prefix};
+use crate::store::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, Role};
+
+use super::permissions::{
+    permission_data, permission_schema, role_data, role_schema, PermissionData, RoleData,
+    SLUG_PATTERN,
+};
 
 const KEY_NOT_FOUND: &str = "The specified key was not found.";
 const MAX_EXPIRES: i64 = 4_102_444_800_000;
@@ -88,6 +95,26 @@ impl From<KeyError> for ApiError {
             KeyError::Store(err) => err.into(),
         }
     }
+}
+
+impl From<RbacError> for ApiError {
+    fn from(err: RbacError) -> Self {
+        match err {
+            RbacError::PermissionNotFound(_) => {
+                ApiError::new(ErrorCode::PermissionNotFound, err.to_string())
+            }
+            RbacError::RoleNotFound(_) => ApiError::new(ErrorCode::RoleNotFound, err.to_string()),
+            RbacError::Store(err) => err.into(),
+        }
+    }
+}
+
+fn slugs_schema(max: usize) -> Schema {
+    array(string().min_len(1).max_len(128).pattern(SLUG_PATTERN)).max_items(max)
+}
+
+fn role_names_schema(max: usize) -> Schema {
+    array(string().min_len(1).max_len(128)).max_items(max)
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -175,6 +202,10 @@ pub(super) struct KeyData {
     credits: Option<CreditsData>,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<IdentityData>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<String>,
 }
 
 fn json_object(text: Option<&str>) -> Option<Value> {
@@ -197,6 +228,8 @@ pub(super) fn key_data(state: &AppState, key: KeyRow) -> KeyData {
             external_id: i.external_id,
         }),
         meta: json_object(key.meta.as_deref()),
+        permissions: key.permissions,
+        roles: key.roles,
         key_id: key.id,
         start: key.start,
         enabled: key.enabled,
@@ -228,6 +261,8 @@ pub(super) fn key_data_schema() -> Schema {
                 optional("meta", free_object()),
             ]),
         ),
+        optional("permissions", array(string())),
+        optional("roles", array(string())),
     ])
 }
 
@@ -268,7 +303,7 @@ async fn api_for_keys(
 fn vault_missing() -> ApiError {
     ApiError::new(
         ErrorCode::PreconditionFailed,
-        "Vault hasn't been set up. keyward does not store recoverable keys yet, so keys cannot be decrypted.",
+        "Vault hasn't been set up: keyward cannot store or decrypt recoverable keys yet.",
     )
 }
 
@@ -277,6 +312,40 @@ macro_rules! schema {
         static SCHEMA: OnceLock<Schema> = OnceLock::new();
         SCHEMA.get_or_init(|| $build)
     }};
+}
+
+/// The RBAC change (and its audit events) that `createKey` and `updateKey` ask for: permissions
+/// by slug, created when missing (as the reference does, with no extra permission check), and
+/// roles by name, which must exist.
+async fn rbac_for(
+    state: &AppState,
+    caller: &Caller,
+    now: i64,
+    holding: &KeyHolding<'_>,
+    permissions: Option<(SetKind, Vec<String>)>,
+    roles: Option<(SetKind, Vec<String>)>,
+) -> Result<
+    (
+        crate::store::RbacChange,
+        Vec<crate::domain::audit::AuditEvent>,
+    ),
+    ApiError,
+> {
+    let plan = match permissions {
+        Some((kind, slugs)) => Some((
+            kind,
+            rbac::plan_slugs(&state.store, caller.workspace_id(), &slugs, now).await?,
+        )),
+        None => None,
+    };
+    let roles = match roles {
+        Some((kind, names)) => Some((
+            kind,
+            rbac::roles_by_name(&state.store, caller.workspace_id(), &names).await?,
+        )),
+        None => None,
+    };
+    Ok(rbac::key_change(now, &caller.actor(), holding, plan, roles))
 }
 
 // ---- keys.createKey ----
@@ -304,6 +373,8 @@ struct CreateKeyRequest {
     enabled: bool,
     #[serde(default)]
     recoverable: bool,
+    permissions: Option<Vec<String>>,
+    roles: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -331,6 +402,8 @@ impl RequestBody for CreateKeyRequest {
                 ])
             ),
             optional("enabled", boolean().default_bool(true)),
+            optional("permissions", slugs_schema(1000)),
+            optional("roles", role_names_schema(100)),
             optional(
                 "recoverable",
                 boolean()
@@ -363,6 +436,24 @@ async fn create_key(
     if body.recoverable {
         return Err(vault_missing());
     }
+    let now = state.now();
+    let actor = caller.actor();
+    let key_id = ids::new_id(Prefix::Key);
+    let (rbac, rbac_events) = rbac_for(
+        &state,
+        &caller,
+        now,
+        &KeyHolding {
+            key_id: &key_id,
+            key_name: body.name.as_deref(),
+            workspace_id: caller.workspace_id(),
+            permissions: Vec::new(),
+            roles: Vec::new(),
+        },
+        body.permissions.map(|p| (SetKind::Set, p)),
+        body.roles.map(|r| (SetKind::Set, r)),
+    )
+    .await?;
     let input = CreateKeyInput {
         prefix: body.prefix,
         name: body.name,
@@ -373,11 +464,11 @@ async fn create_key(
         remaining: body.credits.as_ref().map(|c| c.remaining),
         refill: body.credits.and_then(|c| c.refill).map(RefillInput::from),
         enabled: body.enabled,
+        key_id,
+        rbac,
+        rbac_events,
     };
-    let issued = state
-        .keys
-        .create(state.now(), &caller.actor(), &api, input)
-        .await?;
+    let issued = state.keys.create(now, &actor, &api, input).await?;
     Ok(ApiResponse::data(IssuedData {
         key_id: issued.key_id,
         key: issued.key,
@@ -515,6 +606,8 @@ struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "tri_state")]
     credits: Option<Option<UpdateCreditsRequest>>,
     enabled: Option<bool>,
+    permissions: Option<Vec<String>>,
+    roles: Option<Vec<String>>,
 }
 
 impl RequestBody for UpdateKeyRequest {
@@ -544,6 +637,8 @@ impl RequestBody for UpdateKeyRequest {
                 .nullable()
             ),
             optional("enabled", boolean()),
+            optional("permissions", slugs_schema(1000)),
+            optional("roles", role_names_schema(100)),
         ]))
     }
 }
@@ -563,6 +658,21 @@ async fn update_key(
             patch(c.refill.map(|r| r.map(RefillInput::from))),
         )?),
     };
+    let now = state.now();
+    let (rbac, rbac_events) = if body.permissions.is_some() || body.roles.is_some() {
+        let holding = KeyHolding::of(&state.store, &key).await?;
+        rbac_for(
+            &state,
+            &caller,
+            now,
+            &holding,
+            body.permissions.map(|p| (SetKind::Set, p)),
+            body.roles.map(|r| (SetKind::Set, r)),
+        )
+        .await?
+    } else {
+        Default::default()
+    };
     let changes = KeyPatch {
         name: patch(body.name),
         meta: patch(body.meta.map(meta_text)),
@@ -571,10 +681,11 @@ async fn update_key(
         external_id: patch(body.external_id),
         new_identity_id: String::new(),
         credits,
+        rbac,
     };
     if !state
         .keys
-        .update(state.now(), &caller.actor(), &key, changes)
+        .update(now, &caller.actor(), &key, changes, rbac_events)
         .await?
     {
         return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
@@ -845,6 +956,193 @@ async fn migrate_keys(
     }))
 }
 
+// ---- keys.{add,remove,set}Permissions and keys.{add,remove,set}Roles ----
+
+/// `{keyId, permissions}`; `MIN` is the least number of slugs (1 to add or remove, 0 to set).
+#[derive(Deserialize)]
+struct KeyPermissionsBody<const MIN: usize> {
+    #[serde(rename = "keyId")]
+    key_id: String,
+    permissions: Vec<String>,
+}
+
+impl<const MIN: usize> RequestBody for KeyPermissionsBody<MIN> {
+    fn schema() -> &'static Schema {
+        static AT_LEAST_ONE: OnceLock<Schema> = OnceLock::new();
+        static ANY: OnceLock<Schema> = OnceLock::new();
+        let build = || {
+            object(vec![
+                required("keyId", key_id_schema()),
+                required("permissions", slugs_schema(1000).min_items(MIN)),
+            ])
+        };
+        if MIN == 0 {
+            ANY.get_or_init(build)
+        } else {
+            AT_LEAST_ONE.get_or_init(build)
+        }
+    }
+}
+
+/// `{keyId, roles}`; `MIN` as above.
+#[derive(Deserialize)]
+struct KeyRolesBody<const MIN: usize> {
+    #[serde(rename = "keyId")]
+    key_id: String,
+    roles: Vec<String>,
+}
+
+impl<const MIN: usize> RequestBody for KeyRolesBody<MIN> {
+    fn schema() -> &'static Schema {
+        static AT_LEAST_ONE: OnceLock<Schema> = OnceLock::new();
+        static ANY: OnceLock<Schema> = OnceLock::new();
+        let build = || {
+            object(vec![
+                required("keyId", key_id_schema()),
+                required("roles", role_names_schema(100).min_items(MIN)),
+            ])
+        };
+        if MIN == 0 {
+            ANY.get_or_init(build)
+        } else {
+            AT_LEAST_ONE.get_or_init(build)
+        }
+    }
+}
+
+async fn change_key_permissions(
+    state: &AppState,
+    caller: &Caller,
+    key_id: &str,
+    slugs: &[String],
+    kind: SetKind,
+) -> Result<ApiResponse<Vec<PermissionData>>, ApiError> {
+    let key = live_key(state, caller, key_id).await?;
+    let rbac_action = |action: &str| Requirement::one(format!("rbac.*.{action}"));
+    let needed = match kind {
+        SetKind::Add => rbac_action("add_permission_to_key"),
+        SetKind::Remove => rbac_action("remove_permission_from_key"),
+        SetKind::Set => {
+            rbac_action("add_permission_to_key").and(rbac_action("remove_permission_from_key"))
+        }
+    };
+    caller.require(&Requirement::api("update_key", &key.api_id).and(needed))?;
+    let now = state.now();
+    let plan: SlugPlan = rbac::plan_slugs(&state.store, caller.workspace_id(), slugs, now).await?;
+    if let Some(missing) = plan.missing.first() {
+        if kind == SetKind::Remove {
+            return Err(RbacError::PermissionNotFound(missing.slug.clone()).into());
+        }
+        caller.require(&rbac_action("create_permission"))?;
+    }
+    let holding = KeyHolding::of(&state.store, &key).await?;
+    let (change, events) =
+        rbac::key_change(now, &caller.actor(), &holding, Some((kind, plan)), None);
+    if !rbac::change_key(&state.store, &state.keys, now, &key, change, events).await? {
+        return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
+    }
+    let permissions = state.store.key_permissions(&key.id).await?;
+    Ok(ApiResponse::data(
+        permissions.into_iter().map(permission_data).collect(),
+    ))
+}
+
+async fn change_key_roles(
+    state: &AppState,
+    caller: &Caller,
+    key_id: &str,
+    names: &[String],
+    kind: SetKind,
+) -> Result<ApiResponse<Vec<RoleData>>, ApiError> {
+    let key = live_key(state, caller, key_id).await?;
+    let mut needed = Requirement::api("update_key", &key.api_id);
+    if kind == SetKind::Add {
+        needed = needed.and(Requirement::one("rbac.*.add_role_to_key"));
+    }
+    caller.require(&needed)?;
+    let now = state.now();
+    let roles: Vec<Role> = rbac::roles_by_name(&state.store, caller.workspace_id(), names).await?;
+    let holding = KeyHolding::of(&state.store, &key).await?;
+    let (change, events) =
+        rbac::key_change(now, &caller.actor(), &holding, None, Some((kind, roles)));
+    if !rbac::change_key(&state.store, &state.keys, now, &key, change, events).await? {
+        return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
+    }
+    let roles = state.store.key_roles(&key.id).await?;
+    Ok(ApiResponse::data(
+        roles.into_iter().map(role_data).collect(),
+    ))
+}
+
+#[tracing::instrument(skip_all)]
+async fn add_permissions(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<KeyPermissionsBody<1>>,
+) -> Result<ApiResponse<Vec<PermissionData>>, ApiError> {
+    change_key_permissions(
+        &state,
+        &caller,
+        &body.key_id,
+        &body.permissions,
+        SetKind::Add,
+    )
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+async fn remove_permissions(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<KeyPermissionsBody<1>>,
+) -> Result<ApiResponse<Vec<PermissionData>>, ApiError> {
+    change_key_permissions(
+        &state,
+        &caller,
+        &body.key_id,
+        &body.permissions,
+        SetKind::Remove,
+    )
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+async fn set_permissions(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<KeyPermissionsBody<0>>,
+) -> Result<ApiResponse<Vec<PermissionData>>, ApiError> {
+    change_key_permissions(
+        &state,
+        &caller,
+        &body.key_id,
+        &body.permissions,
+        SetKind::Set,
+    )
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+async fn add_roles(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<KeyRolesBody<1>>,
+) -> Result<ApiResponse<Vec<RoleData>>, ApiError> {
+    change_key_roles(&state, &caller, &body.key_id, &body.roles, SetKind::Add).await
+}
+
+#[tracing::instrument(skip_all)]
+async fn remove_roles(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<KeyRolesBody<1>>,
+) -> Result<ApiResponse<Vec<RoleData>>, ApiError> {
+    change_key_roles(&state, &caller, &body.key_id, &body.roles, SetKind::Remove).await
+}
+
+#[tracing::instrument(skip_all)]
+async fn set_roles(
+    State(state): State<AppState>,
+    Authed { caller, body }: Authed<KeyRolesBody<0>>,
+) -> Result<ApiResponse<Vec<RoleData>>, ApiError> {
+    change_key_roles(&state, &caller, &body.key_id, &body.roles, SetKind::Set).await
+}
+
 // ---- keys.verifyKey ----
 
 #[derive(Deserialize)]
@@ -857,6 +1155,7 @@ struct VerifyKeyRequest {
     key: String,
     #[serde(default)]
     tags: Vec<String>,
+    permissions: Option<String>,
     credits: Option<VerifyCredits>,
     #[serde(rename = "migrationId")]
     migration_id: Option<String>,
@@ -869,6 +1168,12 @@ impl RequestBody for VerifyKeyRequest {
             optional(
                 "tags",
                 array(string().min_len(1).max_len(512)).max_items(20)
+            ),
+            optional(
+                "permissions",
+                string().min_len(1).max_len(1000).describe(
+                    "A permission query, e.g. `docs.read AND (billing.admin OR billing.view)`."
+                )
             ),
             optional(
                 "credits",
@@ -909,6 +1214,10 @@ struct VerifyData<'a> {
     enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<VerifyIdentity<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    permissions: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    roles: &'a [String],
 }
 
 fn verify_data_schema() -> Schema {
@@ -941,6 +1250,8 @@ fn verify_data_schema() -> Schema {
                 optional("meta", free_object()),
             ]),
         ),
+        optional("permissions", array(string())),
+        optional("roles", array(string())),
     ])
 }
 
@@ -966,6 +1277,7 @@ async fn verify_key(
                 key: &body.key,
                 tags: &body.tags,
                 credits_cost: body.credits.map(|c| c.cost),
+                permissions: body.permissions.as_deref(),
                 migration_id: body.migration_id.as_deref(),
                 client_ip: caller.remote_ip.as_deref(),
                 request_id: &request_id,
@@ -981,6 +1293,9 @@ async fn verify_key(
             VerifyError::UnknownAlgorithm(alg) => {
                 ApiError::internal(format!("migration uses unknown algorithm {alg}"))
             }
+            VerifyError::Query(err) => {
+                ApiError::new(ErrorCode::PermissionsQuerySyntaxError, err.message)
+            }
             VerifyError::Store(err) => err.into(),
         })?;
     let code = verdict.code;
@@ -995,6 +1310,8 @@ async fn verify_key(
             credits: None,
             enabled: None,
             identity: None,
+            permissions: &[],
+            roles: &[],
         },
         Some(key) => VerifyData {
             valid: code == crate::domain::verify::VerifyCode::Valid,
@@ -1010,6 +1327,8 @@ async fn verify_key(
                 external_id: &i.external_id,
                 meta: key.identity_meta.as_deref(),
             }),
+            permissions: &key.row.permissions,
+            roles: &key.row.roles,
         },
     };
     Ok(ApiResponse::data(data).into_response())
@@ -1132,6 +1451,72 @@ pub fn routes() -> Vec<(Operation, MethodRouter<AppState>)> {
                 ]),
             ),
             post(migrate_keys),
+        ),
+        (
+            op(
+                "/v2/keys.addPermissions",
+                "keys.addPermissions",
+                "Give a key permissions directly (missing ones are created)",
+                "(`api.*.update_key` or `api.<apiId>.update_key`) and `rbac.*.add_permission_to_key`; to create missing ones also `rbac.*.create_permission`",
+                KeyPermissionsBody::<1>::schema(),
+                array(permission_schema()),
+            ),
+            post(add_permissions),
+        ),
+        (
+            op(
+                "/v2/keys.removePermissions",
+                "keys.removePermissions",
+                "Take direct permissions away from a key",
+                "(`api.*.update_key` or `api.<apiId>.update_key`) and `rbac.*.remove_permission_from_key`",
+                KeyPermissionsBody::<1>::schema(),
+                array(permission_schema()),
+            ),
+            post(remove_permissions),
+        ),
+        (
+            op(
+                "/v2/keys.setPermissions",
+                "keys.setPermissions",
+                "Replace a key's direct permissions (missing ones are created)",
+                "(`api.*.update_key` or `api.<apiId>.update_key`) and `rbac.*.add_permission_to_key` and `rbac.*.remove_permission_from_key`; to create missing ones also `rbac.*.create_permission`",
+                KeyPermissionsBody::<0>::schema(),
+                array(permission_schema()),
+            ),
+            post(set_permissions),
+        ),
+        (
+            op(
+                "/v2/keys.addRoles",
+                "keys.addRoles",
+                "Give a key roles",
+                "(`api.*.update_key` or `api.<apiId>.update_key`) and `rbac.*.add_role_to_key`",
+                KeyRolesBody::<1>::schema(),
+                array(role_schema()),
+            ),
+            post(add_roles),
+        ),
+        (
+            op(
+                "/v2/keys.removeRoles",
+                "keys.removeRoles",
+                "Take roles away from a key",
+                "`api.*.update_key` or `api.<apiId>.update_key`",
+                KeyRolesBody::<1>::schema(),
+                array(role_schema()),
+            ),
+            post(remove_roles),
+        ),
+        (
+            op(
+                "/v2/keys.setRoles",
+                "keys.setRoles",
+                "Replace a key's roles",
+                "`api.*.update_key` or `api.<apiId>.update_key`",
+                KeyRolesBody::<0>::schema(),
+                array(role_schema()),
+            ),
+            post(set_roles),
         ),
         (
             op(

@@ -17,6 +17,7 @@ pub mod docs;
 pub mod keys;
 pub mod liveness;
 pub mod openapi;
+pub mod permissions;
 
 /// How a route is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,7 @@ pub fn all() -> Vec<(Operation, MethodRouter<AppState>)> {
     let mut routes = liveness::routes();
     routes.extend(apis::routes());
     routes.extend(keys::routes());
+    routes.extend(permissions::routes());
     routes
 }
 
