@@ -19,7 +19,7 @@ WARMUP_TIMEOUT="${BENCH_WARMUP_TIMEOUT:-3600}"
 SETTLE="${BENCH_SETTLE:-15}"
 export BENCH_DIR BENCH_CONNECTIONS="$CONNECTIONS" BENCH_THREADS="$THREADS"
 
-log() { printf '\n== %s\n' "$*"; }
+log() { printf '\n== %s  [%s]\n' "$*" "$(date +%T)"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 # ---- prerequisites -------------------------------------------------------------------------
@@ -152,6 +152,9 @@ status() { cat "$TMP/status"; }
 # One entry per scenario: name|rps|p50_us|p99_us|ratio|target|met|note
 RESULTS=()
 BASE_RPS=""
+VERIFIED=0 # verifications answered during wrk runs, to compare with the events stored
+
+plain() { sed 's/\x1b\[[0-9;]*m//g'; } # strips the colours of the server's log
 
 CLK_TCK="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of a process
@@ -183,6 +186,7 @@ run_wrk() {
     rm -f "$TMP/rustc-seen"
     (while :; do pgrep -x rustc >/dev/null 2>&1 && : >"$TMP/rustc-seen"; sleep 1; done) &
     WATCH_PID=$!
+    local mark; mark="$(wc -l <"$TMP/server.log")"
     c0="$(cpu_ticks "$SERVER_PID")"; t0="$(date +%s.%N)"
     /usr/bin/time -f '%U %S' -o "$TMP/time-$name" \
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
@@ -191,6 +195,14 @@ run_wrk() {
     kill "$WATCH_PID" 2>/dev/null || true
     wait "$WATCH_PID" 2>/dev/null || true
     WATCH_PID=""
+    # What the server logged (at --log warn) during the run.
+    local logged
+    logged="$(tail -n +$((mark + 1)) "$TMP/server.log" | plain | grep -E ' (WARN|ERROR) ' || true)"
+    R_LOGGED=""
+    if [[ -n "$logged" ]]; then
+        R_LOGGED="server logged $(wc -l <<<"$logged") warnings/errors, the last: $(tail -n 1 <<<"$logged" | cut -d' ' -f2-)"
+        echo "  $R_LOGGED"
+    fi
     R_RUSTC=""
     if [[ -e "$TMP/rustc-seen" ]]; then
         R_RUSTC="rustc ran during the run: noisy"
@@ -233,6 +245,7 @@ record() {
         note="$R_NON2XX non-2xx, $R_SOCKERR socket errors of $R_REQUESTS"
         [[ "$met" == "yes" ]] && met="NO (errors)"
     fi
+    [[ -z "$R_LOGGED" ]] || note="${note:+$note; }$R_LOGGED"
     if [[ -n "$R_RUSTC" ]]; then
         note="${note:+$note; }$R_RUSTC"
         met="$met (noisy)"
@@ -285,6 +298,7 @@ verify_scenario() { # verify_scenario NAME CREATE_BODY TARGET
         return 0
     fi
     BENCH_VERIFY_KEY="$key" run_wrk "$name" verify_one.lua "$BASE/v2/keys.verifyKey"
+    VERIFIED=$((VERIFIED + R_REQUESTS))
     echo "last verification: $(post keys.verifyKey "{\"key\":\"$key\"}")"
     record "$name" ratio "$target"
 }
@@ -334,6 +348,7 @@ if (( KEYS > 0 )); then
         wait "$WRK_PID" || true
         WRK_PID=""
         parse_result "$TMP/wrk-warmup.out"
+        VERIFIED=$((VERIFIED + R_REQUESTS))
         echo "warm-up took $((SECONDS - warm_started))s, $R_REQUESTS requests at $R_RPS req/s (p50 $(ms "$R_P50"), p99 $(ms "$R_P99"))"
         cat "$BENCH_MARKER_DIR"/warm.* 2>/dev/null | sed 's/^/  warm-up thread: /' || true
         warm_valid="$(cat "$BENCH_MARKER_DIR"/warm.* 2>/dev/null | sed -n 's/.*valid=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')"
@@ -344,6 +359,7 @@ if (( KEYS > 0 )); then
 
         echo "uniformly random keys:"
         run_wrk verify-random verify_random.lua "$BASE/v2/keys.verifyKey"
+        VERIFIED=$((VERIFIED + R_REQUESTS))
         record "e. verify random of $KEYS" ratio 0.5
         hwm_kib="$(rss_of "$SERVER_PID" VmHWM)"
         rss_kib="$(rss_of "$SERVER_PID" VmRSS)"
@@ -361,13 +377,17 @@ record "liveness (end)" none ""
 stop_server
 
 echo
-problems="$(grep -E 'WARN|ERROR' "$TMP/server.log" || true)"
+problems="$(plain <"$TMP/server.log" | grep -E ' (WARN|ERROR) ' || true)"
 if [[ -n "$problems" ]]; then
-    echo "server log: $(wc -l <<<"$problems") warning/error lines; the first 10:"
-    head -n 10 <<<"$problems" | sed 's/^/  | /'
+    echo "server log: $(wc -l <<<"$problems") warning/error lines, by message (the last of each shown):"
+    # "<time>  WARN target: message field=value": group on level, target and message.
+    awk '{ key = $2 " " $3; msg = $0; sub(/^[^ ]+ +[^ ]+ +[^ ]+ /, "", msg); m = msg; gsub(/ [a-z_]+=[^ ]*/, "", m)
+           k = key " " m; n[k]++; last[k] = $0 } END { for (k in n) printf "  %6d x %s\n           last: %s\n", n[k], k, last[k] }' <<<"$problems"
 else
     echo "server log: no warnings or errors"
 fi
+events="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM key_verifications").fetchone()[0])' "$DB_PATH" 2>&1)" || true
+echo "verification events stored: $events key_verifications rows for about $VERIFIED verifications answered"
 
 # ---- summary -------------------------------------------------------------------------------
 

@@ -54,6 +54,20 @@ pub enum Command {
     /// Migrations: groups of keys imported from another system with keys.migrateKeys.
     #[command(subcommand)]
     Migration(MigrationCommand),
+    /// Rate-limit namespaces.
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NamespaceCommand {
+    /// Delete a rate-limit namespace: ratelimit.limit answers 410 for it from then on.
+    Delete {
+        #[arg(long)]
+        workspace: String,
+        /// The namespace's name or id.
+        namespace: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -187,6 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RootKey(cmd) => root_key(store, clock.now_ms(), cmd).await,
         Command::Api(cmd) => api(store, clock.now_ms(), cmd).await,
         Command::Migration(cmd) => migration(store, clock.now_ms(), cmd).await,
+        Command::Namespace(cmd) => namespace(store, clock.now_ms(), cmd).await,
     }
 }
 
@@ -333,6 +348,19 @@ async fn api(store: SharedStore, now: i64, cmd: ApiCommand) -> anyhow::Result<()
             } else {
                 println!("{id} accepts verifications only from {}", ips.join(", "));
             }
+        }
+    }
+    Ok(())
+}
+
+async fn namespace(store: SharedStore, now: i64, cmd: NamespaceCommand) -> anyhow::Result<()> {
+    match cmd {
+        NamespaceCommand::Delete {
+            workspace,
+            namespace,
+        } => {
+            admin::delete_namespace(&store, now, &workspace, &namespace).await?;
+            println!("deleted rate-limit namespace {namespace} in {workspace}");
         }
     }
     Ok(())

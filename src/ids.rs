@@ -20,6 +20,9 @@ pub enum Prefix {
     Migration,
     Permission,
     Role,
+    Ratelimit,
+    Namespace,
+    Override,
 }
 
 impl Prefix {
@@ -35,6 +38,9 @@ impl Prefix {
             Prefix::Migration => "mig",
             Prefix::Permission => "perm",
             Prefix::Role => "role",
+            Prefix::Ratelimit => "rl",
+            Prefix::Namespace => "rlns",
+            Prefix::Override => "rlor",
         }
     }
 }

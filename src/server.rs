@@ -16,6 +16,8 @@ use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
 use crate::domain::events::{self, EventWriter};
 use crate::domain::keycache::KeyCache;
 use crate::domain::keys::KeyService;
+use crate::domain::limits::LimitService;
+use crate::domain::ratelimit::{duration_of_key, LocalCounters};
 use crate::http::{app, AppState};
 use crate::store::{SharedStore, Topology};
 
@@ -36,6 +38,7 @@ pub struct Server {
     state: AppState,
     events: EventWriter,
     local_ledger: Option<Arc<LocalLedger>>,
+    counters: Arc<LocalCounters>,
 }
 
 /// Wires the services. The ledger follows the topology: one process on SQLite decides credits in
@@ -54,16 +57,20 @@ pub fn build(
         }
         Topology::Shared => (Arc::new(DatabaseLedger::new(store.clone())), None),
     };
+    let counters = Arc::new(LocalCounters::new());
     let keys = Arc::new(KeyService::new(
         store.clone(),
         KeyCache::new(config.key_cache_capacity),
         ledger,
         sink,
+        counters.clone(),
     ));
+    let limits = Arc::new(LimitService::new(store.clone(), counters.clone()));
     Server {
-        state: AppState::new(store, clock, keys, &config.public_url),
+        state: AppState::new(store, clock, keys, limits, &config.public_url),
         events,
         local_ledger,
+        counters,
     }
 }
 
@@ -83,16 +90,23 @@ impl Server {
             state,
             events,
             local_ledger,
+            counters,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let feed = ChangeFeed::new(
             state.store.clone(),
             Arc::clone(&state.auth),
             Arc::clone(&state.keys),
+            Arc::clone(&state.limits),
         );
         let mut tasks = vec![
             tokio::spawn(feed.run(stop_rx.clone())),
             tokio::spawn(events.run(stop_rx.clone())),
+            tokio::spawn(evict_counters(
+                counters,
+                state.clock.clone(),
+                stop_rx.clone(),
+            )),
         ];
         if let Some(ledger) = local_ledger {
             tasks.push(tokio::spawn(ledger.run(stop_rx)));
@@ -106,6 +120,22 @@ impl Server {
             let _ = task.await;
         }
         result
+    }
+}
+
+/// Drops rate-limit counters too old to matter, every few seconds, so memory follows the set of
+/// identifiers active in the last two windows.
+async fn evict_counters(
+    counters: Arc<LocalCounters>,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+        counters.evict_expired(clock.now_ms(), duration_of_key);
     }
 }
 

@@ -291,3 +291,40 @@ pub async fn set_api_ip_whitelist(
         Err(AdminError::ApiNotFound(id.to_string()))
     }
 }
+
+/// Deletes a rate-limit namespace by name or id.
+pub async fn delete_namespace(
+    store: &SharedStore,
+    now: i64,
+    workspace_id: &str,
+    name_or_id: &str,
+) -> Result<(), AdminError> {
+    let namespace = store
+        .find_namespace(workspace_id, name_or_id)
+        .await?
+        .filter(|ns| !ns.deleted)
+        .ok_or_else(|| {
+            AdminError::InvalidInput(format!(
+                "namespace '{name_or_id}' does not exist in '{workspace_id}'"
+            ))
+        })?;
+    let event = AuditEvent::new(
+        workspace_id,
+        "ratelimitNamespace.delete",
+        format!(
+            "Deleted ratelimit namespace {} ({})",
+            namespace.name, namespace.id
+        ),
+        &Actor::cli(),
+        now,
+        vec![Target::new(
+            "ratelimitNamespace",
+            &namespace.id,
+            Some(namespace.name.clone()),
+        )],
+    );
+    store
+        .delete_namespace(workspace_id, &namespace.id, now, &[event])
+        .await?;
+    Ok(())
+}

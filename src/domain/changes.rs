@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::auth::Authenticator;
 use crate::domain::keys::KeyService;
+use crate::domain::limits::LimitService;
 use crate::store::{ChangeKind, SharedStore, StoreResult};
 
 /// How often the feed is read. Revocation reaches other processes within this plus one query.
@@ -31,15 +32,22 @@ pub struct ChangeFeed {
     store: SharedStore,
     auth: Arc<Authenticator>,
     keys: Arc<KeyService>,
+    limits: Arc<LimitService>,
     applied: Mutex<HashSet<i64>>,
 }
 
 impl ChangeFeed {
-    pub fn new(store: SharedStore, auth: Arc<Authenticator>, keys: Arc<KeyService>) -> Self {
+    pub fn new(
+        store: SharedStore,
+        auth: Arc<Authenticator>,
+        keys: Arc<KeyService>,
+        limits: Arc<LimitService>,
+    ) -> Self {
         ChangeFeed {
             store,
             auth,
             keys,
+            limits,
             applied: Mutex::new(HashSet::new()),
         }
     }
@@ -66,6 +74,7 @@ impl ChangeFeed {
                     self.keys.cache.clear()
                 }
                 ChangeKind::Key => self.keys.forget(&change.entity_id),
+                ChangeKind::Namespace => self.limits.forget_namespaces(),
             }
         }
         // Everything older than the window can no longer come back, so only the window is kept.

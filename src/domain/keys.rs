@@ -7,11 +7,13 @@ use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::domain::credits::{last_refill_boundary, Balance, KeyCredits, Ledger, Refill};
 use crate::domain::events::EventSink;
 use crate::domain::keycache::{digest_of_hash, KeyCache};
+use crate::domain::limits::{merge_limits, LimitInput};
+use crate::domain::ratelimit::Counters;
 use crate::domain::secret::{generate_key, GeneratedKey};
 use crate::ids::{self, Prefix};
 use crate::store::{
-    Api, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch, RbacChange,
-    SetChange, SharedStore, StoreError,
+    Api, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch, RatelimitConfig,
+    RbacChange, SetChange, SharedStore, StoreError,
 };
 
 /// Why a key operation was refused (beyond "not found", which callers decide).
@@ -87,6 +89,8 @@ pub struct CreateKeyInput {
     /// Permissions and roles to attach, with their audit events.
     pub rbac: RbacChange,
     pub rbac_events: Vec<AuditEvent>,
+    /// The key's own rate limits.
+    pub ratelimits: Vec<LimitInput>,
 }
 
 /// The default size of a key's random part, in bytes.
@@ -98,6 +102,8 @@ pub struct KeyService {
     pub cache: KeyCache,
     pub ledger: Arc<dyn Ledger>,
     pub events: EventSink,
+    /// Rate-limit counters, for the limits of keys and identities.
+    pub counters: Arc<dyn Counters>,
 }
 
 /// The result of creating or rerolling a key: its id and the plaintext, shown once.
@@ -112,12 +118,14 @@ impl KeyService {
         cache: KeyCache,
         ledger: Arc<dyn Ledger>,
         events: EventSink,
+        counters: Arc<dyn Counters>,
     ) -> Self {
         KeyService {
             store,
             cache,
             ledger,
             events,
+            counters,
         }
     }
 
@@ -152,7 +160,7 @@ impl KeyService {
             input.prefix.as_deref(),
             input.byte_length.unwrap_or(DEFAULT_BYTE_LENGTH),
         );
-        let key = NewKey {
+        let mut key = NewKey {
             id: input.key_id,
             key_space_id: api.key_space_id.clone(),
             workspace_id: api.workspace_id.clone(),
@@ -170,8 +178,13 @@ impl KeyService {
             pending_migration_id: None,
             created_at: now,
             rbac: input.rbac,
+            ratelimits: Vec::new(),
         };
         let mut events = input.rbac_events;
+        let (ratelimits, limit_events) =
+            merge_limits(&api.workspace_id, actor, now, &[], input.ratelimits);
+        key.ratelimits = ratelimits;
+        events.extend(limit_events);
         events.push(AuditEvent::new(
             &api.workspace_id,
             "key.create",
@@ -211,6 +224,7 @@ impl KeyService {
         key: &KeyRow,
         mut patch: KeyPatch,
         rbac_events: Vec<AuditEvent>,
+        ratelimits: Option<Vec<LimitInput>>,
     ) -> Result<bool, KeyError> {
         if let Some(credits) = &patch.credits {
             let unlimited_after = match credits.remaining {
@@ -227,6 +241,12 @@ impl KeyService {
         }
         patch.new_identity_id = ids::new_id(Prefix::Identity);
         let mut events = rbac_events;
+        if let Some(requested) = ratelimits {
+            let (merged, limit_events) =
+                merge_limits(&key.workspace_id, actor, now, &key.ratelimits, requested);
+            patch.ratelimits = Some(merged);
+            events.extend(limit_events);
+        }
         events.push(AuditEvent::new(
             &key.workspace_id,
             "key.update",
@@ -378,6 +398,14 @@ impl KeyService {
                         .collect(),
                 )),
             },
+            ratelimits: current
+                .ratelimits
+                .iter()
+                .map(|l| RatelimitConfig {
+                    id: ids::new_id(Prefix::Ratelimit),
+                    ..l.clone()
+                })
+                .collect(),
         };
         let old_expires = if expiration_ms == 0 {
             now

@@ -87,6 +87,7 @@ pub async fn import(
                 pending_migration_id: Some(migration.id.clone()),
                 created_at: now,
                 rbac: Default::default(),
+                ratelimits: Vec::new(),
             };
             let event = AuditEvent::new(
                 &api.workspace_id,

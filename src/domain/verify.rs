@@ -11,12 +11,14 @@
 //! 5. `INSUFFICIENT_PERMISSIONS`: the permission query against the key's permissions, direct and
 //!    through roles (the query is parsed after step 2, so a malformed one is a 400 only for keys
 //!    the caller may see);
-//! 6. `RATE_LIMITED` (slots in with the rate-limit issue);
+//! 6. `RATE_LIMITED`: the key's and its identity's limits (auto-applied, named in the request, or
+//!    ad-hoc), all decided together; nothing is counted if one fails;
 //! 7. `USAGE_EXCEEDED`: credits, spent exactly by the ledger.
 //!
 //! Steps 4-7 run only while the outcome is still `VALID`. Every verification that gets past step 2
 //! is recorded as an event.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +30,8 @@ use crate::domain::keycache::{Cached, CachedKey, Digest};
 use crate::domain::keys::KeyService;
 use crate::domain::permissions::Requirement;
 use crate::domain::query::{self, QueryError};
+use crate::domain::ratelimit::{named_key, CounterError, LimitCheck};
+use crate::store::RatelimitConfig;
 use crate::store::{StoreError, VerificationEvent};
 
 /// The outcome of a verification.
@@ -67,12 +71,37 @@ pub struct VerifyRequest<'a> {
     pub credits_cost: Option<i64>,
     /// A permission query such as `docs.read AND (billing.admin OR billing.view)`.
     pub permissions: Option<&'a str>,
+    /// Limits named (or defined ad hoc) by the request.
+    pub ratelimits: &'a [RequestedLimit],
     pub migration_id: Option<&'a str>,
     /// The client's address, for the IP whitelist.
     pub client_ip: Option<&'a str>,
     pub request_id: &'a str,
     pub now: i64,
     pub started: Instant,
+}
+
+/// A limit a verification asks for: by name, or ad hoc with both `limit` and `duration_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedLimit {
+    pub name: String,
+    pub cost: Option<i64>,
+    pub limit: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+/// A limit that was checked, as the verify response lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedLimit {
+    /// Empty for ad-hoc limits.
+    pub id: String,
+    pub name: String,
+    pub limit: i64,
+    pub duration_ms: i64,
+    pub reset: i64,
+    pub remaining: i64,
+    pub exceeded: bool,
+    pub auto_apply: bool,
 }
 
 /// The verdict.
@@ -83,6 +112,8 @@ pub struct Verdict {
     pub key: Option<Arc<CachedKey>>,
     /// The balance after this verification; `None` for unlimited keys.
     pub remaining: Option<i64>,
+    /// The limits checked, auto-applied first (by name), then in request order.
+    pub ratelimits: Vec<CheckedLimit>,
 }
 
 impl Verdict {
@@ -91,6 +122,7 @@ impl Verdict {
             code: VerifyCode::NotFound,
             key: None,
             remaining: None,
+            ratelimits: Vec::new(),
         }
     }
 }
@@ -106,6 +138,14 @@ pub enum VerifyError {
     /// The permission query does not parse.
     #[error("{0}")]
     Query(QueryError),
+    /// A requested limit name exists neither on the key nor on its identity.
+    #[error("{0}")]
+    UnknownLimit(String),
+    /// An ad-hoc limit is malformed.
+    #[error("{0}")]
+    BadLimit(String),
+    #[error(transparent)]
+    Counters(#[from] CounterError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -223,7 +263,15 @@ impl KeyService {
             }
         }
 
-        // 6. Rate limits slot in here.
+        // 6. Rate limits.
+        let mut checked = Vec::new();
+        if code == VerifyCode::Valid {
+            let (limits, passed) = self.check_limits(&key, req.ratelimits, req.now).await?;
+            checked = limits;
+            if !passed {
+                code = VerifyCode::RateLimited;
+            }
+        }
 
         // 7. Credits.
         let mut remaining = None;
@@ -264,7 +312,118 @@ impl KeyService {
             code,
             key: Some(key),
             remaining,
+            ratelimits: checked,
         })
+    }
+
+    /// Decides the key's limits for one verification. Returns the checked limits in response
+    /// order and whether all passed.
+    async fn check_limits(
+        &self,
+        key: &CachedKey,
+        requested: &[RequestedLimit],
+        now: i64,
+    ) -> Result<(Vec<CheckedLimit>, bool), VerifyError> {
+        let row = &key.row;
+        // By name: the identity's limits, overridden by the key's own of the same name.
+        let mut configs: BTreeMap<&str, (&RatelimitConfig, &str)> = BTreeMap::new();
+        if let Some(identity) = &row.identity {
+            for limit in &identity.ratelimits {
+                configs.insert(&limit.name, (limit, &identity.id));
+            }
+        }
+        for limit in &row.ratelimits {
+            configs.insert(&limit.name, (limit, &row.id));
+        }
+        if configs.is_empty() && requested.is_empty() {
+            return Ok((Vec::new(), true));
+        }
+        let asked: HashSet<&str> = requested.iter().map(|r| r.name.as_str()).collect();
+        let mut shown: Vec<CheckedLimit> = Vec::new();
+        let mut checks: Vec<LimitCheck> = Vec::new();
+        let mut push = |id: &str,
+                        name: &str,
+                        limit: i64,
+                        duration: i64,
+                        auto: bool,
+                        owner: &str,
+                        cost: i64| {
+            checks.push(LimitCheck {
+                key: named_key(&row.workspace_id, name, owner, duration),
+                limit,
+                duration_ms: duration,
+                cost,
+            });
+            shown.push(CheckedLimit {
+                id: id.to_string(),
+                name: name.to_string(),
+                limit,
+                duration_ms: duration,
+                reset: 0,
+                remaining: 0,
+                exceeded: false,
+                auto_apply: auto,
+            });
+        };
+        for (name, (config, owner)) in &configs {
+            if config.auto_apply && !asked.contains(name) {
+                push(
+                    &config.id,
+                    name,
+                    config.limit,
+                    config.duration_ms,
+                    true,
+                    owner,
+                    1,
+                );
+            }
+        }
+        for r in requested {
+            let cost = r.cost.unwrap_or(1);
+            match (r.limit, r.duration_ms) {
+                (Some(limit), Some(duration)) => {
+                    if duration < 1000 {
+                        return Err(VerifyError::BadLimit(format!(
+                            "The ad-hoc ratelimit '{}' has a duration of {duration} ms; it must be at least 1000 ms.",
+                            r.name
+                        )));
+                    }
+                    push("", &r.name, limit, duration, false, &row.id, cost);
+                }
+                _ => {
+                    let Some((config, owner)) = configs.get(r.name.as_str()) else {
+                        return Err(VerifyError::UnknownLimit(match &row.identity {
+                            Some(identity) => format!(
+                                "ratelimit '{}' was requested but does not exist for key '{}' nor identity: '{}' external ID: '{}'",
+                                r.name, row.id, identity.id, identity.external_id
+                            ),
+                            None => format!(
+                                "ratelimit '{}' was requested but does not exist for key '{}' and there is no identity connected.",
+                                r.name, row.id
+                            ),
+                        }));
+                    };
+                    push(
+                        &config.id,
+                        &r.name,
+                        config.limit,
+                        config.duration_ms,
+                        config.auto_apply,
+                        owner,
+                        cost,
+                    );
+                }
+            }
+        }
+        let outcomes = self.counters.decide(&checks, now).await?;
+        let mut passed = true;
+        for (shown, outcome) in shown.iter_mut().zip(outcomes) {
+            shown.reset = outcome.reset;
+            shown.remaining = outcome.remaining;
+            shown.exceeded = !outcome.passed;
+            passed &= outcome.passed;
+        }
+        Ok((shown, passed))
     }
 
     /// Upgrades a key imported with `migration_id` the first time it is presented.

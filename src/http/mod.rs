@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::clock::SharedClock;
 use crate::domain::auth::Authenticator;
 use crate::domain::keys::KeyService;
+use crate::domain::limits::LimitService;
 use crate::store::SharedStore;
 
 pub mod context;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub clock: SharedClock,
     pub auth: Arc<Authenticator>,
     pub keys: Arc<KeyService>,
+    pub limits: Arc<LimitService>,
     /// Base of error `type` URLs, without a trailing slash.
     pub public_url: Arc<str>,
     pub body_limit: usize,
@@ -43,11 +45,13 @@ impl AppState {
         store: SharedStore,
         clock: SharedClock,
         keys: Arc<KeyService>,
+        limits: Arc<LimitService>,
         public_url: &str,
     ) -> Self {
         AppState {
             auth: Arc::new(Authenticator::new(store.clone(), clock.clone())),
             keys,
+            limits,
             store,
             clock,
             public_url: Arc::from(public_url.trim_end_matches('/')),

@@ -12,6 +12,7 @@ use crate::domain::audit::AuditEvent;
 
 pub mod postgres;
 pub mod sql;
+mod sql_ratelimit;
 mod sql_rbac;
 pub mod sqlite;
 
@@ -81,6 +82,58 @@ pub struct IdentityRef {
     pub external_id: String,
     /// JSON text.
     pub meta: Option<String>,
+    /// The identity's own rate limits, by name.
+    pub ratelimits: Vec<RatelimitConfig>,
+}
+
+/// A named rate limit attached to a key or an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatelimitConfig {
+    pub id: String,
+    pub name: String,
+    pub limit: i64,
+    pub duration_ms: i64,
+    pub auto_apply: bool,
+}
+
+/// Who owns a set of rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitOwner<'a> {
+    Key(&'a str),
+    Identity(&'a str),
+}
+
+/// A customer: keys grouped under an external id, with shared metadata and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub id: String,
+    pub workspace_id: String,
+    pub external_id: String,
+    /// JSON text of an object.
+    pub meta: Option<String>,
+    pub created_at: i64,
+    pub ratelimits: Vec<RatelimitConfig>,
+}
+
+/// A namespace of standalone rate limits, with its live overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub deleted: bool,
+    pub created_at: i64,
+    pub overrides: Vec<Override>,
+}
+
+/// A per-identifier (or wildcard) replacement of a namespace's limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub id: String,
+    pub namespace_id: String,
+    pub identifier: String,
+    pub limit: i64,
+    pub duration_ms: i64,
 }
 
 /// A live key with what verification and the management routes need to know about it.
@@ -117,6 +170,8 @@ pub struct KeyRow {
     pub permissions: Vec<String>,
     /// Names of the key's roles, sorted.
     pub roles: Vec<String>,
+    /// The key's own rate limits, by name.
+    pub ratelimits: Vec<RatelimitConfig>,
 }
 
 /// A permission a key can hold.
@@ -183,6 +238,8 @@ pub struct NewKey {
     pub created_at: i64,
     /// Permissions and roles to attach.
     pub rbac: RbacChange,
+    /// The key's own rate limits.
+    pub ratelimits: Vec<RatelimitConfig>,
 }
 
 /// A field of a partial update: leave it, clear it, or set it.
@@ -214,6 +271,8 @@ pub struct KeyPatch {
     pub new_identity_id: String,
     pub credits: Option<CreditsPatch>,
     pub rbac: RbacChange,
+    /// `Some`: replace the key's rate limits with these (ids kept for names that stay).
+    pub ratelimits: Option<Vec<RatelimitConfig>>,
 }
 
 /// A key's balance as stored.
@@ -307,6 +366,8 @@ pub enum ChangeKind {
     Identity,
     /// Roles or permissions changed in a way that can touch many keys; the entity is the workspace.
     Rbac,
+    /// A rate-limit namespace or its overrides changed; the entity is the namespace id.
+    Namespace,
 }
 
 impl ChangeKind {
@@ -318,6 +379,7 @@ impl ChangeKind {
             ChangeKind::Key => "key",
             ChangeKind::Identity => "identity",
             ChangeKind::Rbac => "rbac",
+            ChangeKind::Namespace => "namespace",
         }
     }
 
@@ -329,6 +391,7 @@ impl ChangeKind {
             "key" => Some(ChangeKind::Key),
             "identity" => Some(ChangeKind::Identity),
             "rbac" => Some(ChangeKind::Rbac),
+            "namespace" => Some(ChangeKind::Namespace),
             _ => None,
         }
     }
@@ -620,6 +683,87 @@ pub trait Store: Send + Sync + 'static {
     async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<Permission>>;
     /// A key's roles with their permissions, sorted by name.
     async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>>;
+
+    /// Creates an identity with its rate limits; `false` when the external id is taken.
+    async fn create_identity(&self, identity: &Identity, audit: &[AuditEvent])
+        -> StoreResult<bool>;
+    /// A live identity (with its rate limits) by id or external id.
+    async fn find_identity(
+        &self,
+        workspace_id: &str,
+        id_or_external_id: &str,
+    ) -> StoreResult<Option<Identity>>;
+    /// A page of live identities in id order; `search` matches id or external id without case.
+    async fn list_identities(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Identity>>;
+    /// Replaces an identity's meta (`Some`) and rate limits (`Some`); `false` if it is gone.
+    async fn update_identity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        meta: Option<Option<String>>,
+        ratelimits: Option<&[RatelimitConfig]>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Soft-deletes an identity and drops its rate limits; its keys stay, without it.
+    async fn delete_identity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
+    /// A namespace (live or deleted) by name or id, with its live overrides.
+    async fn find_namespace(
+        &self,
+        workspace_id: &str,
+        name_or_id: &str,
+    ) -> StoreResult<Option<Namespace>>;
+    /// Creates a namespace unless one with the name exists; returns the namespace either way.
+    async fn create_namespace(
+        &self,
+        namespace: &Namespace,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Namespace>;
+    /// Soft-deletes a namespace; `false` if there was no live one.
+    async fn delete_namespace(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Creates or replaces (and revives) the override of an identifier; returns its id.
+    async fn set_override(
+        &self,
+        workspace_id: &str,
+        new: &Override,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<String>;
+    /// Soft-deletes the override of exactly this identifier; `false` if there was none.
+    async fn delete_override(
+        &self,
+        workspace_id: &str,
+        namespace_id: &str,
+        identifier: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// A page of a namespace's live overrides in id order.
+    async fn list_overrides(
+        &self,
+        namespace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Override>>;
 
     /// Appends verification events.
     async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()>;

@@ -10,9 +10,10 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::{
-    Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, IdentityRef, KeyPage,
-    KeyPatch, KeyRow, Migration, NewKey, Patch, Permission, RbacChange, Role, RootKey, RootKeyAuth,
-    SpendRow, Store, StoreError, StoreResult, StoredAuditEvent, VerificationEvent, Workspace,
+    Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, Identity, IdentityRef,
+    KeyPage, KeyPatch, KeyRow, LimitOwner, Migration, Namespace, NewKey, Override, Patch,
+    Permission, RatelimitConfig, RbacChange, Role, RootKey, RootKeyAuth, SpendRow, Store,
+    StoreError, StoreResult, StoredAuditEvent, VerificationEvent, Workspace,
 };
 use crate::domain::audit::AuditEvent;
 
@@ -89,6 +90,7 @@ fn key_from(row: &AnyRow) -> StoreResult<KeyRow> {
             id,
             external_id: row.try_get("identity_external_id")?,
             meta: row.try_get("identity_meta")?,
+            ratelimits: Vec::new(),
         }),
         None => None,
     };
@@ -117,6 +119,7 @@ fn key_from(row: &AnyRow) -> StoreResult<KeyRow> {
         workspace_enabled: flag(row, "workspace_enabled")?,
         permissions: Vec::new(),
         roles: Vec::new(),
+        ratelimits: Vec::new(),
     })
 }
 
@@ -228,6 +231,16 @@ impl SqlStore {
         .execute(&mut **tx)
         .await?;
         Self::change_key_rbac_in(tx, &key.id, &key.workspace_id, &key.rbac, key.created_at).await?;
+        if !key.ratelimits.is_empty() {
+            Self::replace_ratelimits_in(
+                tx,
+                LimitOwner::Key(&key.id),
+                &key.workspace_id,
+                &key.ratelimits,
+                key.created_at,
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -236,6 +249,7 @@ impl SqlStore {
         let Some(row) = row else { return Ok(None) };
         let mut keys = vec![key_from(&row)?];
         self.attach_rbac(&mut keys).await?;
+        self.attach_ratelimits(&mut keys).await?;
         Ok(keys.pop())
     }
 
@@ -621,6 +635,7 @@ impl Store for SqlStore {
             .await?;
         let mut keys = rows.iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
         self.attach_rbac(&mut keys).await?;
+        self.attach_ratelimits(&mut keys).await?;
         Ok(keys)
     }
 
@@ -757,6 +772,15 @@ impl Store for SqlStore {
                 .await?
                 .try_get("workspace_id")?;
             Self::change_key_rbac_in(&mut tx, id, &workspace, &patch.rbac, now).await?;
+        }
+        if let Some(limits) = &patch.ratelimits {
+            let workspace: String = sqlx::query("SELECT workspace_id FROM keys WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("workspace_id")?;
+            Self::replace_ratelimits_in(&mut tx, LimitOwner::Key(id), &workspace, limits, now)
+                .await?;
         }
         Self::insert_change(&mut tx, ChangeKind::Key, &hash, now).await?;
         Self::insert_audit(&mut tx, audit).await?;
@@ -1161,6 +1185,113 @@ impl Store for SqlStore {
 
     async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>> {
         self.rbac_key_roles(key_id).await
+    }
+
+    async fn create_identity(
+        &self,
+        identity: &Identity,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rl_create_identity(identity, audit).await
+    }
+
+    async fn find_identity(
+        &self,
+        workspace_id: &str,
+        id_or_external_id: &str,
+    ) -> StoreResult<Option<Identity>> {
+        self.rl_find_identity(workspace_id, id_or_external_id).await
+    }
+
+    async fn list_identities(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Identity>> {
+        self.rl_list_identities(workspace_id, cursor, limit, search)
+            .await
+    }
+
+    async fn update_identity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        meta: Option<Option<String>>,
+        ratelimits: Option<&[RatelimitConfig]>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rl_update_identity(workspace_id, id, meta, ratelimits, now, audit)
+            .await
+    }
+
+    async fn delete_identity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rl_delete_identity(workspace_id, id, now, audit).await
+    }
+
+    async fn find_namespace(
+        &self,
+        workspace_id: &str,
+        name_or_id: &str,
+    ) -> StoreResult<Option<Namespace>> {
+        self.rl_find_namespace(workspace_id, name_or_id).await
+    }
+
+    async fn create_namespace(
+        &self,
+        namespace: &Namespace,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Namespace> {
+        self.rl_create_namespace(namespace, audit).await
+    }
+
+    async fn delete_namespace(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rl_delete_namespace(workspace_id, id, now, audit).await
+    }
+
+    async fn set_override(
+        &self,
+        workspace_id: &str,
+        new: &Override,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<String> {
+        self.rl_set_override(workspace_id, new, now, audit).await
+    }
+
+    async fn delete_override(
+        &self,
+        workspace_id: &str,
+        namespace_id: &str,
+        identifier: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.rl_delete_override(workspace_id, namespace_id, identifier, now, audit)
+            .await
+    }
+
+    async fn list_overrides(
+        &self,
+        namespace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Override>> {
+        self.rl_list_overrides(namespace_id, cursor, limit).await
     }
 
     async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {

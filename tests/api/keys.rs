@@ -109,7 +109,15 @@ async fn create_key_rejects_bad_bounds_and_inconsistent_credits() {
             "/properties/credits/properties/refill/properties/interval/enum",
         ),
         (json!({"meta": "x"}), "/properties/meta/type"),
-        (json!({"ratelimits": []}), "/additionalProperties"),
+        (json!({"unknownField": 1}), "/additionalProperties"),
+        (
+            json!({"ratelimits": [{"name": "ab", "limit": 1, "duration": 1000}]}),
+            "/properties/ratelimits/items/properties/name/minLength",
+        ),
+        (
+            json!({"ratelimits": [{"name": "abc", "limit": 1, "duration": 999}]}),
+            "/properties/ratelimits/items/properties/duration/minimum",
+        ),
     ];
     for (extra, location) in cases {
         let mut body = json!({"apiId": api});

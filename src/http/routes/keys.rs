@@ -11,10 +11,12 @@ use serde_json::Value;
 
 use super::{Method, Operation};
 use crate::domain::keys::{credits_patch, CreateKeyInput, Interval, KeyError, RefillInput};
+use crate::domain::limits::{duplicate_name, LimitInput};
 use crate::domain::migrate::{self, ImportedKey};
 use crate::domain::permissions::Requirement;
 use crate::domain::rbac::{self, KeyHolding, RbacError, SetKind, SlugPlan};
 use crate::domain::verify::{may_verify_some_keys, VerifyError, VerifyRequest as DomainVerify};
+use crate::domain::verify::{CheckedLimit, RequestedLimit};
 use crate::http::context::current_request_id;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
@@ -24,7 +26,7 @@ use crate::http::schema::{
 };
 use crate::http::{ApiResponse, AppState};
 use crate::ids::{self, Prefix};
-use crate::store::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, Role};
+use crate::store::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, RatelimitConfig, Role};
 
 use super::permissions::{
     permission_data, permission_schema, role_data, role_schema, PermissionData, RoleData,
@@ -109,6 +111,80 @@ impl From<RbacError> for ApiError {
     }
 }
 
+/// `RatelimitRequest`: a named limit of a key or identity.
+#[derive(Deserialize, Clone)]
+pub(super) struct RatelimitRequest {
+    name: String,
+    limit: i64,
+    duration: i64,
+    #[serde(default, rename = "autoApply")]
+    auto_apply: bool,
+}
+
+pub(super) fn ratelimit_request_schema() -> Schema {
+    object(vec![
+        required("name", string().min_len(3).max_len(128)),
+        required("limit", integer().minimum(1)),
+        required("duration", integer().minimum(1000).maximum(2_592_000_000)),
+        optional("autoApply", boolean().default_bool(false)),
+    ])
+}
+
+/// Limit requests as the domain takes them; a repeated name is a 400 naming it.
+pub(super) fn limit_inputs(requests: Vec<RatelimitRequest>) -> Result<Vec<LimitInput>, ApiError> {
+    let inputs: Vec<LimitInput> = requests
+        .into_iter()
+        .map(|r| LimitInput {
+            name: r.name,
+            limit: r.limit,
+            duration_ms: r.duration,
+            auto_apply: r.auto_apply,
+        })
+        .collect();
+    if let Some(name) = duplicate_name(&inputs) {
+        return Err(ApiError::invalid_input(
+            format!("Ratelimit with name '{name}' is already defined in the request"),
+            vec![FieldError {
+                location: "body.ratelimits".into(),
+                message: format!("duplicate name '{name}'"),
+                fix: Some("Give every rate limit a different name.".into()),
+            }],
+        ));
+    }
+    Ok(inputs)
+}
+
+/// `RatelimitResponse`.
+#[derive(Serialize)]
+pub(super) struct RatelimitData {
+    id: String,
+    name: String,
+    limit: i64,
+    duration: i64,
+    #[serde(rename = "autoApply")]
+    auto_apply: bool,
+}
+
+pub(super) fn ratelimit_data(l: &RatelimitConfig) -> RatelimitData {
+    RatelimitData {
+        id: l.id.clone(),
+        name: l.name.clone(),
+        limit: l.limit,
+        duration: l.duration_ms,
+        auto_apply: l.auto_apply,
+    }
+}
+
+pub(super) fn ratelimit_data_schema() -> Schema {
+    object(vec![
+        required("id", string()),
+        required("name", string()),
+        required("limit", integer()),
+        required("duration", integer()),
+        required("autoApply", boolean()),
+    ])
+}
+
 fn slugs_schema(max: usize) -> Schema {
     array(string().min_len(1).max_len(128).pattern(SLUG_PATTERN)).max_items(max)
 }
@@ -177,6 +253,8 @@ pub(super) struct IdentityData {
     external_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     meta: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ratelimits: Vec<RatelimitData>,
 }
 
 /// `KeyResponseData`.
@@ -206,6 +284,8 @@ pub(super) struct KeyData {
     permissions: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     roles: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ratelimits: Vec<RatelimitData>,
 }
 
 fn json_object(text: Option<&str>) -> Option<Value> {
@@ -224,9 +304,11 @@ pub(super) fn key_data(state: &AppState, key: KeyRow) -> KeyData {
         }),
         identity: key.identity.map(|i| IdentityData {
             meta: json_object(i.meta.as_deref()),
+            ratelimits: i.ratelimits.iter().map(ratelimit_data).collect(),
             id: i.id,
             external_id: i.external_id,
         }),
+        ratelimits: key.ratelimits.iter().map(ratelimit_data).collect(),
         meta: json_object(key.meta.as_deref()),
         permissions: key.permissions,
         roles: key.roles,
@@ -259,10 +341,12 @@ pub(super) fn key_data_schema() -> Schema {
                 required("id", string()),
                 required("externalId", string()),
                 optional("meta", free_object()),
+                optional("ratelimits", array(ratelimit_data_schema())),
             ]),
         ),
         optional("permissions", array(string())),
         optional("roles", array(string())),
+        optional("ratelimits", array(ratelimit_data_schema())),
     ])
 }
 
@@ -375,6 +459,8 @@ struct CreateKeyRequest {
     recoverable: bool,
     permissions: Option<Vec<String>>,
     roles: Option<Vec<String>>,
+    #[serde(default)]
+    ratelimits: Vec<RatelimitRequest>,
 }
 
 fn yes() -> bool {
@@ -404,6 +490,7 @@ impl RequestBody for CreateKeyRequest {
             optional("enabled", boolean().default_bool(true)),
             optional("permissions", slugs_schema(1000)),
             optional("roles", role_names_schema(100)),
+            optional("ratelimits", array(ratelimit_request_schema()).max_items(50)),
             optional(
                 "recoverable",
                 boolean()
@@ -436,6 +523,7 @@ async fn create_key(
     if body.recoverable {
         return Err(vault_missing());
     }
+    let ratelimits = limit_inputs(body.ratelimits)?;
     let now = state.now();
     let actor = caller.actor();
     let key_id = ids::new_id(Prefix::Key);
@@ -467,6 +555,7 @@ async fn create_key(
         key_id,
         rbac,
         rbac_events,
+        ratelimits,
     };
     let issued = state.keys.create(now, &actor, &api, input).await?;
     Ok(ApiResponse::data(IssuedData {
@@ -608,6 +697,7 @@ struct UpdateKeyRequest {
     enabled: Option<bool>,
     permissions: Option<Vec<String>>,
     roles: Option<Vec<String>>,
+    ratelimits: Option<Vec<RatelimitRequest>>,
 }
 
 impl RequestBody for UpdateKeyRequest {
@@ -639,6 +729,10 @@ impl RequestBody for UpdateKeyRequest {
             optional("enabled", boolean()),
             optional("permissions", slugs_schema(1000)),
             optional("roles", role_names_schema(100)),
+            optional(
+                "ratelimits",
+                array(ratelimit_request_schema()).max_items(50)
+            ),
         ]))
     }
 }
@@ -658,6 +752,7 @@ async fn update_key(
             patch(c.refill.map(|r| r.map(RefillInput::from))),
         )?),
     };
+    let ratelimits = body.ratelimits.map(limit_inputs).transpose()?;
     let now = state.now();
     let (rbac, rbac_events) = if body.permissions.is_some() || body.roles.is_some() {
         let holding = KeyHolding::of(&state.store, &key).await?;
@@ -682,10 +777,11 @@ async fn update_key(
         new_identity_id: String::new(),
         credits,
         rbac,
+        ratelimits: None,
     };
     if !state
         .keys
-        .update(now, &caller.actor(), &key, changes, rbac_events)
+        .update(now, &caller.actor(), &key, changes, rbac_events, ratelimits)
         .await?
     {
         return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
@@ -1151,11 +1247,21 @@ struct VerifyCredits {
 }
 
 #[derive(Deserialize)]
+struct VerifyLimitRequest {
+    name: String,
+    cost: Option<i64>,
+    limit: Option<i64>,
+    duration: Option<i64>,
+}
+
+#[derive(Deserialize)]
 struct VerifyKeyRequest {
     key: String,
     #[serde(default)]
     tags: Vec<String>,
     permissions: Option<String>,
+    #[serde(default)]
+    ratelimits: Vec<VerifyLimitRequest>,
     credits: Option<VerifyCredits>,
     #[serde(rename = "migrationId")]
     migration_id: Option<String>,
@@ -1182,6 +1288,16 @@ impl RequestBody for VerifyKeyRequest {
                     integer().minimum(0).maximum(1_000_000_000_000)
                 )])
             ),
+            optional(
+                "ratelimits",
+                array(object(vec![
+                    required("name", string().min_len(3).max_len(255)),
+                    optional("cost", integer().minimum(0).default_int(1)),
+                    optional("limit", integer().minimum(0)),
+                    optional("duration", integer().minimum(0)),
+                ]))
+                .max_items(100)
+            ),
             optional("migrationId", string().max_len(256)),
         ]))
     }
@@ -1194,6 +1310,37 @@ struct VerifyIdentity<'a> {
     external_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     meta: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ratelimits: Vec<RatelimitData>,
+}
+
+/// One checked limit in a verify response.
+#[derive(Serialize)]
+struct VerifyLimitData<'a> {
+    exceeded: bool,
+    id: &'a str,
+    name: &'a str,
+    limit: i64,
+    duration: i64,
+    reset: i64,
+    remaining: i64,
+    #[serde(rename = "autoApply")]
+    auto_apply: bool,
+}
+
+impl<'a> From<&'a CheckedLimit> for VerifyLimitData<'a> {
+    fn from(c: &'a CheckedLimit) -> Self {
+        VerifyLimitData {
+            exceeded: c.exceeded,
+            id: &c.id,
+            name: &c.name,
+            limit: c.limit,
+            duration: c.duration_ms,
+            reset: c.reset,
+            remaining: c.remaining,
+            auto_apply: c.auto_apply,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -1218,6 +1365,8 @@ struct VerifyData<'a> {
     permissions: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     roles: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ratelimits: Vec<VerifyLimitData<'a>>,
 }
 
 fn verify_data_schema() -> Schema {
@@ -1252,6 +1401,19 @@ fn verify_data_schema() -> Schema {
         ),
         optional("permissions", array(string())),
         optional("roles", array(string())),
+        optional(
+            "ratelimits",
+            array(object(vec![
+                required("exceeded", boolean()),
+                required("id", string()),
+                required("name", string()),
+                required("limit", integer()),
+                required("duration", integer()),
+                required("reset", integer()),
+                required("remaining", integer()),
+                required("autoApply", boolean()),
+            ])),
+        ),
     ])
 }
 
@@ -1269,6 +1431,16 @@ async fn verify_key(
         ));
     }
     let request_id = current_request_id();
+    let requested: Vec<RequestedLimit> = body
+        .ratelimits
+        .into_iter()
+        .map(|r| RequestedLimit {
+            name: r.name,
+            cost: r.cost,
+            limit: r.limit,
+            duration_ms: r.duration,
+        })
+        .collect();
     let verdict = state
         .keys
         .verify(
@@ -1278,6 +1450,7 @@ async fn verify_key(
                 tags: &body.tags,
                 credits_cost: body.credits.map(|c| c.cost),
                 permissions: body.permissions.as_deref(),
+                ratelimits: &requested,
                 migration_id: body.migration_id.as_deref(),
                 client_ip: caller.remote_ip.as_deref(),
                 request_id: &request_id,
@@ -1296,6 +1469,18 @@ async fn verify_key(
             VerifyError::Query(err) => {
                 ApiError::new(ErrorCode::PermissionsQuerySyntaxError, err.message)
             }
+            VerifyError::UnknownLimit(detail) => {
+                ApiError::new(ErrorCode::PreconditionFailed, detail)
+            }
+            VerifyError::BadLimit(detail) => ApiError::invalid_input(
+                detail.clone(),
+                vec![FieldError {
+                    location: "body.ratelimits".into(),
+                    message: detail,
+                    fix: Some("Give ad-hoc limits a duration of at least 1000 ms.".into()),
+                }],
+            ),
+            VerifyError::Counters(err) => ApiError::internal(err),
             VerifyError::Store(err) => err.into(),
         })?;
     let code = verdict.code;
@@ -1312,6 +1497,7 @@ async fn verify_key(
             identity: None,
             permissions: &[],
             roles: &[],
+            ratelimits: Vec::new(),
         },
         Some(key) => VerifyData {
             valid: code == crate::domain::verify::VerifyCode::Valid,
@@ -1326,9 +1512,21 @@ async fn verify_key(
                 id: &i.id,
                 external_id: &i.external_id,
                 meta: key.identity_meta.as_deref(),
+                // The identity's limits not shadowed by a key limit of the same name.
+                ratelimits: i
+                    .ratelimits
+                    .iter()
+                    .filter(|l| !key.row.ratelimits.iter().any(|k| k.name == l.name))
+                    .map(ratelimit_data)
+                    .collect(),
             }),
             permissions: &key.row.permissions,
             roles: &key.row.roles,
+            ratelimits: verdict
+                .ratelimits
+                .iter()
+                .map(VerifyLimitData::from)
+                .collect(),
         },
     };
     Ok(ApiResponse::data(data).into_response())

@@ -14,10 +14,12 @@ use super::AppState;
 
 pub mod apis;
 pub mod docs;
+pub mod identities;
 pub mod keys;
 pub mod liveness;
 pub mod openapi;
 pub mod permissions;
+pub mod ratelimit;
 
 /// How a route is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,9 @@ impl Operation {
     }
 }
 
+/// Routes whose success body is `{meta}` alone, without `data` (as in Unkey's spec).
+pub const META_ONLY: &[&str] = &["/v2/identities.deleteIdentity"];
+
 /// Error statuses every authenticated route can produce.
 pub const AUTH_ERRORS: &[u16] = &[400, 401, 403, 413, 500];
 
@@ -58,6 +63,8 @@ pub fn all() -> Vec<(Operation, MethodRouter<AppState>)> {
     routes.extend(apis::routes());
     routes.extend(keys::routes());
     routes.extend(permissions::routes());
+    routes.extend(ratelimit::routes());
+    routes.extend(identities::routes());
     routes
 }
 

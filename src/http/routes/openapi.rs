@@ -70,8 +70,11 @@ pub fn document(server_url: &str) -> Value {
         let mut body = Map::new();
         let mut data = Map::new();
         data.insert("meta".into(), json!({"$ref": "#/components/schemas/Meta"}));
-        data.insert("data".into(), op.response.to_openapi());
-        let mut required = vec!["meta", "data"];
+        let mut required = vec!["meta"];
+        if !super::META_ONLY.contains(&op.path) {
+            data.insert("data".into(), op.response.to_openapi());
+            required.push("data");
+        }
         if op.paginated {
             data.insert(
                 "pagination".into(),

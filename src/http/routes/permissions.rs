@@ -188,8 +188,9 @@ impl RequestBody for PermissionRef {
         schema!(object(vec![required(
             "permission",
             string()
-                .min_len(3)
-                .max_len(255)
+                .min_len(1)
+                .max_len(128)
+                .pattern(SLUG_PATTERN)
                 .describe("The permission's id or slug.")
         )]))
     }
@@ -398,7 +399,7 @@ impl RequestBody for RoleRef {
             "role",
             string()
                 .min_len(1)
-                .max_len(255)
+                .max_len(128)
                 .describe("The role's id or name.")
         )]))
     }

@@ -1,0 +1,40 @@
+-- Rate limits: limits attached to keys and identities (checked in keys.verifyKey), and the
+-- namespaces and overrides of standalone rate limiting (ratelimit.*).
+
+CREATE TABLE ratelimits (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    name          TEXT NOT NULL,
+    key_id        TEXT,
+    identity_id   TEXT,
+    limit_value   BIGINT NOT NULL,
+    duration_ms   BIGINT NOT NULL,
+    auto_apply    BIGINT NOT NULL DEFAULT 0,
+    created_at_m  BIGINT NOT NULL,
+    updated_at_m  BIGINT
+);
+CREATE UNIQUE INDEX ratelimits_key_name ON ratelimits(key_id, name) WHERE key_id IS NOT NULL;
+CREATE UNIQUE INDEX ratelimits_identity_name ON ratelimits(identity_id, name) WHERE identity_id IS NOT NULL;
+
+CREATE TABLE ratelimit_namespaces (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    name          TEXT NOT NULL,
+    created_at_m  BIGINT NOT NULL,
+    updated_at_m  BIGINT,
+    deleted_at_m  BIGINT
+);
+CREATE UNIQUE INDEX ratelimit_namespaces_workspace_name ON ratelimit_namespaces(workspace_id, name);
+
+CREATE TABLE ratelimit_overrides (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    namespace_id  TEXT NOT NULL REFERENCES ratelimit_namespaces(id),
+    identifier    TEXT NOT NULL,
+    limit_value   BIGINT NOT NULL,
+    duration_ms   BIGINT NOT NULL,
+    created_at_m  BIGINT NOT NULL,
+    updated_at_m  BIGINT,
+    deleted_at_m  BIGINT
+);
+CREATE UNIQUE INDEX ratelimit_overrides_namespace_identifier ON ratelimit_overrides(namespace_id, identifier);

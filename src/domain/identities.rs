@@ -1,0 +1,154 @@
+//! Identities: the customers keys belong to. An identity groups keys under an external id and
+//! carries metadata and rate limits that all its keys share.
+
+use crate::domain::audit::{Actor, AuditEvent, Target};
+use crate::domain::keys::KeyService;
+use crate::domain::limits::{merge_limits, LimitInput};
+use crate::ids::{self, Prefix};
+use crate::store::{Identity, SharedStore, StoreError};
+
+/// The largest identity `meta`, serialized: 1 MiB.
+pub const MAX_META_BYTES: usize = 1_048_576;
+
+/// The refusal for metadata over [`MAX_META_BYTES`], in decimal units.
+pub fn meta_too_large(bytes: usize) -> String {
+    let size = if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1_000.0)
+    };
+    format!("Metadata is too large: it must be at most 1.0 MB, but is {size}.")
+}
+
+/// Creates an identity; `Ok(None)` when its external id is taken.
+pub async fn create(
+    store: &SharedStore,
+    now: i64,
+    workspace_id: &str,
+    actor: &Actor,
+    external_id: &str,
+    meta: Option<String>,
+    limits: Vec<LimitInput>,
+) -> Result<Option<Identity>, StoreError> {
+    let id = ids::new_id(Prefix::Identity);
+    let (ratelimits, mut events) = merge_limits(workspace_id, actor, now, &[], limits);
+    events.insert(
+        0,
+        AuditEvent::new(
+            workspace_id,
+            "identity.create",
+            format!("Created identity {id}."),
+            actor,
+            now,
+            vec![Target::new("identity", &id, Some(external_id.to_string()))],
+        ),
+    );
+    let identity = Identity {
+        id,
+        workspace_id: workspace_id.to_string(),
+        external_id: external_id.to_string(),
+        meta,
+        created_at: now,
+        ratelimits,
+    };
+    Ok(store
+        .create_identity(&identity, &events)
+        .await?
+        .then_some(identity))
+}
+
+/// Replaces an identity's meta and/or rate limits (by name, keeping ids).
+pub async fn update(
+    store: &SharedStore,
+    keys: &KeyService,
+    now: i64,
+    actor: &Actor,
+    identity: &Identity,
+    meta: Option<Option<String>>,
+    limits: Option<Vec<LimitInput>>,
+) -> Result<bool, StoreError> {
+    let mut events = vec![AuditEvent::new(
+        &identity.workspace_id,
+        "identity.update",
+        format!("Updated identity {}.", identity.id),
+        actor,
+        now,
+        vec![Target::new(
+            "identity",
+            &identity.id,
+            Some(identity.external_id.clone()),
+        )],
+    )];
+    let merged = limits.map(|limits| {
+        let (merged, limit_events) = merge_limits(
+            &identity.workspace_id,
+            actor,
+            now,
+            &identity.ratelimits,
+            limits,
+        );
+        events.extend(limit_events);
+        merged
+    });
+    let done = store
+        .update_identity(
+            &identity.workspace_id,
+            &identity.id,
+            meta,
+            merged.as_deref(),
+            now,
+            &events,
+        )
+        .await?;
+    // Keys carry their identity's limits and meta in the verification cache.
+    keys.cache.clear();
+    Ok(done)
+}
+
+/// Deletes an identity; its keys keep working without it.
+pub async fn delete(
+    store: &SharedStore,
+    keys: &KeyService,
+    now: i64,
+    actor: &Actor,
+    identity: &Identity,
+) -> Result<bool, StoreError> {
+    let mut events = vec![AuditEvent::new(
+        &identity.workspace_id,
+        "identity.delete",
+        format!("Deleted identity {}.", identity.id),
+        actor,
+        now,
+        vec![Target::new(
+            "identity",
+            &identity.id,
+            Some(identity.external_id.clone()),
+        )],
+    )];
+    let (_, limit_events) = merge_limits(
+        &identity.workspace_id,
+        actor,
+        now,
+        &identity.ratelimits,
+        Vec::new(),
+    );
+    events.extend(limit_events);
+    let done = store
+        .delete_identity(&identity.workspace_id, &identity.id, now, &events)
+        .await?;
+    keys.cache.clear();
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_meta_is_described_in_decimal_units() {
+        assert_eq!(
+            meta_too_large(1_500_000),
+            "Metadata is too large: it must be at most 1.0 MB, but is 1.5 MB."
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! Standalone rate limiting (`ratelimit.*`) and the limits of keys and identities: namespaces with
+//! their overrides (cached per node, invalidated through the change feed), override matching, and
+//! the replace-by-name rules of limit lists.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::domain::audit::{Actor, AuditEvent, Target};
+use crate::domain::ratelimit::{namespace_key, CounterError, Counters, LimitCheck, LimitOutcome};
+use crate::ids::{self, Prefix};
+use crate::store::{Namespace, Override, RatelimitConfig, SharedStore, StoreError};
+
+/// A rate limit as a request describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitInput {
+    pub name: String,
+    pub limit: i64,
+    pub duration_ms: i64,
+    pub auto_apply: bool,
+}
+
+/// The new list of an owner's limits: same name keeps its id, new names get new ids. Returns the
+/// list and the audit events (`ratelimit.create/update/delete`) relative to `existing`.
+pub fn merge_limits(
+    workspace_id: &str,
+    actor: &Actor,
+    now: i64,
+    existing: &[RatelimitConfig],
+    requested: Vec<LimitInput>,
+) -> (Vec<RatelimitConfig>, Vec<AuditEvent>) {
+    let mut events = Vec::new();
+    let event = |name: &'static str, verb: &str, limit: &RatelimitConfig| {
+        AuditEvent::new(
+            workspace_id,
+            name,
+            format!("{verb} ratelimit {} ({})", limit.name, limit.id),
+            actor,
+            now,
+            vec![Target::new(
+                "ratelimit",
+                &limit.id,
+                Some(limit.name.clone()),
+            )],
+        )
+    };
+    let merged: Vec<RatelimitConfig> = requested
+        .into_iter()
+        .map(|r| {
+            let current = existing.iter().find(|e| e.name == r.name);
+            let limit = RatelimitConfig {
+                id: current
+                    .map(|e| e.id.clone())
+                    .unwrap_or_else(|| ids::new_id(Prefix::Ratelimit)),
+                name: r.name,
+                limit: r.limit,
+                duration_ms: r.duration_ms,
+                auto_apply: r.auto_apply,
+            };
+            match current {
+                None => events.push(event("ratelimit.create", "Created", &limit)),
+                Some(c) if c != &limit => events.push(event("ratelimit.update", "Updated", &limit)),
+                Some(_) => {}
+            }
+            limit
+        })
+        .collect();
+    for gone in existing
+        .iter()
+        .filter(|e| !merged.iter().any(|m| m.name == e.name))
+    {
+        events.push(event("ratelimit.delete", "Deleted", gone));
+    }
+    (merged, events)
+}
+
+/// The first duplicate name in a list of limits, if any.
+pub fn duplicate_name(limits: &[LimitInput]) -> Option<&str> {
+    limits
+        .iter()
+        .enumerate()
+        .find(|(i, l)| limits[..*i].iter().any(|o| o.name == l.name))
+        .map(|(_, l)| l.name.as_str())
+}
+
+/// Whether `identifier` matches an override pattern where `*` stands for any run of characters.
+pub fn wildcard_match(pattern: &str, identifier: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), identifier.chars().collect());
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// The override that applies to `identifier`: an exact one first, else the most specific
+/// wildcard (most literal characters, then lowest id) that matches.
+pub fn match_override<'a>(namespace: &'a Namespace, identifier: &str) -> Option<&'a Override> {
+    if let Some(exact) = namespace
+        .overrides
+        .iter()
+        .find(|o| o.identifier == identifier)
+    {
+        return Some(exact);
+    }
+    namespace
+        .overrides
+        .iter()
+        .filter(|o| o.identifier.contains('*') && wildcard_match(&o.identifier, identifier))
+        .max_by(|a, b| {
+            let literal = |o: &Override| o.identifier.chars().filter(|c| *c != '*').count();
+            literal(a).cmp(&literal(b)).then_with(|| b.id.cmp(&a.id))
+        })
+}
+
+/// One item of `ratelimit.limit` / `ratelimit.multiLimit`.
+#[derive(Debug, Clone)]
+pub struct LimitRequest<'a> {
+    pub namespace: &'a Namespace,
+    pub identifier: &'a str,
+    pub limit: i64,
+    pub duration_ms: i64,
+    pub cost: i64,
+}
+
+/// The decision for one item, with the limit that applied (after any override).
+#[derive(Debug, Clone)]
+pub struct LimitDecision {
+    pub outcome: LimitOutcome,
+    pub limit: i64,
+    pub override_id: Option<String>,
+}
+
+/// Namespaces and overrides, with a per-node cache; and the counters.
+pub struct LimitService {
+    pub store: SharedStore,
+    pub counters: Arc<dyn Counters>,
+    namespaces: RwLock<HashMap<(String, String), Arc<Namespace>>>,
+}
+
+/// Bound on cached namespaces; past it the cache starts over.
+const NAMESPACE_CAPACITY: usize = 100_000;
+
+impl LimitService {
+    pub fn new(store: SharedStore, counters: Arc<dyn Counters>) -> Self {
+        LimitService {
+            store,
+            counters,
+            namespaces: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets every cached namespace (after a change here or, via the feed, elsewhere).
+    pub fn forget_namespaces(&self) {
+        if let Ok(mut map) = self.namespaces.write() {
+            map.clear();
+        }
+    }
+
+    /// A namespace by name or id, live or deleted, through the cache.
+    pub async fn namespace(
+        &self,
+        workspace_id: &str,
+        name_or_id: &str,
+    ) -> Result<Option<Arc<Namespace>>, StoreError> {
+        let key = (workspace_id.to_string(), name_or_id.to_string());
+        if let Some(found) = self
+            .namespaces
+            .read()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(Some(found));
+        }
+        let Some(found) = self.store.find_namespace(workspace_id, name_or_id).await? else {
+            return Ok(None);
+        };
+        let found = Arc::new(found);
+        if let Ok(mut map) = self.namespaces.write() {
+            if map.len() >= NAMESPACE_CAPACITY {
+                map.clear();
+            }
+            map.insert(key, found.clone());
+        }
+        Ok(Some(found))
+    }
+
+    /// Creates a namespace on first use (or returns the one that won a race).
+    pub async fn create_namespace(
+        &self,
+        now: i64,
+        workspace_id: &str,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<Arc<Namespace>, StoreError> {
+        let namespace = Namespace {
+            id: ids::new_id(Prefix::Namespace),
+            workspace_id: workspace_id.to_string(),
+            name: name.to_string(),
+            deleted: false,
+            created_at: now,
+            overrides: Vec::new(),
+        };
+        let event = AuditEvent::new(
+            workspace_id,
+            "ratelimitNamespace.create",
+            format!("Created ratelimit namespace {} ({})", name, namespace.id),
+            actor,
+            now,
+            vec![Target::new(
+                "ratelimitNamespace",
+                &namespace.id,
+                Some(name.to_string()),
+            )],
+        );
+        let created = self.store.create_namespace(&namespace, &[event]).await?;
+        self.forget_namespaces();
+        Ok(Arc::new(created))
+    }
+
+    /// Decides a batch of standalone limits together (overrides applied).
+    pub async fn limit(
+        &self,
+        items: &[LimitRequest<'_>],
+        now: i64,
+    ) -> Result<Vec<LimitDecision>, CounterError> {
+        let mut checks = Vec::with_capacity(items.len());
+        let mut applied = Vec::with_capacity(items.len());
+        for item in items {
+            let (limit, duration, override_id) =
+                match match_override(item.namespace, item.identifier) {
+                    Some(o) => (o.limit, o.duration_ms, Some(o.id.clone())),
+                    None => (item.limit, item.duration_ms, None),
+                };
+            checks.push(LimitCheck {
+                key: namespace_key(
+                    &item.namespace.workspace_id,
+                    &item.namespace.id,
+                    item.identifier,
+                    duration,
+                ),
+                limit,
+                duration_ms: duration,
+                cost: item.cost,
+            });
+            applied.push((limit, override_id));
+        }
+        let outcomes = self.counters.decide(&checks, now).await?;
+        Ok(outcomes
+            .into_iter()
+            .zip(applied)
+            .map(|(outcome, (limit, override_id))| LimitDecision {
+                outcome,
+                limit,
+                override_id,
+            })
+            .collect())
+    }
+
+    /// Creates or replaces (and revives) an override; returns its id.
+    pub async fn set_override(
+        &self,
+        now: i64,
+        actor: &Actor,
+        namespace: &Namespace,
+        identifier: &str,
+        limit: i64,
+        duration_ms: i64,
+    ) -> Result<String, StoreError> {
+        let new = Override {
+            id: ids::new_id(Prefix::Override),
+            namespace_id: namespace.id.clone(),
+            identifier: identifier.to_string(),
+            limit,
+            duration_ms,
+        };
+        let event = AuditEvent::new(
+            &namespace.workspace_id,
+            "ratelimit.set_override",
+            format!(
+                "Set override for {identifier} in namespace {}",
+                namespace.name
+            ),
+            actor,
+            now,
+            vec![
+                Target::new(
+                    "ratelimitNamespace",
+                    &namespace.id,
+                    Some(namespace.name.clone()),
+                ),
+                Target::new("ratelimitOverride", &new.id, Some(identifier.to_string())),
+            ],
+        );
+        let id = self
+            .store
+            .set_override(&namespace.workspace_id, &new, now, &[event])
+            .await?;
+        self.forget_namespaces();
+        Ok(id)
+    }
+
+    /// Deletes the override of exactly `identifier`.
+    pub async fn delete_override(
+        &self,
+        now: i64,
+        actor: &Actor,
+        namespace: &Namespace,
+        override_: &Override,
+    ) -> Result<bool, StoreError> {
+        let event = AuditEvent::new(
+            &namespace.workspace_id,
+            "ratelimit.delete_override",
+            format!(
+                "Deleted override for {} in namespace {}",
+                override_.identifier, namespace.name
+            ),
+            actor,
+            now,
+            vec![
+                Target::new(
+                    "ratelimitNamespace",
+                    &namespace.id,
+                    Some(namespace.name.clone()),
+                ),
+                Target::new(
+                    "ratelimitOverride",
+                    &override_.id,
+                    Some(override_.identifier.clone()),
+                ),
+            ],
+        );
+        let done = self
+            .store
+            .delete_override(
+                &namespace.workspace_id,
+                &namespace.id,
+                &override_.identifier,
+                now,
+                &[event],
+            )
+            .await?;
+        self.forget_namespaces();
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(overrides: &[(&str, &str)]) -> Namespace {
+        Namespace {
+            id: "rlns_1".into(),
+            workspace_id: "ws".into(),
+            name: "n".into(),
+            deleted: false,
+            created_at: 0,
+            overrides: overrides
+                .iter()
+                .map(|(id, ident)| Override {
+                    id: id.to_string(),
+                    namespace_id: "rlns_1".into(),
+                    identifier: ident.to_string(),
+                    limit: 1,
+                    duration_ms: 1000,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn wildcards_match_any_run_of_characters_and_nothing_else_is_special() {
+        assert!(wildcard_match("user_*", "user_123"));
+        assert!(wildcard_match("*@acme.com", "bob@acme.com"));
+        assert!(wildcard_match("a*b*c", "aXXbYYc"));
+        assert!(wildcard_match("*", ""));
+        assert!(!wildcard_match("user_*", "admin_1"));
+        assert!(!wildcard_match("a.c", "abc"), "a dot is literal");
+        assert!(!wildcard_match("a*c", "abcd"));
+    }
+
+    #[test]
+    fn exact_overrides_win_then_the_most_specific_wildcard() {
+        let n = ns(&[("rlor_a", "*"), ("rlor_b", "user_*"), ("rlor_c", "user_1")]);
+        assert_eq!(
+            match_override(&n, "user_1").map(|o| o.id.as_str()),
+            Some("rlor_c")
+        );
+        assert_eq!(
+            match_override(&n, "user_2").map(|o| o.id.as_str()),
+            Some("rlor_b")
+        );
+        assert_eq!(
+            match_override(&n, "other").map(|o| o.id.as_str()),
+            Some("rlor_a")
+        );
+        assert!(match_override(&ns(&[("rlor_x", "x")]), "y").is_none());
+    }
+
+    #[test]
+    fn merged_limits_keep_ids_by_name_and_report_changes() {
+        let actor = Actor::cli();
+        let existing = vec![
+            RatelimitConfig {
+                id: "rl_1".into(),
+                name: "a".into(),
+                limit: 1,
+                duration_ms: 1000,
+                auto_apply: false,
+            },
+            RatelimitConfig {
+                id: "rl_2".into(),
+                name: "b".into(),
+                limit: 1,
+                duration_ms: 1000,
+                auto_apply: false,
+            },
+        ];
+        let (merged, events) = merge_limits(
+            "ws",
+            &actor,
+            0,
+            &existing,
+            vec![
+                LimitInput {
+                    name: "a".into(),
+                    limit: 5,
+                    duration_ms: 1000,
+                    auto_apply: true,
+                },
+                LimitInput {
+                    name: "c".into(),
+                    limit: 1,
+                    duration_ms: 1000,
+                    auto_apply: false,
+                },
+            ],
+        );
+        assert_eq!(merged[0].id, "rl_1");
+        assert!(merged[1].id.starts_with("rl_"));
+        let kinds: Vec<&str> = events.iter().map(|e| e.event).collect();
+        assert_eq!(
+            kinds,
+            ["ratelimit.update", "ratelimit.create", "ratelimit.delete"]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_found() {
+        let l = |n: &str| LimitInput {
+            name: n.into(),
+            limit: 1,
+            duration_ms: 1000,
+            auto_apply: false,
+        };
+        assert_eq!(duplicate_name(&[l("a"), l("b"), l("a")]), Some("a"));
+        assert_eq!(duplicate_name(&[l("a"), l("b")]), None);
+    }
+}
