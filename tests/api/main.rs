@@ -10,6 +10,8 @@ mod auth;
 mod cli;
 mod errors;
 mod helpers;
+mod identities;
 mod keys;
+mod ratelimit;
 mod rbac;
 mod verify;

@@ -1397,6 +1397,7 @@ fn verify_data_schema() -> Schema {
                 required("id", string()),
                 required("externalId", string()),
                 optional("meta", free_object()),
+                optional("ratelimits", array(ratelimit_data_schema())),
             ]),
         ),
         optional("permissions", array(string())),
