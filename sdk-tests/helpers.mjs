@@ -408,3 +408,8 @@ export async function expectHttpError(promise, { status, typeSuffix, title }) {
   seenErrorTypes.add(body.error.type);
   return { err, body };
 }
+
+/** `namespace delete --workspace WS NAME_OR_ID`: rate-limit calls answer 410 for it from then on. */
+export function deleteNamespace(databaseUrl, workspaceId, nameOrId) {
+  return cli(databaseUrl, "namespace", "delete", "--workspace", workspaceId, nameOrId);
+}
