@@ -147,6 +147,21 @@ post() {
 }
 status() { cat "$TMP/status"; }
 
+# Verification events are written to key_verifications in the background (and dropped when their
+# queue is full): count_events prints how many rows there are, events_since reports the growth.
+count_events() {
+    python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30)
+print(db.execute("SELECT count(*) FROM key_verifications").fetchone()[0])' "$DB_PATH" 2>/dev/null || echo 0
+}
+events_since() { # events_since COUNT_BEFORE VERIFICATIONS
+    settle $(( SETTLE > 120 ? SETTLE : 120 ))
+    local now; now="$(count_events)"
+    local stored=$((now - $1)) lost=""
+    (( stored >= $2 )) || lost=": at least $(( $2 - stored )) verification events were dropped"
+    echo "  key_verifications grew by $stored rows for $2 verifications answered to wrk (curl checks and requests cut off at the end add a few)$lost"
+}
+
 # ---- results ---------------------------------------------------------------------------------
 
 # One entry per scenario: name|rps|p50_us|p99_us|ratio|target|met|note
@@ -161,15 +176,15 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of a 
 
 # settle: waits (up to BENCH_SETTLE seconds) until the server uses under 5% of a core, so work left
 # over from the previous scenario (such as flushing verification events) does not bleed into the next.
-settle() {
-    local waited=0 a b
-    while (( waited < SETTLE * 2 )); do
+settle() { # settle [MAX_SECONDS]
+    local max="${1:-$SETTLE}" waited=0 a b
+    while (( waited < max * 2 )); do
         a="$(cpu_ticks "$SERVER_PID")"; sleep 0.5; b="$(cpu_ticks "$SERVER_PID")"
         (( (b - a) * 40 < CLK_TCK )) && break
         waited=$((waited + 1))
     done
-    if (( waited >= SETTLE * 2 )); then
-        echo "server still busy after ${SETTLE}s; measuring anyway"
+    if (( waited >= max * 2 )); then
+        echo "server still busy after ${max}s; going on anyway"
     elif (( waited > 0 )); then
         echo "waited $(awk -v w="$waited" 'BEGIN { print w / 2 }')s for the server to go idle"
     fi
@@ -297,8 +312,11 @@ verify_scenario() { # verify_scenario NAME CREATE_BODY TARGET
         failed "$name" ">= ${target}x" "keys.verifyKey answered HTTP $(status): $body"
         return 0
     fi
+    settle
+    local events; events="$(count_events)"
     BENCH_VERIFY_KEY="$key" run_wrk "$name" verify_one.lua "$BASE/v2/keys.verifyKey"
     VERIFIED=$((VERIFIED + R_REQUESTS))
+    events_since "$events" "$R_REQUESTS"
     echo "last verification: $(post keys.verifyKey "{\"key\":\"$key\"}")"
     record "$name" ratio "$target"
 }
@@ -335,6 +353,7 @@ if (( KEYS > 0 )); then
         export BENCH_MARKER_DIR="$TMP/markers"
         rm -rf "$BENCH_MARKER_DIR" && mkdir -p "$BENCH_MARKER_DIR"
         warm_started=$SECONDS
+        events="$(count_events)"
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP_TIMEOUT}s" --timeout 10s \
             -s "$BENCH_DIR/verify_warmup.lua" "$BASE/v2/keys.verifyKey" >"$TMP/wrk-warmup.out" 2>&1 &
         WRK_PID=$!
@@ -356,8 +375,11 @@ if (( KEYS > 0 )); then
         if (( warm_valid < KEYS )); then
             echo "bench: WARNING: not every key verified as valid during warm-up (see above)" >&2
         fi
+        events_since "$events" "$R_REQUESTS"
 
         echo "uniformly random keys:"
+        settle
+        events="$(count_events)"
         run_wrk verify-random verify_random.lua "$BASE/v2/keys.verifyKey"
         VERIFIED=$((VERIFIED + R_REQUESTS))
         record "e. verify random of $KEYS" ratio 0.5
@@ -367,6 +389,7 @@ if (( KEYS > 0 )); then
             printf "server peak RSS with %d keys (VmHWM): %.0f MiB (VmRSS now %.0f MiB); target < 1024 MiB: %s",
                    n, h / 1024, r / 1024, (h < 1024 * 1024) ? "yes" : "NO" }')"
         echo "$RSS_LINE"
+        events_since "$events" "$R_REQUESTS"
     fi
 fi
 

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::clock::SharedClock;
-use crate::domain::secret::hash_key;
+use crate::domain::keycache::Digest;
+use crate::domain::verify::digest_key;
 use crate::store::{RootKeyAuth, SharedStore, StoreError};
 
 /// An authenticated root key: who is calling, for which workspace, with which permissions.
@@ -20,6 +21,8 @@ pub struct Principal {
     pub workspace_id: String,
     pub name: Option<String>,
     pub permissions: HashSet<String>,
+    /// Whether the key holds any `*.verify_key` permission at all.
+    pub may_verify_keys: bool,
 }
 
 /// Why a presented root key was refused.
@@ -54,16 +57,16 @@ const CAPACITY: usize = 10_000;
 /// re-inserting what the invalidation just removed.
 #[derive(Default)]
 pub struct RootKeyCache {
-    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    entries: RwLock<HashMap<Digest, Arc<Entry>>>,
     generation: AtomicU64,
 }
 
 impl RootKeyCache {
-    fn get(&self, hash: &str) -> Option<Arc<Entry>> {
-        self.entries.read().ok()?.get(hash).cloned()
+    fn get(&self, digest: &Digest) -> Option<Arc<Entry>> {
+        self.entries.read().ok()?.get(digest).cloned()
     }
 
-    fn insert(&self, generation: u64, hash: String, entry: Arc<Entry>) {
+    fn insert(&self, generation: u64, digest: Digest, entry: Arc<Entry>) {
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
@@ -73,7 +76,7 @@ impl RootKeyCache {
         if entries.len() >= CAPACITY {
             entries.clear();
         }
-        entries.insert(hash, entry);
+        entries.insert(digest, entry);
     }
 
     /// Forgets every cached root key.
@@ -107,10 +110,11 @@ impl Authenticator {
 
     /// Checks a presented root key, in Unkey's order: existence, workspace, enabled, expiry.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Principal>, AuthFailure> {
-        let hash = hash_key(token);
-        let entry = match self.cache.get(&hash) {
+        let digest = digest_key(token);
+        let entry = match self.cache.get(&digest) {
             Some(entry) => entry,
             None => {
+                let hash = crate::domain::keycache::hash_of_digest(&digest);
                 let generation = self.cache.generation.load(Ordering::SeqCst);
                 let Some(auth) = self.store.find_root_key_by_hash(&hash).await? else {
                     return Err(if self.store.ordinary_key_exists(&hash).await? {
@@ -124,9 +128,14 @@ impl Authenticator {
                     workspace_id: auth.key.workspace_id.clone(),
                     name: auth.key.name.clone(),
                     permissions: auth.key.permissions.iter().cloned().collect(),
+                    may_verify_keys: auth
+                        .key
+                        .permissions
+                        .iter()
+                        .any(|p| p.ends_with(".verify_key")),
                 });
                 let entry = Arc::new(Entry { auth, principal });
-                self.cache.insert(generation, hash, entry.clone());
+                self.cache.insert(generation, digest, entry.clone());
                 entry
             }
         };

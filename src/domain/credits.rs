@@ -262,7 +262,8 @@ impl Ledger for LocalLedger {
         } else {
             Spend::Insufficient(balance.remaining)
         };
-        if refilled || matches!(outcome, Spend::Spent(_)) && cost > 0 {
+        // Only a clean slot needs registering as dirty: the flusher writes what it finds.
+        if (refilled || matches!(outcome, Spend::Spent(_)) && cost > 0) && !slot.dirty {
             slot.dirty = true;
             self.mark_dirty(&key.key_id);
         }

@@ -1,9 +1,11 @@
 //! Verification events: recorded off the request path and written in batches.
 //!
-//! The request path only pushes into a bounded channel ([`EventSink::record`] never waits). A
-//! writer task drains it and inserts up to [`BATCH`] rows per transaction, at least every
-//! [`FLUSH_INTERVAL`], and drains the rest at shutdown. If the database falls so far behind that
-//! the channel fills, events are dropped and counted rather than slowing verifications down.
+//! The request path only pushes a [`PendingEvent`] into a bounded channel ([`EventSink::record`]
+//! never waits, and copies no ids: the event points at the cached key). A writer task drains it
+//! and inserts up to [`BATCH`] rows per transaction, at least every [`FLUSH_INTERVAL`], and drains
+//! the rest at shutdown. If the database falls so far behind that the channel fills, events are
+//! dropped and counted rather than slowing verifications down. Events older than [`RETENTION_MS`]
+//! are pruned.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +13,42 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::{Clock, SystemClock};
+use crate::domain::keycache::CachedKey;
 use crate::store::{SharedStore, VerificationEvent};
+
+/// How long verification events are kept: 90 days.
+pub const RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
+
+/// A verification as the request path hands it over.
+pub struct PendingEvent {
+    pub key: Arc<CachedKey>,
+    pub request_id: String,
+    pub time_ms: i64,
+    pub outcome: &'static str,
+    pub tags: Vec<String>,
+    pub spent_credits: i64,
+    pub latency_us: i64,
+}
+
+impl PendingEvent {
+    fn into_row(self) -> VerificationEvent {
+        let row = &self.key.row;
+        VerificationEvent {
+            request_id: self.request_id,
+            time_ms: self.time_ms,
+            workspace_id: row.workspace_id.clone(),
+            api_id: row.api_id.clone(),
+            key_space_id: row.key_space_id.clone(),
+            key_id: row.id.clone(),
+            identity_id: row.identity.as_ref().map(|i| i.id.clone()),
+            outcome: self.outcome,
+            tags: serde_json::to_string(&self.tags).unwrap_or_else(|_| "[]".into()),
+            spent_credits: self.spent_credits,
+            latency_us: self.latency_us,
+        }
+    }
+}
 
 /// Events kept in memory before new ones are dropped.
 pub const CAPACITY: usize = 100_000;
@@ -23,13 +60,13 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// The request path's handle.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: mpsc::Sender<VerificationEvent>,
+    tx: mpsc::Sender<PendingEvent>,
     dropped: Arc<AtomicU64>,
 }
 
 impl EventSink {
     /// Queues an event; drops it (and counts the drop) if the queue is full.
-    pub fn record(&self, event: VerificationEvent) {
+    pub fn record(&self, event: PendingEvent) {
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -45,7 +82,7 @@ impl EventSink {
 
 /// The writer side.
 pub struct EventWriter {
-    rx: mpsc::Receiver<VerificationEvent>,
+    rx: mpsc::Receiver<PendingEvent>,
     store: SharedStore,
 }
 
@@ -69,7 +106,7 @@ impl EventWriter {
             let mut batch = Vec::new();
             while batch.len() < BATCH {
                 match self.rx.try_recv() {
-                    Ok(event) => batch.push(event),
+                    Ok(event) => batch.push(event.into_row()),
                     Err(_) => break,
                 }
             }
@@ -85,12 +122,21 @@ impl EventWriter {
 
     /// Writes every [`FLUSH_INTERVAL`] until `shutdown`, then drains the queue.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut rounds: u64 = 0;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
                 _ = shutdown.changed() => break,
             }
             self.run_once().await;
+            rounds += 1;
+            // About once an hour.
+            if rounds % 7200 == 1 {
+                let cutoff = SystemClock.now_ms() - RETENTION_MS;
+                if let Err(err) = self.store.prune_verifications(cutoff).await {
+                    tracing::warn!(error = %err, "pruning old verification events failed");
+                }
+            }
         }
         self.run_once().await;
     }

@@ -164,6 +164,12 @@ impl KeyCache {
     }
 }
 
+/// The stored (base64) form of a digest.
+pub fn hash_of_digest(digest: &Digest) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
 /// Decodes a stored key hash (base64 of SHA-256) into its digest.
 pub fn digest_of_hash(hash: &str) -> Option<Digest> {
     use base64::Engine as _;

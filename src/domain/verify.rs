@@ -26,13 +26,14 @@ use sha2::{Digest as _, Sha256};
 
 use crate::domain::auth::Principal;
 use crate::domain::credits::Spend;
-use crate::domain::keycache::{Cached, CachedKey, Digest};
+use crate::domain::keycache::{hash_of_digest, Cached, CachedKey, Digest};
 use crate::domain::keys::KeyService;
-use crate::domain::permissions::Requirement;
+
+use crate::domain::events::PendingEvent;
 use crate::domain::query::{self, QueryError};
 use crate::domain::ratelimit::{named_key, CounterError, LimitCheck};
 use crate::store::RatelimitConfig;
-use crate::store::{StoreError, VerificationEvent};
+use crate::store::StoreError;
 
 /// The outcome of a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,36 +151,31 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-/// The digest and the stored (base64) form of a presented key.
-pub fn digest_key(key: &str) -> (Digest, String) {
-    use base64::Engine as _;
-    let digest: Digest = Sha256::digest(key.as_bytes()).into();
-    (
-        digest,
-        base64::engine::general_purpose::STANDARD.encode(digest),
-    )
+/// The SHA-256 digest of a presented key (its stored form is [`hash_of_digest`] of it).
+pub fn digest_key(key: &str) -> Digest {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 /// Whether the root key may verify any key at all.
 pub fn may_verify_some_keys(principal: &Principal) -> bool {
-    principal
-        .permissions
-        .iter()
-        .any(|p| p.ends_with(".verify_key"))
+    principal.may_verify_keys
+}
+
+/// Whether the root key may verify keys of this API, without allocating in the common case.
+fn may_verify_api(principal: &Principal, api_id: &str) -> bool {
+    principal.permissions.contains("api.*.verify_key")
+        || principal
+            .permissions
+            .contains(&format!("api.{api_id}.verify_key"))
 }
 
 impl KeyService {
     /// Finds a live key by the hash of its plaintext, through the cache.
     pub async fn find_by_plaintext(&self, key: &str) -> Result<Option<Arc<CachedKey>>, StoreError> {
-        let (digest, hash) = digest_key(key);
-        self.find_by_digest(digest, &hash).await
+        self.find_by_digest(digest_key(key)).await
     }
 
-    async fn find_by_digest(
-        &self,
-        digest: Digest,
-        hash: &str,
-    ) -> Result<Option<Arc<CachedKey>>, StoreError> {
+    async fn find_by_digest(&self, digest: Digest) -> Result<Option<Arc<CachedKey>>, StoreError> {
         match self.cache.get(&digest) {
             Some(Cached::Found(key)) => return Ok(Some(key)),
             Some(Cached::Missing) => return Ok(None),
@@ -188,7 +184,7 @@ impl KeyService {
         let generation = self.cache.generation(&digest);
         let found = self
             .store
-            .find_key_by_hash(hash)
+            .find_key_by_hash(&hash_of_digest(&digest))
             .await?
             .map(|row| Arc::new(CachedKey::new(row)));
         let entry = match &found {
@@ -207,8 +203,7 @@ impl KeyService {
         req: VerifyRequest<'_>,
     ) -> Result<Verdict, VerifyError> {
         // 1. Lookup.
-        let (digest, hash) = digest_key(req.key);
-        let mut found = self.find_by_digest(digest, &hash).await?;
+        let mut found = self.find_by_digest(digest_key(req.key)).await?;
         if found.is_none() {
             if let Some(migration_id) = req.migration_id {
                 found = self
@@ -225,7 +220,7 @@ impl KeyService {
         if row.workspace_id != principal.workspace_id || row.api_deleted {
             return Ok(Verdict::not_found());
         }
-        if !Requirement::api("verify_key", &row.api_id).is_satisfied_by(&principal.permissions) {
+        if !may_verify_api(principal, &row.api_id) {
             return Ok(Verdict::not_found());
         }
         let permission_query = match req.permissions {
@@ -295,16 +290,12 @@ impl KeyService {
             }
         }
 
-        self.events.record(VerificationEvent {
+        self.events.record(PendingEvent {
+            key: key.clone(),
             request_id: req.request_id.to_string(),
             time_ms: req.now,
-            workspace_id: row.workspace_id.clone(),
-            api_id: row.api_id.clone(),
-            key_space_id: row.key_space_id.clone(),
-            key_id: row.id.clone(),
-            identity_id: row.identity.as_ref().map(|i| i.id.clone()),
             outcome: code.as_str(),
-            tags: serde_json::to_string(req.tags).unwrap_or_else(|_| "[]".into()),
+            tags: req.tags.to_vec(),
             spent_credits: spent,
             latency_us: req.started.elapsed().as_micros().min(i64::MAX as u128) as i64,
         });
@@ -463,7 +454,8 @@ impl KeyService {
                 else {
                     return Ok(None);
                 };
-                let (digest, hash) = digest_key(key);
+                let digest = digest_key(key);
+                let hash = hash_of_digest(&digest);
                 let tail: String = format!("{short}_{long}").chars().take(4).collect();
                 let start = format!("{prefix}_{tail}");
                 self.store
@@ -471,7 +463,7 @@ impl KeyService {
                     .await?;
                 self.forget(&row.hash);
                 self.cache.remove(&digest);
-                Ok(self.find_by_digest(digest, &hash).await?)
+                Ok(self.find_by_digest(digest).await?)
             }
             other => Err(VerifyError::UnknownAlgorithm(other.to_string())),
         }

@@ -767,6 +767,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends verification events.
     async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()>;
+    /// Drops verification events older than `before_ms`; returns how many.
+    async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64>;
     /// Verification events of a key, newest first (for tests and analytics).
     async fn list_verifications(
         &self,

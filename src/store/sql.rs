@@ -244,6 +244,36 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Fills `last_used_at` from the newest recorded verification of each key.
+    async fn attach_last_used(&self, rows: &mut [KeyRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let list = (1..=rows.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT key_id, MAX(time_m) AS last_used FROM key_verifications WHERE key_id IN ({list}) GROUP BY key_id"
+        );
+        let mut query = sqlx::query(&sql);
+        for row in rows.iter() {
+            query = query.bind(&row.id);
+        }
+        let mut times = std::collections::HashMap::new();
+        for row in query.fetch_all(&self.reader).await? {
+            let key_id: String = row.try_get("key_id")?;
+            let time: i64 = row.try_get("last_used")?;
+            times.insert(key_id, time);
+        }
+        for row in rows.iter_mut() {
+            if let Some(time) = times.get(&row.id) {
+                row.last_used_at = row.last_used_at.max(*time);
+            }
+        }
+        Ok(())
+    }
+
     /// A key row with its permissions and roles.
     async fn one_key(&self, row: Option<AnyRow>) -> StoreResult<Option<KeyRow>> {
         let Some(row) = row else { return Ok(None) };
@@ -636,6 +666,7 @@ impl Store for SqlStore {
         let mut keys = rows.iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
         self.attach_rbac(&mut keys).await?;
         self.attach_ratelimits(&mut keys).await?;
+        self.attach_last_used(&mut keys).await?;
         Ok(keys)
     }
 
@@ -654,7 +685,11 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        self.one_key(row).await
+        let mut key = self.one_key(row).await?;
+        if let Some(key) = key.as_mut() {
+            self.attach_last_used(std::slice::from_mut(key)).await?;
+        }
+        Ok(key)
     }
 
     async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()> {
@@ -1336,23 +1371,16 @@ impl Store for SqlStore {
             }
             query.execute(&mut *tx).await?;
         }
-        // lastUsedAt: the newest verification of each key in the batch.
-        let mut last_used: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-        for e in events {
-            let t = last_used.entry(e.key_id.as_str()).or_insert(e.time_ms);
-            *t = (*t).max(e.time_ms);
-        }
-        for (key_id, time) in last_used {
-            sqlx::query(
-                "UPDATE keys SET last_used_at_m = $1 WHERE id = $2 AND last_used_at_m < $1",
-            )
-            .bind(time)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM key_verifications WHERE time_m < $1")
+            .bind(before_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn list_verifications(

@@ -62,7 +62,7 @@ struct CreateApiData {
     api_id: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn create_api(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<CreateApiRequest>,
@@ -100,7 +100,7 @@ struct GetApiData {
     name: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_api(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<ApiIdRequest>,
@@ -118,7 +118,7 @@ async fn get_api(
 #[derive(Serialize)]
 struct Empty {}
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn delete_api(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<ApiIdRequest>,
@@ -188,7 +188,7 @@ impl RequestBody for ListKeysRequest {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn list_keys(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<ListKeysRequest>,

@@ -146,7 +146,7 @@ struct IdentityIdData {
     identity_id: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn create_identity(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<CreateIdentityBody>,
@@ -197,7 +197,7 @@ impl RequestBody for IdentityRef {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_identity(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<IdentityRef>,
@@ -232,7 +232,7 @@ impl IntoResponse for MetaOnly {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn delete_identity(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<IdentityRef>,
@@ -280,7 +280,7 @@ impl RequestBody for ListIdentitiesBody {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn list_identities(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<ListIdentitiesBody>,
@@ -340,7 +340,7 @@ impl RequestBody for UpdateIdentityBody {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn update_identity(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<UpdateIdentityBody>,

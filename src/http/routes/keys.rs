@@ -508,7 +508,7 @@ struct IssuedData {
     key: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn create_key(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<CreateKeyRequest>,
@@ -583,7 +583,7 @@ impl RequestBody for GetKeyRequest {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_key(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<GetKeyRequest>,
@@ -612,7 +612,7 @@ impl RequestBody for WhoamiRequest {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn whoami(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<WhoamiRequest>,
@@ -628,7 +628,13 @@ async fn whoami(
         return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
     }
     caller.require(&Requirement::api("read_key", &key.row.api_id))?;
-    Ok(ApiResponse::data(key_data(&state, key.row.clone())))
+    // The cached row is enough to authorize; show the stored one, with its current usage.
+    let row = state
+        .store
+        .find_key_by_id(&key.row.id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))?;
+    Ok(ApiResponse::data(key_data(&state, row)))
 }
 
 // ---- keys.deleteKey ----
@@ -653,7 +659,7 @@ impl RequestBody for DeleteKeyRequest {
 #[derive(Serialize)]
 struct Empty {}
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn delete_key(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<DeleteKeyRequest>,
@@ -737,7 +743,7 @@ impl RequestBody for UpdateKeyRequest {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn update_key(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<UpdateKeyRequest>,
@@ -812,7 +818,7 @@ impl RequestBody for UpdateCreditsBody {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn update_credits(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<UpdateCreditsBody>,
@@ -880,7 +886,7 @@ impl RequestBody for RerollKeyRequest {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn reroll_key(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<RerollKeyRequest>,
@@ -969,7 +975,7 @@ struct MigrateData {
     failed: Vec<String>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn migrate_keys(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<MigrateKeysRequest>,
@@ -1170,7 +1176,7 @@ async fn change_key_roles(
     ))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn add_permissions(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<KeyPermissionsBody<1>>,
@@ -1185,7 +1191,7 @@ async fn add_permissions(
     .await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn remove_permissions(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<KeyPermissionsBody<1>>,
@@ -1200,7 +1206,7 @@ async fn remove_permissions(
     .await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn set_permissions(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<KeyPermissionsBody<0>>,
@@ -1215,7 +1221,7 @@ async fn set_permissions(
     .await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn add_roles(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<KeyRolesBody<1>>,
@@ -1223,7 +1229,7 @@ async fn add_roles(
     change_key_roles(&state, &caller, &body.key_id, &body.roles, SetKind::Add).await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn remove_roles(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<KeyRolesBody<1>>,
@@ -1231,7 +1237,7 @@ async fn remove_roles(
     change_key_roles(&state, &caller, &body.key_id, &body.roles, SetKind::Remove).await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn set_roles(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<KeyRolesBody<0>>,
@@ -1418,7 +1424,7 @@ fn verify_data_schema() -> Schema {
     ])
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn verify_key(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<VerifyKeyRequest>,

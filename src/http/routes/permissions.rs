@@ -146,7 +146,7 @@ struct PermissionIdData {
     permission_id: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn create_permission(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<CreatePermissionRequest>,
@@ -208,7 +208,7 @@ async fn find_permission(
         .ok_or_else(|| ApiError::new(ErrorCode::PermissionNotFound, PERMISSION_NOT_FOUND))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_permission(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<PermissionRef>,
@@ -218,7 +218,7 @@ async fn get_permission(
     Ok(ApiResponse::data(permission_data(permission)))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn delete_permission(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<PermissionRef>,
@@ -278,7 +278,7 @@ fn page<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> (Vec<T>, 
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn list_permissions(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<ListRequest>,
@@ -300,7 +300,7 @@ async fn list_permissions(
     ))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn list_roles(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<ListRequest>,
@@ -351,7 +351,7 @@ struct RoleIdData {
     role_id: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn create_role(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<CreateRoleRequest>,
@@ -413,7 +413,7 @@ async fn find_role(state: &AppState, caller: &Caller, id_or_name: &str) -> Resul
         .ok_or_else(|| ApiError::new(ErrorCode::RoleNotFound, ROLE_NOT_FOUND))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_role(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<RoleRef>,
@@ -423,7 +423,7 @@ async fn get_role(
     Ok(ApiResponse::data(role_data(role)))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn delete_role(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<RoleRef>,
@@ -468,7 +468,7 @@ impl RequestBody for SetRolePermissionsRequest {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn set_role_permissions(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<SetRolePermissionsRequest>,

@@ -148,7 +148,7 @@ struct LimitData {
     override_id: Option<String>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn limit(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<LimitBody>,
@@ -212,7 +212,7 @@ struct MultiLimitData {
     limits: Vec<MultiLimitItem>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn multi_limit(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<MultiLimitBody>,
@@ -322,7 +322,7 @@ struct OverrideIdData {
     override_id: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn set_override(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<SetOverrideBody>,
@@ -385,7 +385,7 @@ fn override_schema() -> Schema {
     ])
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_override(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<OverrideRef>,
@@ -403,7 +403,7 @@ async fn get_override(
 #[derive(Serialize)]
 struct Empty {}
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn delete_override(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<OverrideRef>,
@@ -448,7 +448,7 @@ impl RequestBody for ListOverridesBody {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn list_overrides(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<ListOverridesBody>,
