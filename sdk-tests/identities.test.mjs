@@ -346,8 +346,17 @@ test("identities.deleteIdentity answers without data; then getIdentity answers 4
 
   await expectSdkError(sdk.identities.getIdentity({ identity: id }), notFound("identity_not_found"));
   await expectSdkError(sdk.identities.getIdentity({ identity: externalId }), notFound("identity_not_found"));
-  await expectSdkError(sdk.identities.deleteIdentity({ identity: id }), notFound("identity_not_found"));
   await expectSdkError(sdk.identities.updateIdentity({ identity: id, meta: {} }), notFound("identity_not_found"));
+
+  // @unkey/api 2.5.1 models deleteIdentity's errors only as `application/problem+json` (as Unkey's
+  // spec declares them) while it sends `Accept: application/json`. keyward labels the errors of
+  // this route problem+json regardless of Accept, so the SDK's own call gets its typed error...
+  await expectSdkError(sdk.identities.deleteIdentity({ identity: id }), notFound("identity_not_found"));
+  // ...and so does a client that asks for problem+json explicitly.
+  await expectSdkError(
+    sdk.identities.deleteIdentity({ identity: id }, { headers: { Accept: "application/problem+json" } }),
+    notFound("identity_not_found"),
+  );
   const listed = await sdk.identities.listIdentities({ search: externalId });
   assert.deepEqual(listed.result.data, [], "a deleted identity is not listed");
 

@@ -21,6 +21,9 @@ use crate::ids;
 pub struct RequestContext {
     pub request_id: String,
     pub wants_problem_json: bool,
+    /// The route's errors are declared as `application/problem+json` in Unkey's spec, so the
+    /// official SDKs only parse them with that content type.
+    pub problem_json_route: bool,
     pub public_url: Arc<str>,
 }
 
@@ -47,6 +50,14 @@ pub fn public_url() -> Arc<str> {
         .unwrap_or_else(|_| Arc::from("http://127.0.0.1:7070"))
 }
 
+/// Routes whose every error response Unkey's spec declares as `application/problem+json`.
+const PROBLEM_JSON_ROUTES: &[&str] = &["/v2/identities.deleteIdentity"];
+
+/// Whether the route being served declares its errors as problem+json.
+pub fn current_route_uses_problem_json() -> bool {
+    CONTEXT.try_with(|c| c.problem_json_route).unwrap_or(false)
+}
+
 /// Unkey labels error bodies as problem+json when the client accepts it explicitly or by wildcard.
 fn accepts_problem_json(accept: Option<&HeaderValue>) -> bool {
     let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
@@ -68,6 +79,7 @@ pub async fn request_context(
     let context = RequestContext {
         request_id: ids::new_id(ids::Prefix::Request),
         wants_problem_json: accepts_problem_json(request.headers().get(header::ACCEPT)),
+        problem_json_route: PROBLEM_JSON_ROUTES.contains(&request.uri().path()),
         public_url: state.public_url.clone(),
     };
     let request_id = context.request_id.clone();

@@ -9,7 +9,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::context::{current_request_id, current_wants_problem_json, public_url};
+use super::context::{
+    current_request_id, current_route_uses_problem_json, current_wants_problem_json, public_url,
+};
 
 macro_rules! error_codes {
     ($($variant:ident => ($urn:literal, $status:literal, $title:literal),)*) => {
@@ -187,7 +189,13 @@ impl IntoResponse for ApiError {
             },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let content_type = if current_wants_problem_json() && self.code != ErrorCode::InvalidInput {
+        // The content type the spec declares for this route and status wins, so that the SDKs parse
+        // the error into its typed class; elsewhere the client's Accept decides, as in Unkey.
+        let declared_problem =
+            status == StatusCode::TOO_MANY_REQUESTS || current_route_uses_problem_json();
+        let content_type = if declared_problem
+            || (current_wants_problem_json() && self.code != ErrorCode::InvalidInput)
+        {
             "application/problem+json"
         } else {
             "application/json"

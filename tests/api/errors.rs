@@ -267,3 +267,17 @@ async fn liveness_needs_no_key() {
         .await;
     response.assert_ok("/v2/liveness");
 }
+
+#[tokio::test]
+async fn routes_whose_errors_the_spec_declares_as_problem_json_always_send_it() {
+    let app = spawn_app().await;
+    let request = app
+        .client
+        .post(format!("{}/v2/identities.deleteIdentity", app.base_url))
+        .bearer_auth(&app.root_key)
+        .header("accept", "application/json")
+        .json(&json!({"identity": "nobody"}));
+    let response = app.send(request).await;
+    response.assert_error(404, "unkey/data/identity_not_found", "Not Found");
+    assert_eq!(response.headers["content-type"], "application/problem+json");
+}
