@@ -17,6 +17,7 @@ KEEP="${BENCH_KEEP:-0}"
 IDLE_WAIT="${BENCH_IDLE_WAIT:-600}"
 WARMUP_TIMEOUT="${BENCH_WARMUP_TIMEOUT:-3600}"
 SETTLE="${BENCH_SETTLE:-15}"
+NOISE="${BENCH_NOISE:-15}"
 export BENCH_DIR BENCH_CONNECTIONS="$CONNECTIONS" BENCH_THREADS="$THREADS"
 
 log() { printf '\n== %s  [%s]\n' "$*" "$(date +%T)"; }
@@ -44,8 +45,8 @@ else
 fi
 
 # The server and wrk share the machine's cores: numbers taken while something compiles are noise.
-# Before each measured run the script waits for rustc to finish, and it notes scenarios during
-# which rustc ran anyway.
+# Before each measured run the script waits for rustc to finish; run_wrk marks runs during which
+# other processes used the CPU anyway.
 wait_no_rustc() {
     local waited=0
     while pgrep -x rustc >/dev/null 2>&1; do
@@ -67,12 +68,10 @@ DB_PATH="$TMP/kw.db"
 DB_URL="sqlite://$DB_PATH"
 SERVER_PID=""
 WRK_PID=""
-WATCH_PID=""
 
 cleanup() {
     local status=$?
     if [[ -n "$WRK_PID" ]] && kill -0 "$WRK_PID" 2>/dev/null; then kill "$WRK_PID" 2>/dev/null || true; fi
-    if [[ -n "$WATCH_PID" ]]; then kill "$WATCH_PID" 2>/dev/null || true; fi
     stop_server
     if [[ "$KEEP" == "1" ]]; then
         echo "bench: kept $TMP (database, key file, server log, wrk output)"
@@ -190,46 +189,49 @@ settle() { # settle [MAX_SECONDS]
     fi
 }
 
+# Machine-wide CPU from /proc/stat, in ticks: "busy steal" (busy = user nice system irq softirq).
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
+
 # run_wrk NAME SCRIPT URL: runs one measured scenario and sets R_* from its result line; prints
-# how much CPU the server and wrk used.
+# how much CPU the server, wrk and everything else on the machine used meanwhile. A run during
+# which other processes used more than BENCH_NOISE percent of a core is marked noisy.
 run_wrk() {
     local name="$1" script="$2" url="$3"
-    local out="$TMP/wrk-$name.out" t0 t1 c0 c1 wu ws
+    local out="$TMP/wrk-$name.out" t0 t1 c0 c1 m0 m1 s0 s1 wu ws mark logged
     wait_no_rustc
     settle
     echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s bench/$script $url"
-    rm -f "$TMP/rustc-seen"
-    (while :; do pgrep -x rustc >/dev/null 2>&1 && : >"$TMP/rustc-seen"; sleep 1; done) &
-    WATCH_PID=$!
-    local mark; mark="$(wc -l <"$TMP/server.log")"
+    mark="$(wc -l <"$TMP/server.log")"
+    read -r m0 s0 <<<"$(machine_ticks)"
     c0="$(cpu_ticks "$SERVER_PID")"; t0="$(date +%s.%N)"
     /usr/bin/time -f '%U %S' -o "$TMP/time-$name" \
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
         -s "$BENCH_DIR/$script" "$url" >"$out" 2>&1 || { cat "$out"; return 1; }
     c1="$(cpu_ticks "$SERVER_PID")"; t1="$(date +%s.%N)"
-    kill "$WATCH_PID" 2>/dev/null || true
-    wait "$WATCH_PID" 2>/dev/null || true
-    WATCH_PID=""
-    # What the server logged (at --log warn) during the run.
-    local logged
-    logged="$(tail -n +$((mark + 1)) "$TMP/server.log" | plain | grep -E ' (WARN|ERROR) ' || true)"
-    R_LOGGED=""
-    if [[ -n "$logged" ]]; then
-        R_LOGGED="server logged $(wc -l <<<"$logged") warnings/errors, the last: $(tail -n 1 <<<"$logged" | cut -d' ' -f2-)"
-        echo "  $R_LOGGED"
-    fi
-    R_RUSTC=""
-    if [[ -e "$TMP/rustc-seen" ]]; then
-        R_RUSTC="rustc ran during the run: noisy"
-        echo "  WARNING: $R_RUSTC"
-    fi
+    read -r m1 s1 <<<"$(machine_ticks)"
     grep -v '^BENCH_RESULT' "$out" | sed 's/^/  | /'
     parse_result "$out"
     read -r wu ws <"$TMP/time-$name"
-    awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v n="$R_REQUESTS" -v wu="$wu" -v ws="$ws" 'BEGIN {
-        secs = t1 - t0; server = c / hz; client = wu + ws
-        printf "  cpu: server %.0f%% of a core (%.1f us/request), wrk %.0f%% of a core (%.1f us/request)\n",
-               100 * server / secs, 1e6 * server / n, 100 * client / secs, 1e6 * client / n }'
+    awk -v c=$((c1 - c0)) -v m=$((m1 - m0)) -v st=$((s1 - s0)) -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
+        -v n="$R_REQUESTS" -v wu="$wu" -v ws="$ws" 'BEGIN {
+        secs = t1 - t0; server = c / hz; client = wu + ws; other = m / hz - server - client
+        if (other < 0) other = 0
+        printf "  cpu: server %.0f%% of a core (%.1f us/request), wrk %.0f%% (%.1f us/request), other processes %.0f%%, steal %.0f%%\n",
+               100 * server / secs, 1e6 * server / n, 100 * client / secs, 1e6 * client / n,
+               100 * other / secs, 100 * st / hz / secs
+        print int(100 * other / secs) > "/dev/stderr" }' 2>"$TMP/other-$name"
+    R_NOISE=""
+    if (( $(cat "$TMP/other-$name") > NOISE )); then
+        R_NOISE="other processes used $(cat "$TMP/other-$name")% of a core: noisy"
+        echo "  WARNING: $R_NOISE"
+    fi
+    # What the server logged (at --log warn) during the run.
+    logged="$(tail -n +$((mark + 1)) "$TMP/server.log" | plain | grep -E ' (WARN|ERROR) ' || true)"
+    R_LOGGED=""
+    if [[ -n "$logged" ]]; then
+        R_LOGGED="server logged $(wc -l <<<"$logged") warnings, the last: $(tail -n 1 <<<"$logged" | cut -d' ' -f4-)"
+        echo "  $R_LOGGED"
+    fi
 }
 
 parse_result() {
@@ -261,8 +263,8 @@ record() {
         [[ "$met" == "yes" ]] && met="NO (errors)"
     fi
     [[ -z "$R_LOGGED" ]] || note="${note:+$note; }$R_LOGGED"
-    if [[ -n "$R_RUSTC" ]]; then
-        note="${note:+$note; }$R_RUSTC"
+    if [[ -n "$R_NOISE" ]]; then
+        note="${note:+$note; }$R_NOISE"
         met="$met (noisy)"
     fi
     RESULTS+=("$name|$R_RPS|$R_P50|$R_P99|$ratio|$tgt|$met|$note")

@@ -92,9 +92,9 @@ impl Balance {
 }
 
 /// What a key's credit settings are, as the verification path knows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyCredits {
-    pub key_id: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCredits<'a> {
+    pub key_id: &'a str,
     pub refill: Option<Refill>,
     pub created_at: i64,
 }
@@ -130,13 +130,13 @@ impl Drop for LedgerGuard {
 #[async_trait]
 pub trait Ledger: Send + Sync + 'static {
     /// Spends `cost` credits of the key, applying any due refill first.
-    async fn spend(&self, key: &KeyCredits, cost: i64, now: i64) -> StoreResult<Spend>;
+    async fn spend(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend>;
     /// The balance this ledger holds in memory for a key, if any (never waits, never reads the
     /// database): views of a key prefer it to the stored value, which may lag.
     fn peek(&self, key_id: &str) -> Option<Balance>;
     /// The key's balance now, with any due refill applied, without spending: for verifications
     /// that end before the credit step but still report the balance.
-    async fn current(&self, key: &KeyCredits, now: i64) -> StoreResult<Option<i64>>;
+    async fn current(&self, key: &KeyCredits<'_>, now: i64) -> StoreResult<Option<i64>>;
     /// Takes the key out of circulation while a management operation rewrites its credits in the
     /// database: writes back any unflushed balance first, and reloads after the guard is dropped.
     async fn exclusive(&self, key_id: &str) -> StoreResult<LedgerGuard>;
@@ -249,10 +249,10 @@ impl LocalLedger {
 
 #[async_trait]
 impl Ledger for LocalLedger {
-    async fn spend(&self, key: &KeyCredits, cost: i64, now: i64) -> StoreResult<Spend> {
-        let slot = self.slot(&key.key_id);
+    async fn spend(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend> {
+        let slot = self.slot(key.key_id);
         let mut slot = slot.lock().await;
-        let Some(balance) = self.loaded(&mut slot, &key.key_id).await?.as_mut() else {
+        let Some(balance) = self.loaded(&mut slot, key.key_id).await?.as_mut() else {
             return Ok(Spend::Unlimited);
         };
         let refilled = balance.refill(key.refill, now);
@@ -265,7 +265,7 @@ impl Ledger for LocalLedger {
         // Only a clean slot needs registering as dirty: the flusher writes what it finds.
         if (refilled || matches!(outcome, Spend::Spent(_)) && cost > 0) && !slot.dirty {
             slot.dirty = true;
-            self.mark_dirty(&key.key_id);
+            self.mark_dirty(key.key_id);
         }
         Ok(outcome)
     }
@@ -280,10 +280,10 @@ impl Ledger for LocalLedger {
         slot.balance.flatten()
     }
 
-    async fn current(&self, key: &KeyCredits, now: i64) -> StoreResult<Option<i64>> {
-        let slot = self.slot(&key.key_id);
+    async fn current(&self, key: &KeyCredits<'_>, now: i64) -> StoreResult<Option<i64>> {
+        let slot = self.slot(key.key_id);
         let mut slot = slot.lock().await;
-        Ok(self.loaded(&mut slot, &key.key_id).await?.map(|mut b| {
+        Ok(self.loaded(&mut slot, key.key_id).await?.map(|mut b| {
             b.refill(key.refill, now);
             b.remaining
         }))
@@ -350,14 +350,14 @@ impl DatabaseLedger {
 
 #[async_trait]
 impl Ledger for DatabaseLedger {
-    async fn spend(&self, key: &KeyCredits, cost: i64, now: i64) -> StoreResult<Spend> {
+    async fn spend(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend> {
         let boundary = key
             .refill
             .map(|r| (last_refill_boundary(now, r.day), r.amount));
         Ok(
             match self
                 .store
-                .spend_credits(&key.key_id, cost, now, boundary)
+                .spend_credits(key.key_id, cost, now, boundary)
                 .await?
             {
                 SpendRow::Spent(n) => Spend::Spent(n),
@@ -371,9 +371,9 @@ impl Ledger for DatabaseLedger {
         None
     }
 
-    async fn current(&self, key: &KeyCredits, now: i64) -> StoreResult<Option<i64>> {
+    async fn current(&self, key: &KeyCredits<'_>, now: i64) -> StoreResult<Option<i64>> {
         Ok(
-            balance_of(self.store.load_credits(&key.key_id).await?).map(|mut b| {
+            balance_of(self.store.load_credits(key.key_id).await?).map(|mut b| {
                 b.refill(key.refill, now);
                 b.remaining
             }),

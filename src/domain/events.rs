@@ -33,15 +33,15 @@ pub struct PendingEvent {
 
 impl PendingEvent {
     fn into_row(self) -> VerificationEvent {
-        let row = &self.key.row;
+        let key = &self.key;
         VerificationEvent {
             request_id: self.request_id,
             time_ms: self.time_ms,
-            workspace_id: row.workspace_id.clone(),
-            api_id: row.api_id.clone(),
-            key_space_id: row.key_space_id.clone(),
-            key_id: row.id.clone(),
-            identity_id: row.identity.as_ref().map(|i| i.id.clone()),
+            workspace_id: key.workspace_id.to_string(),
+            api_id: key.api_id.to_string(),
+            key_space_id: key.key_space_id.to_string(),
+            key_id: key.id.to_string(),
+            identity_id: key.identity.as_ref().map(|i| i.id.to_string()),
             outcome: self.outcome,
             tags: serde_json::to_string(&self.tags).unwrap_or_else(|_| "[]".into()),
             spent_credits: self.spent_credits,

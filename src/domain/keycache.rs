@@ -5,30 +5,59 @@
 //! shard has a generation counter, so a database read that raced with an invalidation cannot put
 //! the stale row back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::value::RawValue;
 
 use crate::domain::credits::{KeyCredits, Refill};
-use crate::store::KeyRow;
+use crate::store::{KeyRow, RatelimitConfig};
 
 /// The SHA-256 of a presented key.
 pub type Digest = [u8; 32];
 
-/// A key as verification needs it, with its JSON pre-parsed once.
+/// A key's identity as verification needs it.
+#[derive(Debug)]
+pub struct CachedIdentity {
+    pub id: Box<str>,
+    pub external_id: Box<str>,
+    pub meta: Option<Box<RawValue>>,
+    pub ratelimits: Box<[RatelimitConfig]>,
+}
+
+/// The terms of a key's balance (the balance itself lives in the ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditTerms {
+    pub refill: Option<Refill>,
+    pub created_at: i64,
+}
+
+/// A key as verification needs it, compact: a million of these must fit comfortably in memory.
+/// Ids shared by many keys (workspace, API, key space) are interned; JSON is kept pre-validated.
 #[derive(Debug)]
 pub struct CachedKey {
-    pub row: KeyRow,
+    pub id: Box<str>,
+    pub workspace_id: Arc<str>,
+    pub api_id: Arc<str>,
+    pub key_space_id: Arc<str>,
+    pub name: Option<Box<str>>,
     pub meta: Option<Box<RawValue>>,
-    pub identity_meta: Option<Box<RawValue>>,
-    /// Client IPs the key's API accepts; `None`: any.
-    pub ip_whitelist: Option<Vec<String>>,
+    pub identity: Option<Box<CachedIdentity>>,
+    pub expires: Option<i64>,
+    pub enabled: bool,
+    /// The key's API (or key space) was deleted.
+    pub api_deleted: bool,
     /// `None`: the key has unlimited credits.
-    pub credits: Option<KeyCredits>,
-    /// The permission slugs the key holds, for permission queries.
-    pub permission_set: HashSet<String>,
+    pub credits: Option<CreditTerms>,
+    /// Client IPs the key's API accepts; `None`: any.
+    pub ip_whitelist: Option<Box<[Box<str>]>>,
+    /// Permission slugs, direct and through roles: sorted, without duplicates.
+    pub permissions: Box<[Box<str>]>,
+    /// Role names, sorted.
+    pub roles: Box<[Box<str>]>,
+    /// The key's own rate limits.
+    pub ratelimits: Box<[RatelimitConfig]>,
 }
 
 fn raw_object(json: Option<&str>) -> Option<Box<RawValue>> {
@@ -40,8 +69,36 @@ fn raw_object(json: Option<&str>) -> Option<Box<RawValue>> {
         .flatten()
 }
 
+fn boxed(items: Vec<String>) -> Box<[Box<str>]> {
+    items.into_iter().map(String::into_boxed_str).collect()
+}
+
+/// Shares the ids many cached keys repeat (workspaces, APIs, key spaces).
+#[derive(Default)]
+pub struct Interner {
+    strings: Mutex<HashMap<Box<str>, Arc<str>>>,
+}
+
+/// Bound on interned strings; past it the table starts over (old `Arc`s stay valid).
+const INTERNER_CAPACITY: usize = 100_000;
+
+impl Interner {
+    pub fn intern(&self, s: &str) -> Arc<str> {
+        let mut strings = self.strings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = strings.get(s) {
+            return found.clone();
+        }
+        if strings.len() >= INTERNER_CAPACITY {
+            strings.clear();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        strings.insert(Box::from(s), shared.clone());
+        shared
+    }
+}
+
 impl CachedKey {
-    pub fn new(row: KeyRow) -> Self {
+    pub fn new(row: KeyRow, interner: &Interner) -> Self {
         let ip_whitelist = row.ip_whitelist.as_deref().and_then(|list| {
             let ips: Vec<String> = list
                 .split(',')
@@ -49,24 +106,60 @@ impl CachedKey {
                 .filter(|ip| !ip.is_empty())
                 .map(str::to_string)
                 .collect();
-            (!ips.is_empty()).then_some(ips)
+            (!ips.is_empty()).then(|| boxed(ips))
         });
-        let credits = row.remaining.map(|_| KeyCredits {
-            key_id: row.id.clone(),
+        let credits = row.remaining.map(|_| CreditTerms {
             refill: row.refill_amount.map(|amount| Refill {
                 amount,
                 day: row.refill_day,
             }),
             created_at: row.created_at,
         });
+        let mut permissions = row.permissions;
+        permissions.sort_unstable();
+        permissions.dedup();
+        let mut roles = row.roles;
+        roles.sort_unstable();
         CachedKey {
-            permission_set: row.permissions.iter().cloned().collect(),
+            workspace_id: interner.intern(&row.workspace_id),
+            api_id: interner.intern(&row.api_id),
+            key_space_id: interner.intern(&row.key_space_id),
+            name: row.name.map(String::into_boxed_str),
             meta: raw_object(row.meta.as_deref()),
-            identity_meta: raw_object(row.identity.as_ref().and_then(|i| i.meta.as_deref())),
-            ip_whitelist,
+            identity: row.identity.map(|i| {
+                Box::new(CachedIdentity {
+                    meta: raw_object(i.meta.as_deref()),
+                    id: i.id.into_boxed_str(),
+                    external_id: i.external_id.into_boxed_str(),
+                    ratelimits: i.ratelimits.into_boxed_slice(),
+                })
+            }),
+            expires: row.expires,
+            enabled: row.enabled,
+            api_deleted: row.api_deleted,
             credits,
-            row,
+            ip_whitelist,
+            permissions: boxed(permissions),
+            roles: boxed(roles),
+            ratelimits: row.ratelimits.into_boxed_slice(),
+            id: row.id.into_boxed_str(),
         }
+    }
+
+    /// What the ledger needs to spend this key's credits.
+    pub fn ledger_terms(&self) -> Option<KeyCredits<'_>> {
+        self.credits.map(|terms| KeyCredits {
+            key_id: &self.id,
+            refill: terms.refill,
+            created_at: terms.created_at,
+        })
+    }
+
+    /// Whether the key holds a permission (exact slug).
+    pub fn holds(&self, permission: &str) -> bool {
+        self.permissions
+            .binary_search_by(|p| p.as_ref().cmp(permission))
+            .is_ok()
     }
 }
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use crate::domain::audit::{Actor, AuditEvent, Target};
-use crate::domain::credits::{last_refill_boundary, Balance, KeyCredits, Ledger, Refill};
+use crate::domain::credits::{last_refill_boundary, Balance, Ledger, Refill};
 use crate::domain::events::EventSink;
-use crate::domain::keycache::{digest_of_hash, KeyCache};
+use crate::domain::keycache::{digest_of_hash, Interner, KeyCache};
 use crate::domain::limits::{merge_limits, LimitInput};
 use crate::domain::ratelimit::Counters;
 use crate::domain::secret::{generate_key, GeneratedKey};
@@ -100,6 +100,8 @@ pub const DEFAULT_BYTE_LENGTH: usize = 16;
 pub struct KeyService {
     pub store: SharedStore,
     pub cache: KeyCache,
+    /// Shares the ids cached keys repeat.
+    pub interner: Interner,
     pub ledger: Arc<dyn Ledger>,
     pub events: EventSink,
     /// Rate-limit counters, for the limits of keys and identities.
@@ -123,6 +125,7 @@ impl KeyService {
         KeyService {
             store,
             cache,
+            interner: Interner::default(),
             ledger,
             events,
             counters,
@@ -444,15 +447,6 @@ pub fn refill_of(key: &KeyRow) -> Option<Refill> {
     key.refill_amount.map(|amount| Refill {
         amount,
         day: key.refill_day,
-    })
-}
-
-/// What the ledger needs of a key with a balance; `None` for unlimited keys.
-pub fn key_credits(key: &KeyRow) -> Option<KeyCredits> {
-    key.remaining.map(|_| KeyCredits {
-        key_id: key.id.clone(),
-        refill: refill_of(key),
-        created_at: key.created_at,
     })
 }
 

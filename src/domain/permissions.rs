@@ -50,10 +50,15 @@ impl Requirement {
 
     /// Whether `held` satisfies the requirement.
     pub fn is_satisfied_by(&self, held: &HashSet<String>) -> bool {
+        self.evaluate(&|p| held.contains(p))
+    }
+
+    /// Whether the requirement holds, given what `holds` says of each permission.
+    pub fn evaluate(&self, holds: &dyn Fn(&str) -> bool) -> bool {
         match self {
-            Requirement::Permission(p) => held.contains(p),
-            Requirement::And(items) => items.iter().all(|r| r.is_satisfied_by(held)),
-            Requirement::Or(items) => items.iter().any(|r| r.is_satisfied_by(held)),
+            Requirement::Permission(p) => holds(p),
+            Requirement::And(items) => items.iter().all(|r| r.evaluate(holds)),
+            Requirement::Or(items) => items.iter().any(|r| r.evaluate(holds)),
         }
     }
 

@@ -186,7 +186,7 @@ impl KeyService {
             .store
             .find_key_by_hash(&hash_of_digest(&digest))
             .await?
-            .map(|row| Arc::new(CachedKey::new(row)));
+            .map(|row| Arc::new(CachedKey::new(row, &self.interner)));
         let entry = match &found {
             Some(key) => Cached::Found(key.clone()),
             None => Cached::Missing,
@@ -216,11 +216,10 @@ impl KeyService {
         };
 
         // 2. Isolation and root-key scope.
-        let row = &key.row;
-        if row.workspace_id != principal.workspace_id || row.api_deleted {
+        if *key.workspace_id != *principal.workspace_id || key.api_deleted {
             return Ok(Verdict::not_found());
         }
-        if !may_verify_api(principal, &row.api_id) {
+        if !may_verify_api(principal, &key.api_id) {
             return Ok(Verdict::not_found());
         }
         let permission_query = match req.permissions {
@@ -229,9 +228,9 @@ impl KeyService {
         };
 
         // 3. The key's own state.
-        let mut code = if !row.enabled {
+        let mut code = if !key.enabled {
             VerifyCode::Disabled
-        } else if row.expires.is_some_and(|at| req.now > at) {
+        } else if key.expires.is_some_and(|at| req.now > at) {
             VerifyCode::Expired
         } else {
             VerifyCode::Valid
@@ -242,7 +241,7 @@ impl KeyService {
             if let Some(allowed) = &key.ip_whitelist {
                 let ok = req
                     .client_ip
-                    .is_some_and(|ip| allowed.iter().any(|a| a == ip));
+                    .is_some_and(|ip| allowed.iter().any(|a| a.as_ref() == ip));
                 if !ok {
                     code = VerifyCode::Forbidden;
                 }
@@ -252,7 +251,7 @@ impl KeyService {
         // 5. Permissions.
         if code == VerifyCode::Valid {
             if let Some(query) = &permission_query {
-                if !query.is_satisfied_by(&key.permission_set) {
+                if !query.evaluate(&|p| key.holds(p)) {
                     code = VerifyCode::InsufficientPermissions;
                 }
             }
@@ -271,10 +270,10 @@ impl KeyService {
         // 7. Credits.
         let mut remaining = None;
         let mut spent = 0;
-        if let Some(credits) = &key.credits {
+        if let Some(credits) = key.ledger_terms() {
             if code == VerifyCode::Valid {
                 let cost = req.credits_cost.unwrap_or(1);
-                match self.ledger.spend(credits, cost, req.now).await? {
+                match self.ledger.spend(&credits, cost, req.now).await? {
                     Spend::Spent(after) => {
                         remaining = Some(after);
                         spent = cost;
@@ -286,7 +285,7 @@ impl KeyService {
                     Spend::Unlimited => {}
                 }
             } else {
-                remaining = self.ledger.current(credits, req.now).await?;
+                remaining = self.ledger.current(&credits, req.now).await?;
             }
         }
 
@@ -315,16 +314,15 @@ impl KeyService {
         requested: &[RequestedLimit],
         now: i64,
     ) -> Result<(Vec<CheckedLimit>, bool), VerifyError> {
-        let row = &key.row;
         // By name: the identity's limits, overridden by the key's own of the same name.
         let mut configs: BTreeMap<&str, (&RatelimitConfig, &str)> = BTreeMap::new();
-        if let Some(identity) = &row.identity {
-            for limit in &identity.ratelimits {
+        if let Some(identity) = &key.identity {
+            for limit in identity.ratelimits.iter() {
                 configs.insert(&limit.name, (limit, &identity.id));
             }
         }
-        for limit in &row.ratelimits {
-            configs.insert(&limit.name, (limit, &row.id));
+        for limit in key.ratelimits.iter() {
+            configs.insert(&limit.name, (limit, &key.id));
         }
         if configs.is_empty() && requested.is_empty() {
             return Ok((Vec::new(), true));
@@ -340,7 +338,7 @@ impl KeyService {
                         owner: &str,
                         cost: i64| {
             checks.push(LimitCheck {
-                key: named_key(&row.workspace_id, name, owner, duration),
+                key: named_key(&key.workspace_id, name, owner, duration),
                 limit,
                 duration_ms: duration,
                 cost,
@@ -379,18 +377,18 @@ impl KeyService {
                             r.name
                         )));
                     }
-                    push("", &r.name, limit, duration, false, &row.id, cost);
+                    push("", &r.name, limit, duration, false, &key.id, cost);
                 }
                 _ => {
                     let Some((config, owner)) = configs.get(r.name.as_str()) else {
-                        return Err(VerifyError::UnknownLimit(match &row.identity {
+                        return Err(VerifyError::UnknownLimit(match &key.identity {
                             Some(identity) => format!(
                                 "ratelimit '{}' was requested but does not exist for key '{}' nor identity: '{}' external ID: '{}'",
-                                r.name, row.id, identity.id, identity.external_id
+                                r.name, key.id, identity.id, identity.external_id
                             ),
                             None => format!(
                                 "ratelimit '{}' was requested but does not exist for key '{}' and there is no identity connected.",
-                                r.name, row.id
+                                r.name, key.id
                             ),
                         }));
                     };

@@ -79,6 +79,25 @@ impl Meta {
     }
 }
 
+/// `data` of routes that answer with an empty object.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+/// Splits `limit + 1` fetched rows into a page and the first id of the next one.
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    id: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    if rows.len() > limit {
+        let next = rows.get(limit).map(&id);
+        rows.truncate(limit);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}
+
 /// `pagination` of list responses.
 #[derive(Debug, Serialize)]
 pub struct Pagination {

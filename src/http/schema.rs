@@ -4,6 +4,27 @@
 
 use serde_json::{json, Map, Value};
 
+/// A request schema built once per process: `cached_schema!(object(...))` in a
+/// `RequestBody::schema` body.
+macro_rules! cached_schema {
+    ($build:expr) => {{
+        static SCHEMA: std::sync::OnceLock<$crate::http::schema::Schema> =
+            std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| $build)
+    }};
+}
+pub(crate) use cached_schema;
+
+/// `^[a-zA-Z0-9_.-]+$`: external ids of identities.
+pub const EXTERNAL_ID_PATTERN: Pattern = Pattern {
+    source: "^[a-zA-Z0-9_.-]+$",
+    matches: |s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    },
+};
+
 use super::error::FieldError;
 
 /// A string pattern: its regex source (for the document) and a matcher (for validation).

@@ -123,6 +123,23 @@ fn key_from(row: &AnyRow) -> StoreResult<KeyRow> {
     })
 }
 
+/// `$start, $start+1, …` for `n` values.
+pub(super) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `%text%` for a LIKE (with `ESCAPE '\'`) that matches `text` literally, without case.
+pub(super) fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{}%", escaped.to_lowercase())
+}
+
 /// A value for a statement built at run time.
 enum Bind {
     Int(Option<i64>),
@@ -249,10 +266,7 @@ impl SqlStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let list = (1..=rows.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholders(1, rows.len());
         let sql = format!(
             "SELECT key_id, MAX(time_m) AS last_used FROM key_verifications WHERE key_id IN ({list}) GROUP BY key_id"
         );

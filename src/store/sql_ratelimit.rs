@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sql::{SqlStore, Tx};
+use super::sql::{like_pattern, placeholders, SqlStore, Tx};
 use super::{
     ChangeKind, Identity, KeyRow, LimitOwner, Namespace, Override, RatelimitConfig, StoreResult,
 };
@@ -43,22 +43,6 @@ fn identity_from(row: &AnyRow) -> StoreResult<Identity> {
         created_at: row.try_get("created_at_m")?,
         ratelimits: Vec::new(),
     })
-}
-
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `%text%` for a LIKE that matches `text` literally, without case.
-fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{}%", escaped.to_lowercase())
 }
 
 /// Rate limits by owner id, for a set of key ids or identity ids.

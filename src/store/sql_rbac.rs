@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sql::{SqlStore, Tx};
+use super::sql::{like_pattern, placeholders, SqlStore, Tx};
 use super::{ChangeKind, KeyRow, Permission, RbacChange, Role, SetChange, StoreResult};
 use crate::domain::audit::AuditEvent;
 
@@ -34,23 +34,6 @@ fn role_from(row: &AnyRow) -> StoreResult<Role> {
         created_at: row.try_get("created_at_m")?,
         permissions: Vec::new(),
     })
-}
-
-/// `$start, $start+1, …` for `n` values.
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `%text%` for a LIKE that matches `text` literally.
-fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{}%", escaped.to_lowercase())
 }
 
 /// A table linking owners (keys, roles) to members (permissions, roles).

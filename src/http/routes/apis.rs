@@ -1,7 +1,5 @@
 //! `apis.*`: create, read, delete APIs and list their keys.
 
-use std::sync::OnceLock;
-
 use axum::extract::State;
 use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
@@ -12,9 +10,9 @@ use crate::domain::permissions::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
-    array, boolean, integer, object, optional, required, string, Schema, ID_PATTERN,
+    array, boolean, cached_schema, integer, object, optional, required, string, Schema, ID_PATTERN,
 };
-use crate::http::{ApiResponse, AppState};
+use crate::http::{ApiResponse, AppState, Empty};
 use crate::store::Api;
 
 use super::keys::{key_data, key_data_schema, KeyData};
@@ -43,8 +41,7 @@ struct CreateApiRequest {
 
 impl RequestBody for CreateApiRequest {
     fn schema() -> &'static Schema {
-        static SCHEMA: OnceLock<Schema> = OnceLock::new();
-        SCHEMA.get_or_init(|| {
+        cached_schema!({
             object(vec![required(
                 "name",
                 string()
@@ -89,8 +86,7 @@ struct ApiIdRequest {
 
 impl RequestBody for ApiIdRequest {
     fn schema() -> &'static Schema {
-        static SCHEMA: OnceLock<Schema> = OnceLock::new();
-        SCHEMA.get_or_init(|| object(vec![required("apiId", api_id_schema())]))
+        cached_schema!(object(vec![required("apiId", api_id_schema())]))
     }
 }
 
@@ -114,9 +110,6 @@ async fn get_api(
 }
 
 // ---- apis.deleteApi ----
-
-#[derive(Serialize)]
-struct Empty {}
 
 #[tracing::instrument(level = "debug", skip_all)]
 async fn delete_api(
@@ -163,8 +156,7 @@ fn default_limit() -> usize {
 
 impl RequestBody for ListKeysRequest {
     fn schema() -> &'static Schema {
-        static SCHEMA: OnceLock<Schema> = OnceLock::new();
-        SCHEMA.get_or_init(|| {
+        cached_schema!({
             object(vec![
                 required("apiId", string().min_len(1).max_len(255)),
                 optional("limit", integer().minimum(1).maximum(100).default_int(100)),

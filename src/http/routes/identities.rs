@@ -1,8 +1,6 @@
 //! `identities.*`: the customers keys belong to. An identity is addressed by its id or by its
 //! external id.
 
-use std::sync::OnceLock;
-
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -20,28 +18,13 @@ use crate::domain::permissions::Requirement;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
-    array, free_object, integer, object, optional, required, string, Pattern, Schema,
+    array, cached_schema, free_object, integer, object, optional, required, string, Schema,
+    EXTERNAL_ID_PATTERN,
 };
-use crate::http::{ApiResponse, AppState, Meta};
+use crate::http::{split_page, ApiResponse, AppState, Meta};
 use crate::store::Identity;
 
 const IDENTITY_NOT_FOUND: &str = "This identity does not exist.";
-
-const EXTERNAL_ID_PATTERN: Pattern = Pattern {
-    source: "^[a-zA-Z0-9_.-]+$",
-    matches: |s| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    },
-};
-
-macro_rules! schema {
-    ($build:expr) => {{
-        static SCHEMA: OnceLock<Schema> = OnceLock::new();
-        SCHEMA.get_or_init(|| $build)
-    }};
-}
 
 fn identity_action(action: &str) -> Requirement {
     Requirement::one(format!("identity.*.{action}"))
@@ -123,7 +106,7 @@ struct CreateIdentityBody {
 
 impl RequestBody for CreateIdentityBody {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required(
                 "externalId",
                 string()
@@ -187,7 +170,7 @@ struct IdentityRef {
 
 impl RequestBody for IdentityRef {
     fn schema() -> &'static Schema {
-        schema!(object(vec![required(
+        cached_schema!(object(vec![required(
             "identity",
             string()
                 .min_len(1)
@@ -272,7 +255,7 @@ fn default_limit() -> i64 {
 
 impl RequestBody for ListIdentitiesBody {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             optional("limit", integer().minimum(1).maximum(100).default_int(100)),
             optional("cursor", string().min_len(1).max_len(1024)),
             optional("search", string().max_len(256)),
@@ -286,7 +269,7 @@ async fn list_identities(
     Authed { caller, body }: Authed<ListIdentitiesBody>,
 ) -> Result<ApiResponse<Vec<IdentityData>>, ApiError> {
     let search = body.search.as_deref().filter(|s| !s.is_empty());
-    let mut rows = state
+    let rows = state
         .store
         .list_identities(
             caller.workspace_id(),
@@ -295,13 +278,7 @@ async fn list_identities(
             search,
         )
         .await?;
-    let next = if rows.len() as i64 > body.limit {
-        let next = rows.get(body.limit as usize).map(|i| i.id.clone());
-        rows.truncate(body.limit as usize);
-        next
-    } else {
-        None
-    };
+    let (rows, next) = split_page(rows, body.limit as usize, |i| i.id.clone());
     // Every identity shown must be readable by the caller; one that is not fails the call.
     for identity in &rows {
         caller.require(&Requirement::any_of([
@@ -329,7 +306,7 @@ struct UpdateIdentityBody {
 
 impl RequestBody for UpdateIdentityBody {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("identity", string().min_len(1).max_len(255)),
             optional("meta", free_object().max_properties(100)),
             optional(

@@ -21,10 +21,10 @@ use crate::http::context::current_request_id;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
-    array, boolean, free_object, integer, object, optional, required, string, Pattern, Schema,
-    ID_PATTERN,
+    array, boolean, cached_schema, free_object, integer, object, optional, required, string,
+    Schema, EXTERNAL_ID_PATTERN, ID_PATTERN,
 };
-use crate::http::{ApiResponse, AppState};
+use crate::http::{ApiResponse, AppState, Empty};
 use crate::ids::{self, Prefix};
 use crate::store::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, RatelimitConfig, Role};
 
@@ -35,16 +35,6 @@ use super::permissions::{
 
 const KEY_NOT_FOUND: &str = "The specified key was not found.";
 const MAX_EXPIRES: i64 = 4_102_444_800_000;
-
-/// `^[a-zA-Z0-9_.-]+$`: external ids.
-const EXTERNAL_ID_PATTERN: Pattern = Pattern {
-    source: "^[a-zA-Z0-9_.-]+$",
-    matches: |s| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    },
-};
 
 fn key_id_schema() -> Schema {
     string().min_len(3).max_len(255).pattern(ID_PATTERN)
@@ -391,13 +381,6 @@ fn vault_missing() -> ApiError {
     )
 }
 
-macro_rules! schema {
-    ($build:expr) => {{
-        static SCHEMA: OnceLock<Schema> = OnceLock::new();
-        SCHEMA.get_or_init(|| $build)
-    }};
-}
-
 /// The RBAC change (and its audit events) that `createKey` and `updateKey` ask for: permissions
 /// by slug, created when missing (as the reference does, with no extra permission check), and
 /// roles by name, which must exist.
@@ -469,7 +452,7 @@ fn yes() -> bool {
 
 impl RequestBody for CreateKeyRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("apiId", string().min_len(3).max_len(255).pattern(ID_PATTERN)),
             optional("prefix", string().min_len(1).max_len(16).pattern(ID_PATTERN)),
             optional("name", string().min_len(1).max_len(255)),
@@ -576,7 +559,7 @@ struct GetKeyRequest {
 
 impl RequestBody for GetKeyRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("keyId", key_id_schema()),
             optional("decrypt", boolean().default_bool(false)),
         ]))
@@ -605,7 +588,7 @@ struct WhoamiRequest {
 
 impl RequestBody for WhoamiRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![required(
+        cached_schema!(object(vec![required(
             "key",
             string().min_len(1).max_len(512)
         )]))
@@ -618,20 +601,20 @@ async fn whoami(
     Authed { caller, body }: Authed<WhoamiRequest>,
 ) -> Result<ApiResponse<KeyData>, ApiError> {
     let found = state.keys.find_by_plaintext(&body.key).await?;
-    let Some(key) = found.filter(|k| !k.row.api_deleted) else {
+    let Some(key) = found.filter(|k| !k.api_deleted) else {
         return Err(ApiError::new(
             ErrorCode::KeyNotFound,
             "We could not find the requested key.",
         ));
     };
-    if key.row.workspace_id != caller.workspace_id() {
+    if *key.workspace_id != *caller.workspace_id() {
         return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
     }
-    caller.require(&Requirement::api("read_key", &key.row.api_id))?;
+    caller.require(&Requirement::api("read_key", &key.api_id))?;
     // The cached row is enough to authorize; show the stored one, with its current usage.
     let row = state
         .store
-        .find_key_by_id(&key.row.id)
+        .find_key_by_id(&key.id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))?;
     Ok(ApiResponse::data(key_data(&state, row)))
@@ -649,15 +632,12 @@ struct DeleteKeyRequest {
 
 impl RequestBody for DeleteKeyRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("keyId", key_id_schema()),
             optional("permanent", boolean().default_bool(false)),
         ]))
     }
 }
-
-#[derive(Serialize)]
-struct Empty {}
 
 #[tracing::instrument(level = "debug", skip_all)]
 async fn delete_key(
@@ -708,7 +688,7 @@ struct UpdateKeyRequest {
 
 impl RequestBody for UpdateKeyRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("keyId", key_id_schema()),
             optional("name", string().min_len(1).max_len(255).nullable()),
             optional(
@@ -807,7 +787,7 @@ struct UpdateCreditsBody {
 
 impl RequestBody for UpdateCreditsBody {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("keyId", string().min_len(3).max_len(255)),
             required(
                 "operation",
@@ -873,7 +853,7 @@ struct RerollKeyRequest {
 
 impl RequestBody for RerollKeyRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("keyId", key_id_schema()),
             required(
                 "expiration",
@@ -935,7 +915,7 @@ struct MigrateKeysRequest {
 
 impl RequestBody for MigrateKeysRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("migrationId", string().min_len(3).max_len(255)),
             required("apiId", string().min_len(3).max_len(255)),
             required(
@@ -1275,7 +1255,7 @@ struct VerifyKeyRequest {
 
 impl RequestBody for VerifyKeyRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("key", string().min_len(1).max_len(512)),
             optional(
                 "tags",
@@ -1367,10 +1347,10 @@ struct VerifyData<'a> {
     enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<VerifyIdentity<'a>>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    permissions: &'a [String],
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    roles: &'a [String],
+    #[serde(skip_serializing_if = "<[Box<str>]>::is_empty")]
+    permissions: &'a [Box<str>],
+    #[serde(skip_serializing_if = "<[Box<str>]>::is_empty")]
+    roles: &'a [Box<str>],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ratelimits: Vec<VerifyLimitData<'a>>,
 }
@@ -1509,26 +1489,26 @@ async fn verify_key(
         Some(key) => VerifyData {
             valid: code == crate::domain::verify::VerifyCode::Valid,
             code: code.as_str(),
-            key_id: Some(&key.row.id),
-            name: key.row.name.as_deref(),
+            key_id: Some(&key.id),
+            name: key.name.as_deref(),
             meta: key.meta.as_deref(),
-            expires: key.row.expires,
+            expires: key.expires,
             credits: verdict.remaining,
-            enabled: Some(key.row.enabled),
-            identity: key.row.identity.as_ref().map(|i| VerifyIdentity {
+            enabled: Some(key.enabled),
+            identity: key.identity.as_ref().map(|i| VerifyIdentity {
                 id: &i.id,
                 external_id: &i.external_id,
-                meta: key.identity_meta.as_deref(),
+                meta: i.meta.as_deref(),
                 // The identity's limits not shadowed by a key limit of the same name.
                 ratelimits: i
                     .ratelimits
                     .iter()
-                    .filter(|l| !key.row.ratelimits.iter().any(|k| k.name == l.name))
+                    .filter(|l| !key.ratelimits.iter().any(|k| k.name == l.name))
                     .map(ratelimit_data)
                     .collect(),
             }),
-            permissions: &key.row.permissions,
-            roles: &key.row.roles,
+            permissions: &key.permissions,
+            roles: &key.roles,
             ratelimits: verdict
                 .ratelimits
                 .iter()

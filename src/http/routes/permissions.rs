@@ -1,8 +1,6 @@
 //! `permissions.*`: the permissions and roles of a workspace. Every route authorizes before it
 //! looks anything up, with `rbac.*` permissions.
 
-use std::sync::OnceLock;
-
 use axum::extract::State;
 use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
@@ -12,8 +10,10 @@ use crate::domain::permissions::Requirement;
 use crate::domain::rbac;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
-use crate::http::schema::{array, integer, object, optional, required, string, Pattern, Schema};
-use crate::http::{ApiResponse, AppState};
+use crate::http::schema::{
+    array, cached_schema, integer, object, optional, required, string, Pattern, Schema,
+};
+use crate::http::{split_page, ApiResponse, AppState, Empty};
 use crate::store::{Permission, Role};
 
 /// `^[a-zA-Z0-9_:\-\.\*]+$`: permission slugs.
@@ -95,13 +95,6 @@ pub fn role_schema() -> Schema {
     ])
 }
 
-macro_rules! schema {
-    ($build:expr) => {{
-        static SCHEMA: OnceLock<Schema> = OnceLock::new();
-        SCHEMA.get_or_init(|| $build)
-    }};
-}
-
 fn rbac(action: &str) -> Requirement {
     Requirement::one(format!("rbac.*.{action}"))
 }
@@ -115,9 +108,6 @@ fn may_create(caller: &Caller, plan: &rbac::SlugPlan) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Serialize)]
-struct Empty {}
-
 // ---- createPermission ----
 
 #[derive(Deserialize)]
@@ -129,7 +119,7 @@ struct CreatePermissionRequest {
 
 impl RequestBody for CreatePermissionRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("name", string().min_len(1).max_len(512)),
             required(
                 "slug",
@@ -185,7 +175,7 @@ struct PermissionRef {
 
 impl RequestBody for PermissionRef {
     fn schema() -> &'static Schema {
-        schema!(object(vec![required(
+        cached_schema!(object(vec![required(
             "permission",
             string()
                 .min_len(1)
@@ -258,23 +248,11 @@ fn default_limit() -> i64 {
 
 impl RequestBody for ListRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             optional("cursor", string().min_len(1).max_len(1024)),
             optional("limit", integer().minimum(1).maximum(100).default_int(100)),
             optional("search", string().min_len(1).max_len(256)),
         ]))
-    }
-}
-
-/// Splits `limit + 1` fetched rows into a page and the next cursor.
-fn page<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
-    let limit = limit as usize;
-    if rows.len() > limit {
-        let next = rows.get(limit).map(&id);
-        rows.truncate(limit);
-        (rows, next)
-    } else {
-        (rows, None)
     }
 }
 
@@ -293,7 +271,7 @@ async fn list_permissions(
             body.search.as_deref(),
         )
         .await?;
-    let (rows, next) = page(rows, body.limit, |p| p.id.clone());
+    let (rows, next) = split_page(rows, body.limit as usize, |p| p.id.clone());
     Ok(ApiResponse::page(
         rows.into_iter().map(permission_data).collect(),
         next,
@@ -315,7 +293,7 @@ async fn list_roles(
             body.search.as_deref(),
         )
         .await?;
-    let (rows, next) = page(rows, body.limit, |r| r.id.clone());
+    let (rows, next) = split_page(rows, body.limit as usize, |r| r.id.clone());
     Ok(ApiResponse::page(
         rows.into_iter().map(role_data).collect(),
         next,
@@ -334,7 +312,7 @@ struct CreateRoleRequest {
 
 impl RequestBody for CreateRoleRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("name", string().min_len(1).max_len(128)),
             optional("description", string().max_len(512)),
             optional(
@@ -395,7 +373,7 @@ struct RoleRef {
 
 impl RequestBody for RoleRef {
     fn schema() -> &'static Schema {
-        schema!(object(vec![required(
+        cached_schema!(object(vec![required(
             "role",
             string()
                 .min_len(1)
@@ -455,7 +433,7 @@ struct SetRolePermissionsRequest {
 
 impl RequestBody for SetRolePermissionsRequest {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required(
                 "roleId",
                 string().min_len(3).max_len(255).pattern(ROLE_ID_PATTERN)

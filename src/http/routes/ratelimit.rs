@@ -4,7 +4,7 @@
 //! `ratelimit.*.create_namespace`); a deleted namespace answers 410 to limit calls and 404 to
 //! override calls.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::{post, MethodRouter};
@@ -15,8 +15,10 @@ use crate::domain::limits::{match_override, LimitRequest};
 use crate::domain::permissions::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
-use crate::http::schema::{array, boolean, integer, object, optional, required, string, Schema};
-use crate::http::{ApiResponse, AppState};
+use crate::http::schema::{
+    array, boolean, cached_schema, integer, object, optional, required, string, Schema,
+};
+use crate::http::{split_page, ApiResponse, AppState, Empty};
 use crate::store::{Namespace, Override};
 
 const MAX_DURATION: i64 = 2_592_000_000;
@@ -24,13 +26,6 @@ const NAMESPACE_GONE: &str =
     "This namespace has been deleted. An operator can restore it or you can use another name.";
 const NAMESPACE_NOT_FOUND: &str = "This namespace does not exist.";
 const OVERRIDE_NOT_FOUND: &str = "This override does not exist.";
-
-macro_rules! schema {
-    ($build:expr) => {{
-        static SCHEMA: OnceLock<Schema> = OnceLock::new();
-        SCHEMA.get_or_init(|| $build)
-    }};
-}
 
 fn namespace_schema() -> Schema {
     string()
@@ -134,7 +129,7 @@ fn limit_body_schema() -> Schema {
 
 impl RequestBody for LimitBody {
     fn schema() -> &'static Schema {
-        schema!(limit_body_schema())
+        cached_schema!(limit_body_schema())
     }
 }
 
@@ -190,7 +185,7 @@ struct MultiLimitBody(Vec<LimitBody>);
 
 impl RequestBody for MultiLimitBody {
     fn schema() -> &'static Schema {
-        schema!(array(limit_body_schema()).min_items(1).max_items(100))
+        cached_schema!(array(limit_body_schema()).min_items(1).max_items(100))
     }
 }
 
@@ -297,7 +292,7 @@ struct SetOverrideBody {
 
 impl RequestBody for SetOverrideBody {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("namespace", namespace_schema()),
             required(
                 "identifier",
@@ -351,7 +346,7 @@ struct OverrideRef {
 
 impl RequestBody for OverrideRef {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("namespace", namespace_schema()),
             required("identifier", identifier_schema()),
         ]))
@@ -400,9 +395,6 @@ async fn get_override(
     Ok(ApiResponse::data(override_data(found)))
 }
 
-#[derive(Serialize)]
-struct Empty {}
-
 #[tracing::instrument(level = "debug", skip_all)]
 async fn delete_override(
     State(state): State<AppState>,
@@ -440,7 +432,7 @@ fn default_list_limit() -> i64 {
 
 impl RequestBody for ListOverridesBody {
     fn schema() -> &'static Schema {
-        schema!(object(vec![
+        cached_schema!(object(vec![
             required("namespace", namespace_schema()),
             optional("cursor", string().min_len(1).max_len(1024)),
             optional("limit", integer().minimum(1).maximum(100).default_int(50)),
@@ -455,17 +447,11 @@ async fn list_overrides(
 ) -> Result<ApiResponse<Vec<OverrideData>>, ApiError> {
     let ns = existing_namespace(&state, &caller, &body.namespace).await?;
     caller.require(&on_namespace("read_override", &ns.id))?;
-    let mut rows = state
+    let rows = state
         .store
         .list_overrides(&ns.id, body.cursor.as_deref(), body.limit + 1)
         .await?;
-    let next = if rows.len() as i64 > body.limit {
-        let next = rows.get(body.limit as usize).map(|o| o.id.clone());
-        rows.truncate(body.limit as usize);
-        next
-    } else {
-        None
-    };
+    let (rows, next) = split_page(rows, body.limit as usize, |o| o.id.clone());
     Ok(ApiResponse::page(
         rows.iter().map(override_data).collect(),
         next,
