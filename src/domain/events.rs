@@ -15,7 +15,14 @@ use tokio::sync::{mpsc, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::keycache::CachedKey;
-use crate::store::{SharedStore, VerificationEvent};
+use crate::store::{NewVerification, SharedStore};
+
+/// Events kept in memory before new ones are dropped.
+pub const CAPACITY: usize = 100_000;
+/// Rows per write.
+pub const BATCH: usize = 5_000;
+/// The longest an event waits before it is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long verification events are kept: 90 days.
 pub const RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
@@ -30,32 +37,6 @@ pub struct PendingEvent {
     pub spent_credits: i64,
     pub latency_us: i64,
 }
-
-impl PendingEvent {
-    fn into_row(self) -> VerificationEvent {
-        let key = &self.key;
-        VerificationEvent {
-            request_id: self.request_id,
-            time_ms: self.time_ms,
-            workspace_id: key.workspace_id.to_string(),
-            api_id: key.api_id.to_string(),
-            key_space_id: key.key_space_id.to_string(),
-            key_id: key.id.to_string(),
-            identity_id: key.identity.as_ref().map(|i| i.id.to_string()),
-            outcome: self.outcome,
-            tags: serde_json::to_string(&self.tags).unwrap_or_else(|_| "[]".into()),
-            spent_credits: self.spent_credits,
-            latency_us: self.latency_us,
-        }
-    }
-}
-
-/// Events kept in memory before new ones are dropped.
-pub const CAPACITY: usize = 100_000;
-/// Rows per write.
-pub const BATCH: usize = 5_000;
-/// The longest an event waits before it is written.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The request path's handle.
 #[derive(Clone)]
@@ -103,10 +84,10 @@ impl EventWriter {
     pub async fn run_once(&mut self) -> usize {
         let mut written = 0;
         loop {
-            let mut batch = Vec::new();
+            let mut batch: Vec<PendingEvent> = Vec::new();
             while batch.len() < BATCH {
                 match self.rx.try_recv() {
-                    Ok(event) => batch.push(event.into_row()),
+                    Ok(event) => batch.push(event),
                     Err(_) => break,
                 }
             }
@@ -114,7 +95,30 @@ impl EventWriter {
                 return written;
             }
             written += batch.len();
-            if let Err(err) = self.store.insert_verifications(&batch).await {
+            let tags: Vec<Option<String>> = batch
+                .iter()
+                .map(|e| {
+                    (!e.tags.is_empty()).then(|| serde_json::to_string(&e.tags).unwrap_or_default())
+                })
+                .collect();
+            let rows: Vec<NewVerification<'_>> = batch
+                .iter()
+                .zip(&tags)
+                .map(|(e, tags)| NewVerification {
+                    request_id: &e.request_id,
+                    time_ms: e.time_ms,
+                    workspace_id: &e.key.workspace_id,
+                    api_id: &e.key.api_id,
+                    key_space_id: &e.key.key_space_id,
+                    key_id: &e.key.id,
+                    identity_id: e.key.identity.as_ref().map(|i| &*i.id),
+                    outcome: e.outcome,
+                    tags: tags.as_deref().unwrap_or("[]"),
+                    spent_credits: e.spent_credits,
+                    latency_us: e.latency_us,
+                })
+                .collect();
+            if let Err(err) = self.store.insert_verifications(&rows).await {
                 tracing::error!(error = %err, lost = batch.len(), "writing verification events failed");
             }
         }

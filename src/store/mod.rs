@@ -29,6 +29,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("could not prepare the database location: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -339,6 +341,23 @@ pub struct VerificationEvent {
     pub outcome: &'static str,
     /// JSON text of the tag array.
     pub tags: String,
+    pub spent_credits: i64,
+    pub latency_us: i64,
+}
+
+/// One verification to record, borrowing its data (the writer inserts thousands at a time).
+#[derive(Debug, Clone, Copy)]
+pub struct NewVerification<'a> {
+    pub request_id: &'a str,
+    pub time_ms: i64,
+    pub workspace_id: &'a str,
+    pub api_id: &'a str,
+    pub key_space_id: &'a str,
+    pub key_id: &'a str,
+    pub identity_id: Option<&'a str>,
+    pub outcome: &'static str,
+    /// JSON text of the tag array.
+    pub tags: &'a str,
     pub spent_credits: i64,
     pub latency_us: i64,
 }
@@ -766,7 +785,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Override>>;
 
     /// Appends verification events.
-    async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()>;
+    async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()>;
     /// Drops verification events older than `before_ms`; returns how many.
     async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64>;
     /// Verification events of a key, newest first (for tests and analytics).

@@ -18,11 +18,12 @@ pub async fn connect(url: &str) -> StoreResult<SqlStore> {
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore {
-        backend: "postgres",
-        reader: pool.clone(),
-        writer: pool,
-        begin_write: "BEGIN",
-        for_update: " FOR UPDATE",
-    })
+    Ok(SqlStore::new(
+        "postgres",
+        pool.clone(),
+        pool,
+        "BEGIN",
+        " FOR UPDATE",
+        false,
+    ))
 }

@@ -8,11 +8,12 @@
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, Identity, IdentityRef,
-    KeyPage, KeyPatch, KeyRow, LimitOwner, Migration, Namespace, NewKey, Override, Patch,
-    Permission, RatelimitConfig, RbacChange, Role, RootKey, RootKeyAuth, SpendRow, Store,
+    KeyPage, KeyPatch, KeyRow, LimitOwner, Migration, Namespace, NewKey, NewVerification, Override,
+    Patch, Permission, RatelimitConfig, RbacChange, Role, RootKey, RootKeyAuth, SpendRow, Store,
     StoreError, StoreResult, StoredAuditEvent, VerificationEvent, Workspace,
 };
 use crate::domain::audit::AuditEvent;
@@ -27,7 +28,23 @@ pub struct SqlStore {
     /// Appended to a SELECT that must lock its rows until the transaction ends (PostgreSQL's
     /// `FOR UPDATE`; SQLite's write transactions already exclude each other).
     pub(super) for_update: &'static str,
+    /// Whether placeholders of very large statements may be anonymous (`?`). SQLite looks up the
+    /// name of every numbered placeholder in a list, which makes binding a statement with
+    /// thousands of `$N`s quadratic; PostgreSQL only understands `$N`.
+    pub(super) anonymous_params: bool,
+    /// Key inserts waiting to be committed together (see [`SqlStore::new`]).
+    key_inserts: mpsc::Sender<KeyInsert>,
 }
+
+/// A key insert handed to the group committer, with where to send its outcome.
+struct KeyInsert {
+    key: NewKey,
+    audit: Vec<AuditEvent>,
+    done: oneshot::Sender<StoreResult<()>>,
+}
+
+/// Most key inserts committed by one transaction.
+const GROUP_COMMIT_MAX: usize = 256;
 
 pub(super) type Tx = Transaction<'static, Any>;
 
@@ -177,6 +194,100 @@ const API_COLUMNS: &str =
     "a.id, a.workspace_id, a.name, a.key_space_id, a.delete_protection, a.created_at_m";
 
 impl SqlStore {
+    /// A store over its pools. Starts the group committer of key inserts: concurrent
+    /// `insert_key` calls share one transaction (each inside its own savepoint, so one failure
+    /// fails only itself), which spends one durable commit on many keys.
+    pub(super) fn new(
+        backend: &'static str,
+        reader: AnyPool,
+        writer: AnyPool,
+        begin_write: &'static str,
+        for_update: &'static str,
+        anonymous_params: bool,
+    ) -> Self {
+        let (key_inserts, rx) = mpsc::channel(GROUP_COMMIT_MAX * 4);
+        tokio::spawn(Self::commit_key_inserts(writer.clone(), begin_write, rx));
+        SqlStore {
+            backend,
+            reader,
+            writer,
+            begin_write,
+            for_update,
+            anonymous_params,
+            key_inserts,
+        }
+    }
+
+    async fn commit_key_inserts(
+        writer: AnyPool,
+        begin_write: &'static str,
+        mut rx: mpsc::Receiver<KeyInsert>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < GROUP_COMMIT_MAX {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            match Self::insert_keys_together(&writer, begin_write, &batch).await {
+                Ok(outcomes) => {
+                    for (item, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = item.done.send(outcome);
+                    }
+                }
+                Err(err) => {
+                    let message = err.to_string();
+                    for item in batch {
+                        let _ = item.done.send(Err(StoreError::Failed(message.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inserts a batch of keys in one transaction; the outer error means nothing was committed.
+    async fn insert_keys_together(
+        writer: &AnyPool,
+        begin_write: &'static str,
+        batch: &[KeyInsert],
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        async fn one(tx: &mut Tx, item: &KeyInsert) -> StoreResult<()> {
+            SqlStore::insert_key_in(tx, &item.key).await?;
+            // A server may have cached "no such key" for this hash.
+            SqlStore::insert_change(tx, ChangeKind::Key, &item.key.hash, item.key.created_at)
+                .await?;
+            SqlStore::insert_audit(tx, &item.audit).await
+        }
+        let mut tx = writer.begin_with(begin_write).await?;
+        if let [item] = batch {
+            one(&mut tx, item).await?;
+            tx.commit().await?;
+            return Ok(vec![Ok(())]);
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for item in batch {
+            sqlx::query("SAVEPOINT key_insert")
+                .execute(&mut *tx)
+                .await?;
+            match one(&mut tx, item).await {
+                Ok(()) => outcomes.push(Ok(())),
+                Err(err) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT key_insert")
+                        .execute(&mut *tx)
+                        .await?;
+                    outcomes.push(Err(err));
+                }
+            }
+            sqlx::query("RELEASE SAVEPOINT key_insert")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
     pub(super) async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.writer.begin_with(self.begin_write).await?)
     }
@@ -707,13 +818,18 @@ impl Store for SqlStore {
     }
 
     async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        Self::insert_key_in(&mut tx, key).await?;
-        // A server may have cached "no such key" for this hash.
-        Self::insert_change(&mut tx, ChangeKind::Key, &key.hash, key.created_at).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        let (done, outcome) = oneshot::channel();
+        let item = KeyInsert {
+            key: key.clone(),
+            audit: audit.to_vec(),
+            done,
+        };
+        if self.key_inserts.send(item).await.is_err() {
+            return Err(StoreError::Failed("the key writer has stopped".into()));
+        }
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Failed("the key writer has stopped".into())))
     }
 
     async fn update_key(
@@ -1343,9 +1459,10 @@ impl Store for SqlStore {
         self.rl_list_overrides(namespace_id, cursor, limit).await
     }
 
-    async fn insert_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
+    async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()> {
         const COLUMNS: usize = 11;
-        const ROWS_PER_STATEMENT: usize = 100;
+        // 5,500 parameters: under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
+        const ROWS_PER_STATEMENT: usize = 500;
         if events.is_empty() {
             return Ok(());
         }
@@ -1364,22 +1481,27 @@ impl Store for SqlStore {
                     if c > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("${}", i * COLUMNS + c + 1));
+                    if self.anonymous_params {
+                        sql.push('?');
+                    } else {
+                        sql.push_str(&format!("${}", i * COLUMNS + c + 1));
+                    }
                 }
                 sql.push(')');
             }
             let mut query = sqlx::query(&sql);
             for e in chunk {
+                // Borrowed strings bind without copies.
                 query = query
-                    .bind(&e.request_id)
+                    .bind(e.request_id)
                     .bind(e.time_ms)
-                    .bind(&e.workspace_id)
-                    .bind(&e.api_id)
-                    .bind(&e.key_space_id)
-                    .bind(&e.key_id)
-                    .bind(&e.identity_id)
+                    .bind(e.workspace_id)
+                    .bind(e.api_id)
+                    .bind(e.key_space_id)
+                    .bind(e.key_id)
+                    .bind(e.identity_id)
                     .bind(e.outcome)
-                    .bind(&e.tags)
+                    .bind(e.tags)
                     .bind(e.spent_credits)
                     .bind(e.latency_us);
             }

@@ -47,13 +47,14 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
     let writer = options().max_connections(1).connect(&url).await?;
     MIGRATOR.run(&writer).await?;
     let reader = options().max_connections(8).connect(&url).await?;
-    Ok(SqlStore {
-        backend: "sqlite",
+    Ok(SqlStore::new(
+        "sqlite",
         reader,
         writer,
-        begin_write: "BEGIN IMMEDIATE",
-        for_update: "",
-    })
+        "BEGIN IMMEDIATE",
+        "",
+        true,
+    ))
 }
 
 #[cfg(test)]

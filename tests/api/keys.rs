@@ -684,3 +684,51 @@ async fn prefixed_api_key_migrations_upgrade_keys_on_first_verification() {
         .await;
     r.assert_error(400, "unkey/authentication/malformed", "Bad Request");
 }
+
+#[tokio::test]
+async fn concurrent_key_inserts_commit_together_and_a_failing_one_fails_alone() {
+    let app = spawn_app().await;
+    let api_id = app.create_api("payments").await;
+    let api = app.store.get_api(&api_id).await.unwrap().unwrap();
+    let new_key = |i: usize, hash: String| keyward::store::NewKey {
+        id: format!("key_group{i}"),
+        key_space_id: api.key_space_id.clone(),
+        workspace_id: app.workspace_id.clone(),
+        hash,
+        start: "sk_x".into(),
+        name: None,
+        meta: None,
+        external_id: None,
+        new_identity_id: format!("id_group{i}"),
+        expires: None,
+        enabled: true,
+        remaining: None,
+        refill_day: None,
+        refill_amount: None,
+        pending_migration_id: None,
+        created_at: app.now(),
+        rbac: Default::default(),
+        ratelimits: Vec::new(),
+    };
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        // Key 7 reuses key 3's hash: only one of the two can exist.
+        let hash = format!("hash_group_{}", if i == 7 { 3 } else { i });
+        let store = app.store.clone();
+        let key = new_key(i, hash);
+        tasks.push(tokio::spawn(async move {
+            store.insert_key(&key, &[]).await.is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 29);
+    let list = app
+        .post("/v2/apis.listKeys", json!({"apiId": api_id}))
+        .await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 29);
+}
