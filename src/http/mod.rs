@@ -27,9 +27,20 @@ pub mod schema;
 /// The default cap on request bodies, as Unkey's: 10 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach. Cloned per request, so it is one `Arc` around [`Services`].
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub auth: Arc<Authenticator>,
@@ -48,7 +59,7 @@ impl AppState {
         limits: Arc<LimitService>,
         public_url: &str,
     ) -> Self {
-        AppState {
+        AppState(Arc::new(Services {
             auth: Arc::new(Authenticator::new(store.clone(), clock.clone())),
             keys,
             limits,
@@ -56,7 +67,7 @@ impl AppState {
             clock,
             public_url: Arc::from(public_url.trim_end_matches('/')),
             body_limit: DEFAULT_BODY_LIMIT,
-        }
+        }))
     }
 
     pub fn now(&self) -> i64 {
