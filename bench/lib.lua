@@ -26,6 +26,19 @@ function M.verify_request_builder(root_key)
    end
 end
 
+-- The raw text of a POST request to `path` (e.g. "/v2/ratelimit.limit") with a JSON body, built the
+-- same way: the fixed head once, then only the body and its length per request.
+function M.post_request_builder(path, root_key)
+   local head = "POST " .. path .. " HTTP/1.1\r\n"
+      .. "Host: " .. wrk.headers["Host"] .. "\r\n"
+      .. "Authorization: Bearer " .. root_key .. "\r\n"
+      .. "Content-Type: application/json\r\n"
+      .. "Content-Length: "
+   return function(body)
+      return head .. #body .. "\r\n\r\n" .. body
+   end
+end
+
 -- Reads the key file (one plaintext a line); with several wrk threads, thread `tid` of `n` keeps
 -- every n-th line so the threads split the file between them.
 function M.read_keys(path, tid, nthreads)

@@ -18,6 +18,9 @@ IDLE_WAIT="${BENCH_IDLE_WAIT:-600}"
 WARMUP_TIMEOUT="${BENCH_WARMUP_TIMEOUT:-3600}"
 SETTLE="${BENCH_SETTLE:-15}"
 NOISE="${BENCH_NOISE:-15}"
+RL_ROTATE="${BENCH_RL_ROTATE:-100000}"
+RL_MEMORY_IDS="${BENCH_RL_MEMORY_IDS:-1000000}"
+CRASH="${BENCH_CRASH:-0}"
 export BENCH_DIR BENCH_CONNECTIONS="$CONNECTIONS" BENCH_THREADS="$THREADS"
 
 log() { printf '\n== %s  [%s]\n' "$*" "$(date +%T)"; }
@@ -165,6 +168,7 @@ events_since() { # events_since COUNT_BEFORE VERIFICATIONS
 
 # One entry per scenario: name|rps|p50_us|p99_us|ratio|target|met|note
 RESULTS=()
+R_NOTE=""
 BASE_RPS=""
 VERIFIED=0 # verifications answered during wrk runs, to compare with the events stored
 
@@ -245,22 +249,33 @@ parse_result() {
     R_REQUESTS="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$line")"
 }
 
-# record NAME KIND TARGET: KIND is "ratio" (target is a minimum ratio to liveness), "rps" (target
-# is a minimum requests/s) or "none".
+# record NAME KIND TARGET [REF_RPS REF_LABEL]: KIND is "ratio" (target is a minimum ratio to
+# liveness), "rel" (a minimum ratio to REF_RPS, the rate of scenario REF_LABEL in this run; the
+# ratio column stays the one to liveness, the met column shows the ratio to REF_LABEL), "rps"
+# (target is a minimum requests/s), "text" (TARGET is shown as is, nothing is met) or "none".
+# R_NOTE, when set, starts the row's note (and is cleared).
 record() {
-    local name="$1" kind="$2" target="$3" ratio="-" met="-" tgt="-" note=""
+    local name="$1" kind="$2" target="$3" ratio="-" met="-" tgt="-" note="${R_NOTE:-}" rel
+    R_NOTE=""
     if [[ -n "$BASE_RPS" ]]; then ratio="$(awk -v a="$R_RPS" -v b="$BASE_RPS" 'BEGIN { printf "%.2f", a / b }')"; fi
     case "$kind" in
         ratio)
             tgt=">= ${target}x"
             met="$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r + 0 >= t + 0) ? "yes" : "NO" }')" ;;
+        rel)
+            rel="$(awk -v a="$R_RPS" -v b="$4" 'BEGIN { printf "%.2f", a / b }')"
+            tgt=">= ${target}x of $5"
+            met="$(awk -v r="$rel" -v t="$target" 'BEGIN { print (r + 0 >= t + 0) ? "yes" : "NO" }') (${rel}x $5)"
+            note="${note:+$note; }${rel}x the rate of $5 ($(printf '%.0f' "$4") req/s) in this run" ;;
+        text)
+            tgt="$target" ;;
         rps)
             tgt=">= $target/s"
             met="$(awk -v r="$R_RPS" -v t="$target" 'BEGIN { print (r + 0 >= t + 0) ? "yes" : "NO" }')" ;;
     esac
     if (( R_NON2XX > 0 || R_SOCKERR > 0 )); then
-        note="$R_NON2XX non-2xx, $R_SOCKERR socket errors of $R_REQUESTS"
-        [[ "$met" == "yes" ]] && met="NO (errors)"
+        note="${note:+$note; }$R_NON2XX non-2xx, $R_SOCKERR socket errors of $R_REQUESTS"
+        [[ "$met" == yes* ]] && met="NO (errors)"
     fi
     [[ -z "$R_LOGGED" ]] || note="${note:+$note; }$R_LOGGED"
     if [[ -n "$R_NOISE" ]]; then
@@ -298,32 +313,85 @@ run_wrk liveness liveness.lua "$BASE/v2/liveness"
 BASE_RPS="$R_RPS"
 record "liveness" none ""
 
-# b/c: create the key, check one verification by hand, then drive it.
-verify_scenario() { # verify_scenario NAME CREATE_BODY TARGET
-    local name="$1" create_body="$2" target="$3" key body
+# b, c, f, g: create the key, check one verification by hand, then drive it.
+# verify_scenario NAME CREATE_BODY KIND TARGET [QUERY [EXPECT...]]: KIND and TARGET as for record
+# ("rel" compares with scenario b); QUERY is a permission query sent with every verification ("" for
+# none); each EXPECT is a string the first verification's response must contain besides
+# "valid":true. Sets VS_OK=1 when the scenario ran.
+verify_scenario() {
+    local name="$1" create_body="$2" kind="$3" target="$4" query="${5:-}" key body verify_body tgt expect
+    shift 4; (( $# > 0 )) && shift
+    VS_OK=0
     log "$name"
+    tgt=">= ${target}x"
+    if [[ "$kind" == rel ]]; then
+        tgt=">= ${target}x of b"
+        if [[ -z "$B_RPS" ]]; then
+            failed "$name" "$tgt" "scenario b did not run, nothing to compare with"
+            return 0
+        fi
+    fi
     body="$(post keys.createKey "$create_body")"
     if [[ "$(status)" != 200 ]]; then
-        failed "$name" ">= ${target}x" "keys.createKey answered HTTP $(status): $body"
+        failed "$name" "$tgt" "keys.createKey answered HTTP $(status): $body"
         return 0
     fi
     key="$(json_field data.key <<<"$body")"
-    body="$(post keys.verifyKey "{\"key\":\"$key\"}")"
+    verify_body="{\"key\":\"$key\"${query:+,\"permissions\":\"$query\"}}"
+    [[ -z "$query" ]] || echo "permission query ($(grep -oE '[A-Za-z0-9._*:/-]+' <<<"$query" | grep -cvxiE 'and|or') terms): $query"
+    body="$(post keys.verifyKey "$verify_body")"
     echo "first verification: HTTP $(status) $body"
     if [[ "$(status)" != 200 || "$body" != *'"valid":true'* ]]; then
-        failed "$name" ">= ${target}x" "keys.verifyKey answered HTTP $(status): $body"
+        failed "$name" "$tgt" "keys.verifyKey answered HTTP $(status): $body"
         return 0
     fi
+    for expect in "$@"; do
+        if [[ "$body" != *"$expect"* ]]; then
+            failed "$name" "$tgt" "the first verification's response lacks $expect: $body"
+            return 0
+        fi
+    done
     settle
     local events; events="$(count_events)"
-    BENCH_VERIFY_KEY="$key" run_wrk "$name" verify_one.lua "$BASE/v2/keys.verifyKey"
+    BENCH_VERIFY_KEY="$key" BENCH_VERIFY_QUERY="$query" run_wrk "${name%%.*}" verify_one.lua "$BASE/v2/keys.verifyKey"
     VERIFIED=$((VERIFIED + R_REQUESTS))
     events_since "$events" "$R_REQUESTS"
-    echo "last verification: $(post keys.verifyKey "{\"key\":\"$key\"}")"
-    record "$name" ratio "$target"
+    echo "last verification: $(post keys.verifyKey "$verify_body")"
+    record "$name" "$kind" "$target" "$B_RPS" b
+    VS_OK=1
 }
-verify_scenario "b. verify cached key" '{"apiId":"'"$API_ID"'"}' 0.75
-verify_scenario "c. verify cached key, credits" '{"apiId":"'"$API_ID"'","credits":{"remaining":1000000000}}' 0.6
+B_RPS=""
+verify_scenario "b. verify cached key" '{"apiId":"'"$API_ID"'"}' ratio 0.75
+[[ "$VS_OK" == 1 ]] && B_RPS="$R_RPS"
+verify_scenario "c. verify cached key, credits" '{"apiId":"'"$API_ID"'","credits":{"remaining":1000000000}}' ratio 0.6
+
+# f: a key with credits and an auto-applied rate limit; the verify response must list the limit.
+verify_scenario "f. verify, credits + rate limit" \
+    '{"apiId":"'"$API_ID"'","credits":{"remaining":1000000000},"ratelimits":[{"name":"requests","limit":1000000000,"duration":60000,"autoApply":true}]}' \
+    ratio 0.6 "" '"ratelimits":[' '"name":"requests"' '"credits":'
+
+# g: 5 roles of 10 permissions each (50 slugs perm.r<i>.p<j>), a key holding the 5 roles, and a
+# satisfied 10-term permission query.
+log "g. permissions: creating 5 roles of 10 permissions"
+roles_ok=1
+for r in 0 1 2 3 4; do
+    perms="$(printf '"perm.r'"$r"'.p%d",' 0 1 2 3 4 5 6 7 8 9)"
+    perms="${perms%,}"
+    body="$(post permissions.createRole "{\"name\":\"role_$r\",\"permissions\":[$perms]}")"
+    if [[ "$(status)" != 200 ]]; then
+        failed "g. verify, 10-term permission query" ">= 0.75x of b" "permissions.createRole role_$r answered HTTP $(status): $body"
+        roles_ok=0
+        break
+    fi
+    echo "role_$r: $body"
+done
+if (( roles_ok )); then
+    verify_scenario "g. verify, 10-term permission query" \
+        '{"apiId":"'"$API_ID"'","roles":["role_0","role_1","role_2","role_3","role_4"]}' \
+        rel 0.75 \
+        'perm.r0.p0 AND perm.r1.p1 AND (perm.r2.p2 OR nope.x) AND perm.r3.p3 AND (perm.r4.p4 OR nope.y) AND perm.r0.p9 AND perm.r4.p9 AND perm.r2.p5' \
+        '"code":"VALID"'
+fi
 
 log "d. keys.createKey"
 body="$(post keys.createKey "{\"apiId\":\"$API_ID\"}")"
@@ -332,6 +400,94 @@ if [[ "$(status)" != 200 ]]; then
 else
     run_wrk createKey create_key.lua "$BASE/v2/keys.createKey"
     record "d. createKey (keys/s)" rps 2000
+fi
+
+# h, i: standalone rate limiting in namespace "bench" (created by the first call), with a limit
+# that is never reached.
+export BENCH_NAMESPACE=bench BENCH_RL_LIMIT=1000000000 BENCH_RL_DURATION=60000
+rl_body() { # rl_body IDENTIFIER [DURATION]
+    echo "{\"namespace\":\"$BENCH_NAMESPACE\",\"identifier\":\"$1\",\"limit\":$BENCH_RL_LIMIT,\"duration\":${2:-$BENCH_RL_DURATION}}"
+}
+# rl_check NAME TARGET IDENTIFIER [DURATION]: one ratelimit.limit call by hand; FAILED unless it
+# answers 200 with "success":true.
+rl_check() {
+    local body; body="$(post ratelimit.limit "$(rl_body "$3" "${4:-}")")"
+    echo "ratelimit.limit identifier $3: HTTP $(status) $body"
+    if [[ "$(status)" != 200 || "$body" != *'"success":true'* ]]; then
+        failed "$1" "$2" "ratelimit.limit answered HTTP $(status): $body"
+        return 1
+    fi
+}
+
+log "h. ratelimit.limit, one hot identifier"
+echo "creating namespace $BENCH_NAMESPACE with a first call"
+if rl_check "h. ratelimit, hot identifier" ">= 0.8x" hot; then
+    BENCH_BODY="$(rl_body hot)" run_wrk ratelimit-hot post_one.lua "$BASE/v2/ratelimit.limit"
+    echo "last call: $(post ratelimit.limit "$(rl_body hot)")"
+    record "h. ratelimit, hot identifier" ratio 0.8
+fi
+
+log "i. ratelimit.limit, $RL_ROTATE rotating identifiers"
+if rl_check "i. ratelimit, $RL_ROTATE identifiers" ">= 0.8x" user_0; then
+    BENCH_IDENTIFIERS="$RL_ROTATE" run_wrk ratelimit-rotating ratelimit_rotating.lua "$BASE/v2/ratelimit.limit"
+    echo "last call: $(post ratelimit.limit "$(rl_body user_0)")"
+    record "i. ratelimit, $RL_ROTATE identifiers" ratio 0.8
+fi
+
+# j: memory of rate-limit counters. A fresh server (so its VmHWM is its own), one call to warm
+# the root key and the namespace, VmRSS when idle; then one pass over RL_MEMORY_IDS distinct
+# identifiers with a 600 s window (the counters stay alive for the measurement), then VmRSS and
+# VmHWM. No target: reported only.
+RL_RSS_LINE=""
+if (( RL_MEMORY_IDS > 0 )); then
+    log "j. rate-limit memory: $RL_MEMORY_IDS distinct identifiers"
+    stop_server
+    start_server
+    echo "restarted the server: pid $SERVER_PID"
+    if rl_check "j. ratelimit memory, $RL_MEMORY_IDS ids" "report RSS" warm 600000; then
+        wait_no_rustc
+        settle
+        sleep 1
+        rl_rss0="$(rss_of "$SERVER_PID" VmRSS)"; rl_hwm0="$(rss_of "$SERVER_PID" VmHWM)"
+        echo "idle server: VmRSS $rl_rss0 KiB, VmHWM $rl_hwm0 KiB"
+        export BENCH_MARKER_DIR="$TMP/markers"
+        rm -rf "$BENCH_MARKER_DIR" && mkdir -p "$BENCH_MARKER_DIR"
+        mark="$(wc -l <"$TMP/server.log")"
+        c0="$(cpu_ticks "$SERVER_PID")"; started=$SECONDS
+        BENCH_IDENTIFIERS="$RL_MEMORY_IDS" BENCH_RL_DURATION=600000 \
+            wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP_TIMEOUT}s" --timeout 10s --latency \
+            -s "$BENCH_DIR/ratelimit_distinct.lua" "$BASE/v2/ratelimit.limit" >"$TMP/wrk-ratelimit-memory.out" 2>&1 &
+        WRK_PID=$!
+        while kill -0 "$WRK_PID" 2>/dev/null; do
+            if (( $(find "$BENCH_MARKER_DIR" -name 'distinct.*' | wc -l) >= THREADS )); then
+                kill -INT "$WRK_PID" 2>/dev/null || true
+                break
+            fi
+            sleep 0.5
+        done
+        wait "$WRK_PID" || true
+        WRK_PID=""
+        c1="$(cpu_ticks "$SERVER_PID")"
+        parse_result "$TMP/wrk-ratelimit-memory.out"
+        echo "one pass took $((SECONDS - started))s: $R_REQUESTS requests at $R_RPS req/s (p50 $(ms "$R_P50"), p99 $(ms "$R_P99")), server CPU $(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$R_REQUESTS" 'BEGIN { printf "%.1f", 1e6 * c / hz / n }') us/request"
+        cat "$BENCH_MARKER_DIR"/distinct.* 2>/dev/null | sed 's/^/  wrk thread: /' || true
+        rl_ok="$(cat "$BENCH_MARKER_DIR"/distinct.* 2>/dev/null | sed -n 's/.*success=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')"
+        settle
+        rl_rss1="$(rss_of "$SERVER_PID" VmRSS)"; rl_hwm1="$(rss_of "$SERVER_PID" VmHWM)"
+        echo "after the pass: VmRSS $rl_rss1 KiB, VmHWM $rl_hwm1 KiB"
+        echo "identifier 0 again (its counter should still hold 1): $(post ratelimit.limit "$(rl_body 0 600000)")"
+        logged="$(tail -n +$((mark + 1)) "$TMP/server.log" | plain | grep -E ' (WARN|ERROR) ' || true)"
+        R_LOGGED=""; R_NOISE=""
+        [[ -z "$logged" ]] || R_LOGGED="server logged $(wc -l <<<"$logged") warnings, the last: $(tail -n 1 <<<"$logged" | cut -d' ' -f4-)"
+        RL_RSS_LINE="$(awk -v r0="$rl_rss0" -v r1="$rl_rss1" -v h="$rl_hwm1" -v n="$RL_MEMORY_IDS" -v ok="$rl_ok" 'BEGIN {
+            printf "rate-limit memory with %d distinct identifiers (%d answered success): idle VmRSS %.0f MiB -> VmRSS %.0f MiB, VmHWM %.0f MiB; growth %.0f MiB (peak %.0f MiB), %.0f bytes per identifier",
+                   n, ok, r0 / 1024, r1 / 1024, h / 1024, (r1 - r0) / 1024, (h - r0) / 1024, (r1 - r0) * 1024 / n }')"
+        echo "$RL_RSS_LINE"
+        (( rl_ok >= RL_MEMORY_IDS )) || echo "bench: WARNING: only $rl_ok of $RL_MEMORY_IDS identifiers answered success (see above)" >&2
+        R_NOTE="$(awk -v r0="$rl_rss0" -v r1="$rl_rss1" -v h="$rl_hwm1" 'BEGIN {
+            printf "one pass, every request a new counter; RSS +%.0f MiB, VmHWM %.0f MiB (see the line below the table)", (r1 - r0) / 1024, h / 1024 }')"
+        record "j. ratelimit memory, $RL_MEMORY_IDS ids" text "report RSS"
+    fi
 fi
 
 RSS_LINE=""
@@ -401,6 +557,15 @@ record "liveness (end)" none ""
 
 stop_server
 
+CRASH_OUT=""
+if [[ "$CRASH" == "1" ]]; then
+    log "crash-credits.py: what a crash costs in credits"
+    wait_no_rustc
+    CRASH_OUT="$(python3 "$BENCH_DIR/crash-credits.py" --binary "$BIN" 2>&1)" || CRASH_OUT="$CRASH_OUT
+(crash-credits.py exited with status $?)"
+    echo "$CRASH_OUT"
+fi
+
 echo
 problems="$(plain <"$TMP/server.log" | grep -E ' (WARN|ERROR) ' || true)"
 if [[ -n "$problems" ]]; then
@@ -432,3 +597,8 @@ for row in "${RESULTS[@]}"; do
     [[ -z "$note" ]] || echo "note: $name: $note"
 done
 [[ -z "$RSS_LINE" ]] || echo "$RSS_LINE"
+[[ -z "$RL_RSS_LINE" ]] || echo "$RL_RSS_LINE"
+if [[ -n "$CRASH_OUT" ]]; then
+    echo "crash-credits.py (BENCH_CRASH=1):"
+    sed 's/^/  /' <<<"$CRASH_OUT"
+fi

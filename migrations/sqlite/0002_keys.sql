@@ -23,5 +23,4 @@ CREATE TABLE key_verifications (
     spent_credits  INTEGER NOT NULL,
     latency_us     INTEGER NOT NULL
 );
-CREATE INDEX key_verifications_workspace_time ON key_verifications(workspace_id, time_m);
 CREATE INDEX key_verifications_key_time ON key_verifications(key_id, time_m);

@@ -193,6 +193,9 @@ impl LocalLedger {
         let mut shard = self.shards[shard_of(key_id)]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = shard.get(key_id) {
+            return slot.clone();
+        }
         shard.entry(key_id.to_string()).or_default().clone()
     }
 

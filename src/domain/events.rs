@@ -1,21 +1,24 @@
 //! Verification events: recorded off the request path and written in batches.
 //!
 //! The request path only pushes a [`PendingEvent`] into a bounded channel ([`EventSink::record`]
-//! never waits, and copies no ids: the event points at the cached key). A writer task drains it
-//! and inserts up to [`BATCH`] rows per transaction, at least every [`FLUSH_INTERVAL`], and drains
-//! the rest at shutdown. If the database falls so far behind that the channel fills, events are
-//! dropped and counted rather than slowing verifications down. Events older than [`RETENTION_MS`]
-//! are pruned.
+//! never waits, and copies no ids: the event points at the cached key). A writer drains it and
+//! inserts up to [`BATCH`] rows per transaction, at least every [`FLUSH_INTERVAL`], and drains the
+//! rest at shutdown. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
+//! its own with a prepared statement) the writer is a dedicated thread that blocks on the channel;
+//! otherwise it is an async task using [`crate::store::Store::insert_verifications`]. If the
+//! database falls so far behind that the channel fills, events are dropped and counted rather than
+//! slowing verifications down. Events older than [`RETENTION_MS`] are pruned.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::keycache::CachedKey;
-use crate::store::{NewVerification, SharedStore};
+use crate::store::{EventLog, NewVerification, SharedStore};
 
 /// Events kept in memory before new ones are dropped.
 pub const CAPACITY: usize = 100_000;
@@ -23,6 +26,9 @@ pub const CAPACITY: usize = 100_000;
 pub const BATCH: usize = 5_000;
 /// The longest an event waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often the dedicated writer thread looks at the queue.
+pub const WRITER_TICK: Duration = Duration::from_millis(50);
 
 /// How long verification events are kept: 90 days.
 pub const RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
@@ -41,7 +47,7 @@ pub struct PendingEvent {
 /// The request path's handle.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: mpsc::Sender<PendingEvent>,
+    tx: SyncSender<PendingEvent>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -63,13 +69,13 @@ impl EventSink {
 
 /// The writer side.
 pub struct EventWriter {
-    rx: mpsc::Receiver<PendingEvent>,
+    rx: Receiver<PendingEvent>,
     store: SharedStore,
 }
 
 /// A connected sink and writer.
 pub fn channel(store: SharedStore) -> (EventSink, EventWriter) {
-    let (tx, rx) = mpsc::channel(CAPACITY);
+    let (tx, rx) = mpsc::sync_channel(CAPACITY);
     (
         EventSink {
             tx,
@@ -79,69 +85,136 @@ pub fn channel(store: SharedStore) -> (EventSink, EventWriter) {
     )
 }
 
+/// Tag arrays as stored (JSON), `None` for the common empty one.
+fn tags_json(batch: &[PendingEvent]) -> Vec<Option<String>> {
+    batch
+        .iter()
+        .map(|e| (!e.tags.is_empty()).then(|| serde_json::to_string(&e.tags).unwrap_or_default()))
+        .collect()
+}
+
+/// The rows of a batch, borrowing from it.
+fn rows<'a>(batch: &'a [PendingEvent], tags: &'a [Option<String>]) -> Vec<NewVerification<'a>> {
+    batch
+        .iter()
+        .zip(tags)
+        .map(|(e, tags)| NewVerification {
+            request_id: &e.request_id,
+            time_ms: e.time_ms,
+            workspace_id: &e.key.workspace_id,
+            api_id: &e.key.api_id,
+            key_space_id: &e.key.key_space_id,
+            key_id: &e.key.id,
+            identity_id: e.key.identity.as_ref().map(|i| &*i.id),
+            outcome: e.outcome,
+            tags: tags.as_deref().unwrap_or("[]"),
+            spent_credits: e.spent_credits,
+            latency_us: e.latency_us,
+        })
+        .collect()
+}
+
 impl EventWriter {
-    /// Writes whatever is queued now, in batches. Returns how many events were written.
+    /// Takes what is queued now, up to [`BATCH`] events, and whether every sender is gone.
+    fn take_batch(&self) -> (Vec<PendingEvent>, bool) {
+        let mut batch: Vec<PendingEvent> = Vec::new();
+        while batch.len() < BATCH {
+            match self.rx.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(TryRecvError::Empty) => return (batch, false),
+                Err(TryRecvError::Disconnected) => return (batch, true),
+            }
+        }
+        (batch, false)
+    }
+
+    /// Writes whatever is queued now, through the async store. Returns how many were written.
     pub async fn run_once(&mut self) -> usize {
         let mut written = 0;
         loop {
-            let mut batch: Vec<PendingEvent> = Vec::new();
-            while batch.len() < BATCH {
-                match self.rx.try_recv() {
-                    Ok(event) => batch.push(event),
-                    Err(_) => break,
-                }
-            }
+            let (batch, _) = self.take_batch();
             if batch.is_empty() {
                 return written;
             }
             written += batch.len();
-            let tags: Vec<Option<String>> = batch
-                .iter()
-                .map(|e| {
-                    (!e.tags.is_empty()).then(|| serde_json::to_string(&e.tags).unwrap_or_default())
-                })
-                .collect();
-            let rows: Vec<NewVerification<'_>> = batch
-                .iter()
-                .zip(&tags)
-                .map(|(e, tags)| NewVerification {
-                    request_id: &e.request_id,
-                    time_ms: e.time_ms,
-                    workspace_id: &e.key.workspace_id,
-                    api_id: &e.key.api_id,
-                    key_space_id: &e.key.key_space_id,
-                    key_id: &e.key.id,
-                    identity_id: e.key.identity.as_ref().map(|i| &*i.id),
-                    outcome: e.outcome,
-                    tags: tags.as_deref().unwrap_or("[]"),
-                    spent_credits: e.spent_credits,
-                    latency_us: e.latency_us,
-                })
-                .collect();
-            if let Err(err) = self.store.insert_verifications(&rows).await {
+            let tags = tags_json(&batch);
+            if let Err(err) = self.store.insert_verifications(&rows(&batch, &tags)).await {
                 tracing::error!(error = %err, lost = batch.len(), "writing verification events failed");
             }
         }
     }
 
-    /// Writes every [`FLUSH_INTERVAL`] until `shutdown`, then drains the queue.
+    /// Writes until `shutdown`, then drains the queue; prunes old events about once an hour.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut rounds: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
-                _ = shutdown.changed() => break,
+        let log = match self.store.event_log() {
+            Ok(log) => log,
+            Err(err) => {
+                tracing::warn!(error = %err, "no dedicated event log; writing events through the store");
+                None
             }
-            self.run_once().await;
-            rounds += 1;
-            // About once an hour.
-            if rounds % 7200 == 1 {
-                let cutoff = SystemClock.now_ms() - RETENTION_MS;
-                if let Err(err) = self.store.prune_verifications(cutoff).await {
-                    tracing::warn!(error = %err, "pruning old verification events failed");
+        };
+        let pruner = tokio::spawn(prune_loop(self.store.clone(), shutdown.clone()));
+        match log {
+            Some(log) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let flag = stop.clone();
+                let thread = tokio::task::spawn_blocking(move || self.run_blocking(log, &flag));
+                let _ = shutdown.changed().await;
+                stop.store(true, Ordering::SeqCst);
+                let _ = thread.await;
+            }
+            None => loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
+                    _ = shutdown.changed() => {
+                        self.run_once().await;
+                        break;
+                    }
                 }
-            }
+                self.run_once().await;
+            },
         }
-        self.run_once().await;
+        let _ = pruner.await;
+    }
+
+    /// The dedicated writer thread: wakes every [`WRITER_TICK`] and writes what has queued, in
+    /// batches; after `stop` is set it drains the queue and ends. It never blocks on the queue
+    /// itself: a waiting receiver would be woken by every single event, and each wake-up would
+    /// write a transaction of one row.
+    fn run_blocking(self, mut log: Box<dyn EventLog>, stop: &AtomicBool) {
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            let senders_gone = loop {
+                let (batch, senders_gone) = self.take_batch();
+                if !batch.is_empty() {
+                    let tags = tags_json(&batch);
+                    if let Err(err) = log.append(&rows(&batch, &tags)) {
+                        tracing::error!(error = %err, lost = batch.len(), "writing verification events failed");
+                    }
+                }
+                if batch.len() < BATCH {
+                    break senders_gone;
+                }
+            };
+            // Stopped by the server, or the server is gone altogether (its runtime dropped).
+            if stopping || senders_gone {
+                return;
+            }
+            std::thread::sleep(WRITER_TICK);
+        }
+    }
+}
+
+/// Prunes events older than [`RETENTION_MS`] about once an hour, until `shutdown`.
+async fn prune_loop(store: SharedStore, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let cutoff = SystemClock.now_ms() - RETENTION_MS;
+        if let Err(err) = store.prune_verifications(cutoff).await {
+            tracing::warn!(error = %err, "pruning old verification events failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }

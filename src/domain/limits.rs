@@ -147,7 +147,8 @@ pub struct LimitDecision {
 pub struct LimitService {
     pub store: SharedStore,
     pub counters: Arc<dyn Counters>,
-    namespaces: RwLock<HashMap<(String, String), Arc<Namespace>>>,
+    /// Workspace id -> name or id -> namespace (two levels, so a lookup allocates nothing).
+    namespaces: RwLock<HashMap<String, HashMap<String, Arc<Namespace>>>>,
 }
 
 /// Bound on cached namespaces; past it the cache starts over.
@@ -175,12 +176,11 @@ impl LimitService {
         workspace_id: &str,
         name_or_id: &str,
     ) -> Result<Option<Arc<Namespace>>, StoreError> {
-        let key = (workspace_id.to_string(), name_or_id.to_string());
         if let Some(found) = self
             .namespaces
             .read()
             .ok()
-            .and_then(|m| m.get(&key).cloned())
+            .and_then(|m| m.get(workspace_id)?.get(name_or_id).cloned())
         {
             return Ok(Some(found));
         }
@@ -189,10 +189,12 @@ impl LimitService {
         };
         let found = Arc::new(found);
         if let Ok(mut map) = self.namespaces.write() {
-            if map.len() >= NAMESPACE_CAPACITY {
+            if map.values().map(HashMap::len).sum::<usize>() >= NAMESPACE_CAPACITY {
                 map.clear();
             }
-            map.insert(key, found.clone());
+            map.entry(workspace_id.to_string())
+                .or_default()
+                .insert(name_or_id.to_string(), found.clone());
         }
         Ok(Some(found))
     }

@@ -123,6 +123,9 @@ impl LocalCounters {
 
     /// Decides a batch synchronously (the async trait method wraps this).
     pub fn decide_now(&self, checks: &[LimitCheck], now: i64) -> Vec<LimitOutcome> {
+        if let [check] = checks {
+            return vec![self.decide_one(check, now)];
+        }
         // Lock every shard the batch touches, in index order, so batches cannot deadlock.
         let mut indices: Vec<usize> = checks.iter().map(|c| shard_of(&c.key)).collect();
         indices.sort_unstable();
@@ -169,7 +172,12 @@ impl LocalCounters {
             for (key, cells) in staged {
                 let shard = shard_of(key);
                 if let Some((_, map)) = guards.iter_mut().find(|(i, _)| *i == shard) {
-                    map.insert(key.to_string(), cells);
+                    match map.get_mut(key) {
+                        Some(stored) => *stored = cells,
+                        None => {
+                            map.insert(key.to_string(), cells);
+                        }
+                    }
                 }
             }
         } else {
@@ -181,6 +189,39 @@ impl LocalCounters {
             }
         }
         outcomes
+    }
+
+    /// The common case, one check: one lock, no staging.
+    fn decide_one(&self, check: &LimitCheck, now: i64) -> LimitOutcome {
+        let duration = check.duration_ms.max(1);
+        let seq = now.div_euclid(duration);
+        let mut map = self.shards[shard_of(&check.key)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let cells = map.get(&check.key).copied().unwrap_or_default().at(seq);
+        let effective = weighted(cells, now, duration).saturating_add(check.cost);
+        let passed = check.limit > 0 && effective <= check.limit;
+        if passed {
+            let counted = Cells {
+                current: cells.current.saturating_add(check.cost),
+                ..cells
+            };
+            match map.get_mut(&check.key) {
+                Some(stored) => *stored = counted,
+                None => {
+                    map.insert(check.key.clone(), counted);
+                }
+            }
+        }
+        LimitOutcome {
+            passed,
+            remaining: if passed {
+                (check.limit - effective).max(0)
+            } else {
+                0
+            },
+            reset: (seq + 1) * duration,
+        }
     }
 
     /// Drops counters whose cells are too old to affect any decision. Returns how many remain.

@@ -158,6 +158,21 @@ impl Caller {
         requirement.is_satisfied_by(&self.principal.permissions)
     }
 
+    /// 403 unless the caller holds `<resource>.*.<action>` or `<resource>.<id>.<action>`: the
+    /// shape of most per-resource requirements, checked without building a requirement tree.
+    pub fn require_scoped(&self, resource: &str, id: &str, action: &str) -> Result<(), ApiError> {
+        let held = &self.principal.permissions;
+        if held.contains(&format!("{resource}.*.{action}"))
+            || held.contains(&format!("{resource}.{id}.{action}"))
+        {
+            return Ok(());
+        }
+        self.require(&Requirement::any_of([
+            format!("{resource}.*.{action}"),
+            format!("{resource}.{id}.{action}"),
+        ]))
+    }
+
     /// The caller as an audit actor.
     pub fn actor(&self) -> Actor {
         Actor {

@@ -31,6 +31,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Failed(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -360,6 +362,13 @@ pub struct NewVerification<'a> {
     pub tags: &'a str,
     pub spent_credits: i64,
     pub latency_us: i64,
+}
+
+/// A synchronous writer of verification events with a connection of its own, for a dedicated
+/// thread: it avoids the async driver's per-value overhead on the busiest write path.
+pub trait EventLog: Send {
+    /// Appends rows in one transaction.
+    fn append(&mut self, rows: &[NewVerification<'_>]) -> StoreResult<()>;
 }
 
 /// A page request over keys of one key space, ordered by id.
@@ -784,6 +793,9 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<Override>>;
 
+    /// A dedicated synchronous event log, where the backend has one (SQLite); `None` means
+    /// events go through [`Store::insert_verifications`].
+    fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>>;
     /// Appends verification events.
     async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()>;
     /// Drops verification events older than `before_ms`; returns how many.

@@ -11,10 +11,11 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, Identity, IdentityRef,
-    KeyPage, KeyPatch, KeyRow, LimitOwner, Migration, Namespace, NewKey, NewVerification, Override,
-    Patch, Permission, RatelimitConfig, RbacChange, Role, RootKey, RootKeyAuth, SpendRow, Store,
-    StoreError, StoreResult, StoredAuditEvent, VerificationEvent, Workspace,
+    Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, EventLog, Identity,
+    IdentityRef, KeyPage, KeyPatch, KeyRow, LimitOwner, Migration, Namespace, NewKey,
+    NewVerification, Override, Patch, Permission, RatelimitConfig, RbacChange, Role, RootKey,
+    RootKeyAuth, SpendRow, Store, StoreError, StoreResult, StoredAuditEvent, VerificationEvent,
+    Workspace,
 };
 use crate::domain::audit::AuditEvent;
 
@@ -34,6 +35,8 @@ pub struct SqlStore {
     pub(super) anonymous_params: bool,
     /// Key inserts waiting to be committed together (see [`SqlStore::new`]).
     key_inserts: mpsc::Sender<KeyInsert>,
+    /// The database file, for backends that can give the event writer its own connection.
+    pub(super) sqlite_path: Option<std::path::PathBuf>,
 }
 
 /// A key insert handed to the group committer, with where to send its outcome.
@@ -215,6 +218,7 @@ impl SqlStore {
             for_update,
             anonymous_params,
             key_inserts,
+            sqlite_path: None,
         }
     }
 
@@ -1457,6 +1461,13 @@ impl Store for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<Override>> {
         self.rl_list_overrides(namespace_id, cursor, limit).await
+    }
+
+    fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>> {
+        match &self.sqlite_path {
+            Some(path) => Ok(Some(Box::new(super::sqlite::SqliteEventLog::open(path)?))),
+            None => Ok(None),
+        }
     }
 
     async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()> {

@@ -9,7 +9,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::Executor;
 
 use super::sql::SqlStore;
-use super::StoreResult;
+use super::{EventLog, NewVerification, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -47,14 +47,58 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
     let writer = options().max_connections(1).connect(&url).await?;
     MIGRATOR.run(&writer).await?;
     let reader = options().max_connections(8).connect(&url).await?;
-    Ok(SqlStore::new(
-        "sqlite",
-        reader,
-        writer,
-        "BEGIN IMMEDIATE",
-        "",
-        true,
-    ))
+    let mut store = SqlStore::new("sqlite", reader, writer, "BEGIN IMMEDIATE", "", true);
+    store.sqlite_path = Some(path.to_path_buf());
+    Ok(store)
+}
+
+/// The event writer's own connection. Verification events are analytics, so its commits use
+/// `synchronous=NORMAL`: in WAL mode that survives a crash of the process and costs no fsync per
+/// batch; only a power loss can take the last batches with it.
+pub struct SqliteEventLog {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteEventLog {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )?;
+        Ok(SqliteEventLog { conn })
+    }
+}
+
+impl EventLog for SqliteEventLog {
+    fn append(&mut self, rows: &[NewVerification<'_>]) -> StoreResult<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, key_space_id, key_id, \
+                 identity_id, outcome, tags, spent_credits, latency_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for r in rows {
+                insert.execute(rusqlite::params![
+                    r.request_id,
+                    r.time_ms,
+                    r.workspace_id,
+                    r.api_id,
+                    r.key_space_id,
+                    r.key_id,
+                    r.identity_id,
+                    r.outcome,
+                    r.tags,
+                    r.spent_credits,
+                    r.latency_us,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

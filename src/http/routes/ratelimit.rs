@@ -149,7 +149,7 @@ async fn limit(
     Authed { caller, body }: Authed<LimitBody>,
 ) -> Result<ApiResponse<LimitData>, ApiError> {
     let ns = namespace_for_limit(&state, &caller, &body.namespace).await?;
-    caller.require(&on_namespace("limit", &ns.id))?;
+    caller.require_scoped("ratelimit", &ns.id, "limit")?;
     let decisions = state
         .limits
         .limit(

@@ -1,0 +1,30 @@
+-- Scenario: POST /v2/ratelimit.limit with identifier "user_" .. (counter % BENCH_IDENTIFIERS), the
+-- counter advancing by one per request, so the run cycles through BENCH_IDENTIFIERS identifiers
+-- (namespace BENCH_NAMESPACE, limit BENCH_RL_LIMIT per BENCH_RL_DURATION ms). With several wrk
+-- threads, each starts at a different offset of the cycle.
+local lib = dofile(os.getenv("BENCH_DIR") .. "/lib.lua")
+
+local counter = 0
+function setup(thread)
+   thread:set("tid", counter)
+   counter = counter + 1
+end
+
+local n, i, build, prefix, suffix
+
+function init(args)
+   n = tonumber(os.getenv("BENCH_IDENTIFIERS"))
+   local nthreads = tonumber(os.getenv("BENCH_THREADS"))
+   i = math.floor(n * tid / nthreads)
+   build = lib.post_request_builder("/v2/ratelimit.limit", os.getenv("BENCH_ROOT_KEY"))
+   prefix = '{"namespace":"' .. os.getenv("BENCH_NAMESPACE") .. '","identifier":"user_'
+   suffix = '","limit":' .. os.getenv("BENCH_RL_LIMIT") .. ',"duration":' .. os.getenv("BENCH_RL_DURATION") .. '}'
+end
+
+function request()
+   local body = prefix .. (i % n) .. suffix
+   i = i + 1
+   return build(body)
+end
+
+done = lib.report
