@@ -192,7 +192,9 @@ impl KeyCache {
                     generation: AtomicU64::new(0),
                 })
                 .collect(),
-            per_shard: (capacity / SHARDS).max(1),
+            // Keys spread over shards by their digest, never exactly evenly: give each shard a
+            // quarter of headroom so that `capacity` keys really fit.
+            per_shard: (capacity / SHARDS + capacity / SHARDS / 4).max(1),
         }
     }
 
