@@ -64,7 +64,6 @@ impl VerifyCode {
 }
 
 /// What the caller asked for.
-#[derive(Debug)]
 pub struct VerifyRequest<'a> {
     pub key: &'a str,
     pub tags: &'a [String],
@@ -75,8 +74,8 @@ pub struct VerifyRequest<'a> {
     /// Limits named (or defined ad hoc) by the request.
     pub ratelimits: &'a [RequestedLimit],
     pub migration_id: Option<&'a str>,
-    /// The client's address, for the IP whitelist.
-    pub client_ip: Option<&'a str>,
+    /// The client's address, for the IP whitelist (computed only for APIs that have one).
+    pub client_ip: &'a (dyn Fn() -> Option<String> + Sync),
     pub request_id: &'a str,
     pub now: i64,
     pub started: Instant,
@@ -239,9 +238,8 @@ impl KeyService {
         // 4. IP whitelist.
         if code == VerifyCode::Valid {
             if let Some(allowed) = &key.ip_whitelist {
-                let ok = req
-                    .client_ip
-                    .is_some_and(|ip| allowed.iter().any(|a| a.as_ref() == ip));
+                let ok =
+                    (req.client_ip)().is_some_and(|ip| allowed.iter().any(|a| a.as_ref() == ip));
                 if !ok {
                     code = VerifyCode::Forbidden;
                 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, Request};
-use axum::http::{header, request::Parts, HeaderMap};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ErrorCode, FieldError};
@@ -137,13 +137,38 @@ async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> R
 /// The authenticated root key behind a request, and where the request came from.
 pub struct Caller {
     pub principal: Arc<Principal>,
-    pub remote_ip: Option<String>,
-    pub user_agent: Option<String>,
+    /// The socket peer, and the headers that describe the client; turned into strings only when
+    /// something needs them (audit records, IP whitelists), not on every request.
+    peer: Option<SocketAddr>,
+    forwarded_for: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
 }
 
 impl Caller {
     pub fn workspace_id(&self) -> &str {
         &self.principal.workspace_id
+    }
+
+    /// The client's address: the first `X-Forwarded-For` entry, else the socket peer.
+    pub fn remote_ip(&self) -> Option<String> {
+        let forwarded = self
+            .forwarded_for
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        match forwarded {
+            Some(ip) => Some(ip.to_string()),
+            None => self.peer.map(|addr| addr.ip().to_string()),
+        }
+    }
+
+    fn user_agent(&self) -> Option<String> {
+        self.user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 
     /// 403 `insufficient_permissions` unless the caller satisfies `requirement`.
@@ -184,26 +209,9 @@ impl Caller {
                     .clone()
                     .unwrap_or_else(|| "root key".into()),
             ),
-            remote_ip: self.remote_ip.clone(),
-            user_agent: self.user_agent.clone(),
+            remote_ip: self.remote_ip(),
+            user_agent: self.user_agent(),
         }
-    }
-}
-
-fn remote_ip(parts: &Parts) -> Option<String> {
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    match forwarded {
-        Some(ip) => Some(ip.to_string()),
-        None => parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
     }
 }
 
@@ -261,12 +269,12 @@ impl<T: RequestBody> FromRequest<AppState> for Authed<T> {
         Ok(Authed {
             caller: Caller {
                 principal,
-                remote_ip: remote_ip(&parts),
-                user_agent: parts
-                    .headers
-                    .get(header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
+                peer: parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| *addr),
+                forwarded_for: parts.headers.get("x-forwarded-for").cloned(),
+                user_agent: parts.headers.get(header::USER_AGENT).cloned(),
             },
             body,
         })

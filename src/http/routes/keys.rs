@@ -1439,7 +1439,7 @@ async fn verify_key(
                 permissions: body.permissions.as_deref(),
                 ratelimits: &requested,
                 migration_id: body.migration_id.as_deref(),
-                client_ip: caller.remote_ip.as_deref(),
+                client_ip: &|| caller.remote_ip(),
                 request_id: &request_id,
                 now: state.now(),
                 started,
