@@ -150,8 +150,10 @@ impl<T: Serialize> ApiResponse<T> {
 
 impl<T: Serialize> IntoResponse for ApiResponse<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self) {
-            Ok(bytes) => {
+        // Most bodies are a few hundred bytes: start there rather than growing from 128.
+        let mut bytes = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut bytes, &self) {
+            Ok(()) => {
                 let mut response = bytes.into_response();
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
