@@ -292,6 +292,27 @@ impl SqlStore {
         Ok(outcomes)
     }
 
+    /// Ends a transaction whose main statement touched `rows` rows: rolls back and answers
+    /// `false` when it touched none; otherwise appends the change-feed entry `(kind, entity,
+    /// time)` and the audit events, commits, and answers `true`.
+    pub(super) async fn finish(
+        mut tx: Tx,
+        rows: u64,
+        change: Option<(ChangeKind, &str, i64)>,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        if rows == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some((kind, entity, time)) = change {
+            Self::insert_change(&mut tx, kind, entity, time).await?;
+        }
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub(super) async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.writer.begin_with(self.begin_write).await?)
     }
@@ -498,16 +519,8 @@ impl SqlStore {
             .bind(binds.2)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(kind) = change {
-            Self::insert_change(&mut tx, kind, binds.2, binds.1).await?;
-        }
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        let change = change.map(|kind| (kind, binds.2, binds.1));
+        Self::finish(tx, done.rows_affected(), change, audit).await
     }
 }
 
@@ -754,14 +767,13 @@ impl Store for SqlStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Self::insert_change(&mut tx, ChangeKind::Api, id, now).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::finish(
+            tx,
+            done.rows_affected(),
+            Some((ChangeKind::Api, id, now)),
+            audit,
+        )
+        .await
     }
 
     async fn find_identity_id(

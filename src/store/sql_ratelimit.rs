@@ -380,14 +380,13 @@ impl SqlStore {
         .bind(workspace_id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Self::insert_change(&mut tx, ChangeKind::Namespace, id, now).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::finish(
+            tx,
+            done.rows_affected(),
+            Some((ChangeKind::Namespace, id, now)),
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn rl_set_override(
@@ -446,14 +445,13 @@ impl SqlStore {
         .bind(workspace_id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Self::insert_change(&mut tx, ChangeKind::Namespace, namespace_id, now).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::finish(
+            tx,
+            done.rows_affected(),
+            Some((ChangeKind::Namespace, namespace_id, now)),
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn rl_list_overrides(

@@ -275,13 +275,7 @@ impl SqlStore {
         .bind(p.created_at)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::finish(tx, done.rows_affected(), None, audit).await
     }
 
     pub(super) async fn rbac_find_permission(
@@ -372,14 +366,13 @@ impl SqlStore {
             .bind(workspace_id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Self::insert_change(&mut tx, ChangeKind::Rbac, workspace_id, now).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::finish(
+            tx,
+            done.rows_affected(),
+            Some((ChangeKind::Rbac, workspace_id, now)),
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn rbac_create_role(
@@ -517,14 +510,13 @@ impl SqlStore {
             .bind(workspace_id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Self::insert_change(&mut tx, ChangeKind::Rbac, workspace_id, now).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::finish(
+            tx,
+            done.rows_affected(),
+            Some((ChangeKind::Rbac, workspace_id, now)),
+            audit,
+        )
+        .await
     }
 
     pub(super) async fn rbac_set_role_permissions(
