@@ -273,26 +273,80 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
+/// Where in the body a value sits: a chain of stack frames, rendered into the two strings an error
+/// names (the keyword location and the field) only when something fails, so that a valid body costs
+/// no string building at all.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Body,
+    Property(&'a Path<'a>, &'a str),
+    Item(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    /// The JSON-schema keyword location so far: `/properties/ratelimits/items/properties/name`.
+    fn keyword(&self, out: &mut String) {
+        match self {
+            Path::Body => {}
+            Path::Property(parent, name) => {
+                parent.keyword(out);
+                out.push_str("/properties/");
+                out.push_str(name);
+            }
+            Path::Item(parent, _) => {
+                parent.keyword(out);
+                out.push_str("/items");
+            }
+        }
+    }
+
+    /// The field as a user writes it: `ratelimits[0].name`; empty for the body itself.
+    fn field(&self) -> String {
+        match self {
+            Path::Body => String::new(),
+            Path::Property(parent, name) => join_field(&parent.field(), name),
+            Path::Item(parent, i) => format!("{}[{i}]", parent.shown()),
+        }
+    }
+
+    /// The field, or "the body" for the body itself.
+    fn shown(&self) -> String {
+        match self {
+            Path::Body => "the body".to_string(),
+            _ => self.field(),
+        }
+    }
+}
+
 /// Validation of one value against one schema, collecting every failure.
 struct Validator {
     errors: Vec<FieldError>,
 }
 
 impl Validator {
-    fn fail(&mut self, location: String, message: String, fix: String) {
+    /// Records a failure of `keyword` at `at`; `message` and `fix` are given the field as shown.
+    fn fail(
+        &mut self,
+        at: &Path<'_>,
+        keyword: &str,
+        message: String,
+        fix: impl FnOnce(&str) -> String,
+    ) {
+        let mut location = String::new();
+        at.keyword(&mut location);
+        location.push('/');
+        location.push_str(keyword);
         self.errors.push(FieldError {
             location,
             message,
-            fix: Some(fix),
+            fix: Some(fix(&at.shown())),
         });
     }
 
-    /// `path` is the keyword location so far (`/properties/name`); `field` the dotted field name.
-    fn check(&mut self, schema: &Schema, value: &Value, path: &str, field: &str) {
+    fn check(&mut self, schema: &Schema, value: &Value, at: &Path<'_>) {
         if value.is_null() && schema.nullable {
             return;
         }
-        let shown = if field.is_empty() { "the body" } else { field };
         match (&schema.kind, value) {
             (
                 Kind::String {
@@ -306,37 +360,46 @@ impl Validator {
                 if let Some(values) = one_of {
                     if !values.contains(&s.as_str()) {
                         self.fail(
-                            format!("{path}/enum"),
+                            at,
+                            "enum",
                             format!("value must be one of '{}'", values.join("', '")),
-                            format!("Send '{shown}' as one of: {}.", values.join(", ")),
+                            |shown| format!("Send '{shown}' as one of: {}.", values.join(", ")),
                         );
                     }
                 }
-                let len = s.chars().count();
+                // Counting characters only matters when a bound could be near.
+                let len = if min_len.is_some() || max_len.is_some() {
+                    s.chars().count()
+                } else {
+                    0
+                };
                 if let Some(min) = *min_len {
                     if len < min {
                         self.fail(
-                            format!("{path}/minLength"),
+                            at,
+                            "minLength",
                             format!("minLength: got {len}, want {min}"),
-                            format!("Send '{shown}' with at least {min} characters."),
+                            |shown| format!("Send '{shown}' with at least {min} characters."),
                         );
                     }
                 }
                 if let Some(max) = *max_len {
                     if len > max {
                         self.fail(
-                            format!("{path}/maxLength"),
+                            at,
+                            "maxLength",
                             format!("maxLength: got {len}, want {max}"),
-                            format!("Send '{shown}' with at most {max} characters."),
+                            |shown| format!("Send '{shown}' with at most {max} characters."),
                         );
                     }
                 }
                 if let Some(p) = pattern {
                     if !(p.matches)(s) {
                         self.fail(
-                            format!("{path}/pattern"),
+                            at,
+                            "pattern",
                             format!("'{s}' does not match pattern '{}'", p.source),
-                            format!("Send '{shown}' matching {}.", p.source),
+                            |shown| format!("Send '{shown}' matching {}.", p.source),
                         );
                     }
                 }
@@ -352,18 +415,20 @@ impl Validator {
                 if let Some(min) = *minimum {
                     if v < min {
                         self.fail(
-                            format!("{path}/minimum"),
+                            at,
+                            "minimum",
                             format!("minimum: got {n}, want {min}"),
-                            format!("Send '{shown}' of at least {min}."),
+                            |shown| format!("Send '{shown}' of at least {min}."),
                         );
                     }
                 }
                 if let Some(max) = *maximum {
                     if v > max || n.as_i64().is_none() {
                         self.fail(
-                            format!("{path}/maximum"),
+                            at,
+                            "maximum",
                             format!("maximum: got {n}, want {max}"),
-                            format!("Send '{shown}' of at most {max}."),
+                            |shown| format!("Send '{shown}' of at most {max}."),
                         );
                     }
                 }
@@ -380,28 +445,25 @@ impl Validator {
                 if let Some(min) = *min_items {
                     if values.len() < min {
                         self.fail(
-                            format!("{path}/minItems"),
+                            at,
+                            "minItems",
                             format!("minItems: got {}, want {min}", values.len()),
-                            format!("Send at least {min} items in '{shown}'."),
+                            |shown| format!("Send at least {min} items in '{shown}'."),
                         );
                     }
                 }
                 if let Some(max) = *max_items {
                     if values.len() > max {
                         self.fail(
-                            format!("{path}/maxItems"),
+                            at,
+                            "maxItems",
                             format!("maxItems: got {}, want {max}", values.len()),
-                            format!("Send at most {max} items in '{shown}'."),
+                            |shown| format!("Send at most {max} items in '{shown}'."),
                         );
                     }
                 }
                 for (i, item) in values.iter().enumerate() {
-                    self.check(
-                        items,
-                        item,
-                        &format!("{path}/items"),
-                        &format!("{shown}[{i}]"),
-                    );
+                    self.check(items, item, &Path::Item(at, i));
                 }
             }
             (
@@ -416,36 +478,34 @@ impl Validator {
                 if let Some(max) = *max_properties {
                     if map.len() > max {
                         self.fail(
-                            format!("{path}/maxProperties"),
+                            at,
+                            "maxProperties",
                             format!("maxProperties: got {}, want {max}", map.len()),
-                            format!("Send at most {max} properties in '{shown}'."),
+                            |shown| format!("Send at most {max} properties in '{shown}'."),
                         );
                     }
                 }
                 for name in required {
                     if !map.contains_key(*name) {
-                        let full = join_field(field, name);
-                        self.fail(
-                            format!("{path}/required"),
-                            format!("missing property '{name}'"),
-                            format!("Add the required field '{full}'."),
-                        );
+                        let full = join_field(&at.field(), name);
+                        self.fail(at, "required", format!("missing property '{name}'"), |_| {
+                            format!("Add the required field '{full}'.")
+                        });
                     }
                 }
                 for (name, item) in map {
                     match properties.iter().find(|(p, _)| p == name) {
-                        Some((_, child)) => self.check(
-                            child,
-                            item,
-                            &format!("{path}/properties/{name}"),
-                            &join_field(field, name),
-                        ),
+                        Some((_, child)) => self.check(child, item, &Path::Property(at, name)),
                         None if *open => {}
-                        None => self.fail(
-                            format!("{path}/additionalProperties"),
-                            format!("additionalProperties '{name}' not allowed"),
-                            format!("Remove the unknown field '{}'.", join_field(field, name)),
-                        ),
+                        None => {
+                            let full = join_field(&at.field(), name);
+                            self.fail(
+                                at,
+                                "additionalProperties",
+                                format!("additionalProperties '{name}' not allowed"),
+                                |_| format!("Remove the unknown field '{full}'."),
+                            )
+                        }
                     }
                 }
             }
@@ -458,9 +518,10 @@ impl Validator {
                     Kind::Object { .. } => "object",
                 };
                 self.fail(
-                    format!("{path}/type"),
+                    at,
+                    "type",
                     format!("got {}, want {want}", type_name(other)),
-                    format!("Send '{shown}' as {want}."),
+                    |shown| format!("Send '{shown}' as {want}."),
                 );
             }
         }
@@ -479,7 +540,7 @@ impl Schema {
     /// Every way `value` fails this schema; empty when it conforms.
     pub fn validate(&self, value: &Value) -> Vec<FieldError> {
         let mut v = Validator { errors: Vec::new() };
-        v.check(self, value, "", "");
+        v.check(self, value, &Path::Body);
         v.errors
     }
 
