@@ -142,7 +142,8 @@ export async function startServer(databaseUrl, { readyTimeoutMs = 10_000 } = {})
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     KEYWARD_BIN,
-    ["--database", databaseUrl, "serve", "--listen", `127.0.0.1:${port}`],
+    // A short lastUsedAt interval, so tests see it without waiting the default minute.
+    ["--database", databaseUrl, "serve", "--listen", `127.0.0.1:${port}`, "--last-used-interval", "200ms"],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
 

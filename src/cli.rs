@@ -85,6 +85,15 @@ pub enum MigrationCommand {
     },
 }
 
+/// A positive duration such as `60s`, `500ms` or `2m`.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if interval < std::time::Duration::from_millis(10) {
+        return Err("must be at least 10ms".into());
+    }
+    Ok(interval)
+}
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -96,6 +105,9 @@ pub struct ServeArgs {
     /// How many keys the verification cache holds (about 0.5 KiB each).
     #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", default_value_t = crate::server::DEFAULT_KEY_CACHE_CAPACITY)]
     pub key_cache_capacity: usize,
+    /// How often keys' `lastUsedAt` is written from recent verifications (e.g. 60s, 500ms).
+    #[arg(long, env = "KEYWARD_LAST_USED_INTERVAL", default_value = "60s", value_parser = parse_interval)]
+    pub last_used_interval: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,6 +238,7 @@ async fn serve(
     let config = ServerConfig {
         public_url,
         key_cache_capacity: args.key_cache_capacity,
+        last_used_interval: args.last_used_interval,
     };
     server::build(store, topology, clock, &config)
         .serve(listener, server::shutdown_signal())

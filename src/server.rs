@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// How many keys (and unknown hashes) the verification cache holds.
     pub key_cache_capacity: usize,
+    /// How often keys' `lastUsedAt` is written ([`events::LAST_USED_INTERVAL`] by default).
+    pub last_used_interval: std::time::Duration,
 }
 
 /// The default capacity of the verification cache.
@@ -49,7 +51,7 @@ pub fn build(
     clock: SharedClock,
     config: &ServerConfig,
 ) -> Server {
-    let (sink, events) = events::channel(store.clone());
+    let (sink, events) = events::channel(store.clone(), config.last_used_interval);
     let (ledger, local_ledger): (Arc<dyn Ledger>, Option<Arc<LocalLedger>>) = match topology {
         Topology::SingleProcess => {
             let local = Arc::new(LocalLedger::new(store.clone()));

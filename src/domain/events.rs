@@ -8,17 +8,23 @@
 //! otherwise it is an async task using [`crate::store::Store::insert_verifications`]. If the
 //! database falls so far behind that the channel fills, events are dropped and counted rather than
 //! slowing verifications down. Events older than [`RETENTION_MS`] are pruned.
+//!
+//! The writer also keeps each key's latest verification time and writes them to
+//! `key_last_used` (what `lastUsedAt` shows) every [`LAST_USED_INTERVAL`] by default and at
+//! shutdown: one update per key used in the interval, sorted by key id, however often it was
+//! verified, instead of a random index write per verification.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::keycache::CachedKey;
-use crate::store::{EventLog, NewVerification, SharedStore};
+use crate::store::{EventLog, LastUse, NewVerification, SharedStore};
 
 /// Events kept in memory before new ones are dropped.
 pub const CAPACITY: usize = 100_000;
@@ -29,6 +35,10 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How often the dedicated writer thread looks at the queue.
 pub const WRITER_TICK: Duration = Duration::from_millis(50);
+
+/// How often keys' `lastUsedAt` is brought up to date, by default. Unkey's own is about a minute
+/// late too.
+pub const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long verification events are kept: 90 days.
 pub const RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
@@ -71,18 +81,74 @@ impl EventSink {
 pub struct EventWriter {
     rx: Receiver<PendingEvent>,
     store: SharedStore,
+    last_used: LastUsed,
 }
 
-/// A connected sink and writer.
-pub fn channel(store: SharedStore) -> (EventSink, EventWriter) {
+/// A connected sink and writer; the writer updates `lastUsedAt` every `last_used_interval`.
+pub fn channel(store: SharedStore, last_used_interval: Duration) -> (EventSink, EventWriter) {
     let (tx, rx) = mpsc::sync_channel(CAPACITY);
     (
         EventSink {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
         },
-        EventWriter { rx, store },
+        EventWriter {
+            rx,
+            store,
+            last_used: LastUsed::new(last_used_interval),
+        },
     )
+}
+
+/// Keys' latest verification times not yet written to `key_last_used`.
+struct LastUsed {
+    pending: HashMap<Box<str>, i64>,
+    interval: Duration,
+    since: Instant,
+}
+
+impl LastUsed {
+    fn new(interval: Duration) -> Self {
+        LastUsed {
+            pending: HashMap::new(),
+            interval,
+            since: Instant::now(),
+        }
+    }
+
+    fn note(&mut self, batch: &[PendingEvent]) {
+        for event in batch {
+            match self.pending.get_mut(&*event.key.id) {
+                Some(time) => *time = (*time).max(event.time_ms),
+                None => {
+                    self.pending.insert(event.key.id.clone(), event.time_ms);
+                }
+            }
+        }
+    }
+
+    /// Whether the pending times should be written now (always when `stopping`).
+    fn due(&self, stopping: bool) -> bool {
+        !self.pending.is_empty() && (stopping || self.since.elapsed() >= self.interval)
+    }
+
+    /// The pending times, sorted by key id (neighbouring ids share index pages), and a fresh start.
+    fn take(&mut self) -> Vec<(Box<str>, i64)> {
+        self.since = Instant::now();
+        let mut taken: Vec<(Box<str>, i64)> = self.pending.drain().collect();
+        taken.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        taken
+    }
+}
+
+fn last_uses(taken: &[(Box<str>, i64)]) -> Vec<LastUse<'_>> {
+    taken
+        .iter()
+        .map(|(key_id, time_ms)| LastUse {
+            key_id,
+            time_ms: *time_ms,
+        })
+        .collect()
 }
 
 /// Tag arrays as stored (JSON), `None` for the common empty one.
@@ -137,10 +203,22 @@ impl EventWriter {
                 return written;
             }
             written += batch.len();
+            self.last_used.note(&batch);
             let tags = tags_json(&batch);
             if let Err(err) = self.store.insert_verifications(&rows(&batch, &tags)).await {
                 tracing::error!(error = %err, lost = batch.len(), "writing verification events failed");
             }
+        }
+    }
+
+    /// Writes the pending `lastUsedAt` times through the async store if they are due.
+    async fn touch_last_used(&mut self, stopping: bool) {
+        if !self.last_used.due(stopping) {
+            return;
+        }
+        let taken = self.last_used.take();
+        if let Err(err) = self.store.touch_last_used(&last_uses(&taken)).await {
+            tracing::warn!(error = %err, keys = taken.len(), "updating keys' lastUsedAt failed");
         }
     }
 
@@ -168,10 +246,12 @@ impl EventWriter {
                     _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
                     _ = shutdown.changed() => {
                         self.run_once().await;
+                        self.touch_last_used(true).await;
                         break;
                     }
                 }
                 self.run_once().await;
+                self.touch_last_used(false).await;
             },
         }
         let _ = pruner.await;
@@ -181,12 +261,13 @@ impl EventWriter {
     /// batches; after `stop` is set it drains the queue and ends. It never blocks on the queue
     /// itself: a waiting receiver would be woken by every single event, and each wake-up would
     /// write a transaction of one row.
-    fn run_blocking(self, mut log: Box<dyn EventLog>, stop: &AtomicBool) {
+    fn run_blocking(mut self, mut log: Box<dyn EventLog>, stop: &AtomicBool) {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             let senders_gone = loop {
                 let (batch, senders_gone) = self.take_batch();
                 if !batch.is_empty() {
+                    self.last_used.note(&batch);
                     let tags = tags_json(&batch);
                     if let Err(err) = log.append(&rows(&batch, &tags)) {
                         tracing::error!(error = %err, lost = batch.len(), "writing verification events failed");
@@ -196,8 +277,15 @@ impl EventWriter {
                     break senders_gone;
                 }
             };
+            let last = stopping || senders_gone;
+            if self.last_used.due(last) {
+                let taken = self.last_used.take();
+                if let Err(err) = log.touch_last_used(&last_uses(&taken)) {
+                    tracing::warn!(error = %err, keys = taken.len(), "updating keys' lastUsedAt failed");
+                }
+            }
             // Stopped by the server, or the server is gone altogether (its runtime dropped).
-            if stopping || senders_gone {
+            if last {
                 return;
             }
             std::thread::sleep(WRITER_TICK);

@@ -369,6 +369,15 @@ pub struct NewVerification<'a> {
 pub trait EventLog: Send {
     /// Appends rows in one transaction.
     fn append(&mut self, rows: &[NewVerification<'_>]) -> StoreResult<()>;
+    /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never backwards.
+    fn touch_last_used(&mut self, uses: &[LastUse<'_>]) -> StoreResult<()>;
+}
+
+/// A key's latest verification, for its `lastUsedAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastUse<'a> {
+    pub key_id: &'a str,
+    pub time_ms: i64,
 }
 
 /// A page request over keys of one key space, ordered by id.
@@ -798,6 +807,8 @@ pub trait Store: Send + Sync + 'static {
     fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>>;
     /// Appends verification events.
     async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()>;
+    /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never backwards.
+    async fn touch_last_used(&self, uses: &[LastUse<'_>]) -> StoreResult<()>;
     /// Drops verification events older than `before_ms`; returns how many.
     async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64>;
     /// Verification events of a key, newest first (for tests and analytics).

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, EventLog, Identity,
-    IdentityRef, KeyPage, KeyPatch, KeyRow, LimitOwner, Migration, Namespace, NewKey,
+    IdentityRef, KeyPage, KeyPatch, KeyRow, LastUse, LimitOwner, Migration, Namespace, NewKey,
     NewVerification, Override, Patch, Permission, RatelimitConfig, RbacChange, Role, RootKey,
     RootKeyAuth, SpendRow, Store, StoreError, StoreResult, StoredAuditEvent, VerificationEvent,
     Workspace,
@@ -92,16 +92,22 @@ fn api_from(row: &AnyRow) -> StoreResult<Api> {
     })
 }
 
+/// The tail of the `key_last_used` upsert: a time only ever moves forward.
+pub(super) const LAST_USED_UPSERT: &str =
+    " ON CONFLICT (key_id) DO UPDATE SET time_m = excluded.time_m \
+     WHERE key_last_used.time_m < excluded.time_m";
+
 /// Every column of [`KeyRow`], over `keys k` joined to its key space, API, workspace and identity.
 const KEY_SELECT: &str = "SELECT k.id, k.key_space_id, k.workspace_id, a.id AS api_id, k.hash, k.start, k.name, \
      k.meta, k.expires_m, k.enabled, k.remaining_requests, k.refill_day, k.refill_amount, k.last_refill_at_m, \
-     k.last_used_at_m, k.pending_migration_id, k.created_at_m, k.updated_at_m, \
+     COALESCE(lu.time_m, k.last_used_at_m) AS last_used_at_m, k.pending_migration_id, k.created_at_m, k.updated_at_m, \
      CASE WHEN a.deleted_at_m IS NULL AND ks.deleted_at_m IS NULL THEN 0 ELSE 1 END AS api_deleted, \
      a.ip_whitelist, w.enabled AS workspace_enabled, \
      i.id AS identity_id, i.external_id AS identity_external_id, i.meta AS identity_meta \
      FROM keys k JOIN key_spaces ks ON ks.id = k.key_space_id JOIN apis a ON a.key_space_id = k.key_space_id \
      JOIN workspaces w ON w.id = k.workspace_id \
-     LEFT JOIN identities i ON i.id = k.identity_id AND i.deleted = 0";
+     LEFT JOIN identities i ON i.id = k.identity_id AND i.deleted = 0 \
+     LEFT JOIN key_last_used lu ON lu.key_id = k.id";
 
 fn key_from(row: &AnyRow) -> StoreResult<KeyRow> {
     let identity_id: Option<String> = row.try_get("identity_id")?;
@@ -393,33 +399,6 @@ impl SqlStore {
                 key.created_at,
             )
             .await?;
-        }
-        Ok(())
-    }
-
-    /// Fills `last_used_at` from the newest recorded verification of each key.
-    async fn attach_last_used(&self, rows: &mut [KeyRow]) -> StoreResult<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let list = placeholders(1, rows.len());
-        let sql = format!(
-            "SELECT key_id, MAX(time_m) AS last_used FROM key_verifications WHERE key_id IN ({list}) GROUP BY key_id"
-        );
-        let mut query = sqlx::query(&sql);
-        for row in rows.iter() {
-            query = query.bind(&row.id);
-        }
-        let mut times = std::collections::HashMap::new();
-        for row in query.fetch_all(&self.reader).await? {
-            let key_id: String = row.try_get("key_id")?;
-            let time: i64 = row.try_get("last_used")?;
-            times.insert(key_id, time);
-        }
-        for row in rows.iter_mut() {
-            if let Some(time) = times.get(&row.id) {
-                row.last_used_at = row.last_used_at.max(*time);
-            }
         }
         Ok(())
     }
@@ -807,7 +786,6 @@ impl Store for SqlStore {
         let mut keys = rows.iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
         self.attach_rbac(&mut keys).await?;
         self.attach_ratelimits(&mut keys).await?;
-        self.attach_last_used(&mut keys).await?;
         Ok(keys)
     }
 
@@ -826,11 +804,7 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        let mut key = self.one_key(row).await?;
-        if let Some(key) = key.as_mut() {
-            self.attach_last_used(std::slice::from_mut(key)).await?;
-        }
-        Ok(key)
+        self.one_key(row).await
     }
 
     async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()> {
@@ -983,6 +957,10 @@ impl Store for SqlStore {
         };
         if permanent {
             sqlx::query("DELETE FROM keys WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM key_last_used WHERE key_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -1531,6 +1509,31 @@ impl Store for SqlStore {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_last_used(&self, uses: &[LastUse<'_>]) -> StoreResult<()> {
+        // 2,000 parameters a statement; a transaction a statement, so no lock is held for long.
+        const PER_STATEMENT: usize = 1_000;
+        for chunk in uses.chunks(PER_STATEMENT) {
+            let mut sql = String::from("INSERT INTO key_last_used (key_id, time_m) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                if self.anonymous_params {
+                    sql.push_str("(?, ?)");
+                } else {
+                    sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+                }
+            }
+            sql.push_str(LAST_USED_UPSERT);
+            let mut query = sqlx::query(&sql);
+            for used in chunk {
+                query = query.bind(used.key_id).bind(used.time_ms);
+            }
+            query.execute(&self.writer).await?;
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::Executor;
 
 use super::sql::SqlStore;
-use super::{EventLog, NewVerification, StoreResult};
+use super::{EventLog, LastUse, NewVerification, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -69,34 +69,91 @@ impl SqliteEventLog {
     }
 }
 
+/// Rows per multi-row `INSERT`: one statement step per this many events rather than per event.
+const ROWS_PER_INSERT: usize = 32;
+/// Keys per `key_last_used` transaction: the batch is sorted by key id, so a transaction rewrites
+/// a run of neighbouring pages, and the write lock is never held for long.
+const LAST_USES_PER_TRANSACTION: usize = 20_000;
+
+const INSERT_HEAD: &str = "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, \
+                           key_space_id, key_id, identity_id, outcome, tags, spent_credits, latency_us) VALUES ";
+
+/// `INSERT ... VALUES (?, ...), ...` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(INSERT_HEAD);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    }
+    sql
+}
+
+fn bind_row(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    offset: usize,
+    r: &NewVerification<'_>,
+) -> rusqlite::Result<()> {
+    statement.raw_bind_parameter(offset + 1, r.request_id)?;
+    statement.raw_bind_parameter(offset + 2, r.time_ms)?;
+    statement.raw_bind_parameter(offset + 3, r.workspace_id)?;
+    statement.raw_bind_parameter(offset + 4, r.api_id)?;
+    statement.raw_bind_parameter(offset + 5, r.key_space_id)?;
+    statement.raw_bind_parameter(offset + 6, r.key_id)?;
+    statement.raw_bind_parameter(offset + 7, r.identity_id)?;
+    statement.raw_bind_parameter(offset + 8, r.outcome)?;
+    statement.raw_bind_parameter(offset + 9, r.tags)?;
+    statement.raw_bind_parameter(offset + 10, r.spent_credits)?;
+    statement.raw_bind_parameter(offset + 11, r.latency_us)?;
+    Ok(())
+}
+
 impl EventLog for SqliteEventLog {
     fn append(&mut self, rows: &[NewVerification<'_>]) -> StoreResult<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, key_space_id, key_id, \
-                 identity_id, outcome, tags, spent_credits, latency_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for r in rows {
-                insert.execute(rusqlite::params![
-                    r.request_id,
-                    r.time_ms,
-                    r.workspace_id,
-                    r.api_id,
-                    r.key_space_id,
-                    r.key_id,
-                    r.identity_id,
-                    r.outcome,
-                    r.tags,
-                    r.spent_credits,
-                    r.latency_us,
-                ])?;
+            let full_sql = insert_sql(ROWS_PER_INSERT);
+            let one_sql = insert_sql(1);
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                if chunk.len() == ROWS_PER_INSERT {
+                    let mut insert = tx.prepare_cached(&full_sql)?;
+                    for (i, r) in chunk.iter().enumerate() {
+                        bind_row(&mut insert, i * 11, r)?;
+                    }
+                    insert.raw_execute()?;
+                } else {
+                    let mut insert = tx.prepare_cached(&one_sql)?;
+                    for r in chunk {
+                        bind_row(&mut insert, 0, r)?;
+                        insert.raw_execute()?;
+                    }
+                }
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    fn touch_last_used(&mut self, uses: &[LastUse<'_>]) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO key_last_used (key_id, time_m) VALUES (?1, ?2){}",
+            super::sql::LAST_USED_UPSERT
+        );
+        for chunk in uses.chunks(LAST_USES_PER_TRANSACTION) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut upsert = tx.prepare_cached(&sql)?;
+                for used in chunk {
+                    upsert.execute(rusqlite::params![used.key_id, used.time_ms])?;
+                }
+            }
+            tx.commit()?;
+        }
         Ok(())
     }
 }

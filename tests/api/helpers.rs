@@ -76,6 +76,12 @@ async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
 
 /// Starts a server on a fresh database, with a manual clock at the current time.
 pub async fn spawn_app() -> TestApp {
+    // Short, so tests see lastUsedAt without waiting the default minute.
+    spawn_app_with(std::time::Duration::from_millis(100)).await
+}
+
+/// [`spawn_app`] with the given interval between `lastUsedAt` updates.
+pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp {
     let (database_url, dir) = fresh_database().await;
     let (store, topology) = store::connect_backend(&database_url)
         .await
@@ -103,6 +109,7 @@ pub async fn spawn_app() -> TestApp {
     let config = ServerConfig {
         public_url: base_url.clone(),
         key_cache_capacity: 10_000,
+        last_used_interval,
     };
     let server = keyward::server::build(store.clone(), topology, shared_clock, &config);
     let state = server.state().clone();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, TestResponse};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, TestResponse};
 use crate::keys::create_key;
 
 async fn verify(app: &TestApp, body: Value) -> TestResponse {
@@ -431,9 +431,56 @@ async fn verifications_are_recorded_with_outcome_tags_and_spend() {
         .find(|e| e.outcome == "USAGE_EXCEEDED")
         .expect("exceeded");
     assert_eq!(exceeded.spent_credits, 0);
-    assert!(crate::keys::get_key(&app, &key_id).await["lastUsedAt"]
-        .as_i64()
-        .is_some());
+    // lastUsedAt follows within the writer's interval (100 ms in tests).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let last_used = loop {
+        let found = crate::keys::get_key(&app, &key_id).await["lastUsedAt"].as_i64();
+        if found.is_some() || Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(last_used, Some(exceeded.time_ms.max(valid.time_ms)));
+}
+
+#[tokio::test]
+async fn last_used_at_is_written_late_in_batches_and_at_a_clean_shutdown() {
+    // An interval far longer than the test: only the shutdown can write it.
+    let app = spawn_app_with(Duration::from_secs(3600)).await;
+    let api = app.create_api("payments").await;
+    let (key_id, key) = create_key(&app, &api, json!({})).await;
+    let (other_id, _) = create_key(&app, &api, json!({})).await;
+    assert_eq!(
+        code(&verify(&app, json!({"key": "sk_unknown"})).await),
+        "NOT_FOUND"
+    );
+    for _ in 0..3 {
+        assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
+        app.clock.advance_ms(1_000);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while app
+        .store
+        .list_verifications(&key_id, 10)
+        .await
+        .unwrap()
+        .len()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "events were not written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        crate::keys::get_key(&app, &key_id).await["lastUsedAt"].is_null(),
+        "lastUsedAt waits for the interval"
+    );
+    assert!(crate::keys::get_key(&app, &other_id).await["lastUsedAt"].is_null());
+    let newest = app.store.list_verifications(&key_id, 1).await.unwrap()[0].time_ms;
+    let store = app.store.clone();
+    app.shutdown().await;
+    // (The shutdown took the temp dir's handle with it: one read, on a connection still open.)
+    let row = store.find_key_by_id(&key_id).await.unwrap().unwrap();
+    assert_eq!(row.last_used_at, newest, "the newest verification's time");
 }
 
 #[tokio::test]
