@@ -1,10 +1,13 @@
 //! The change feed consumer: how a server learns that another process changed something it caches.
 //!
 //! Mutations append `(kind, entity)` rows to the `changes` table in their own transaction. Every
-//! [`POLL_INTERVAL`] this process reads the rows of the last [`WINDOW_MS`] and applies those it has
-//! not applied yet. Reading a window rather than "after the last sequence number" also catches a
-//! PostgreSQL transaction that took a lower sequence number but committed later. Applying a change
-//! only drops cache entries, which is idempotent, and costs the verification path nothing.
+//! [`POLL_INTERVAL`] this process reads what is new and applies it. On PostgreSQL it reads the rows
+//! of the last [`WINDOW_MS`] and applies those it has not applied yet: reading a window rather than
+//! "after the last sequence number" also catches a transaction that took a lower sequence number
+//! but committed later. Where sequence numbers become visible in order (SQLite, whose writers take
+//! turns) it keeps a cursor instead and reads only the rows after it, so a busy writer (thousands
+//! of keys created a second) does not make every poll re-read ten seconds of rows. Applying a
+//! change only drops cache entries, which is idempotent, and costs the verification path nothing.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -33,7 +36,15 @@ pub struct ChangeFeed {
     auth: Arc<Authenticator>,
     keys: Arc<KeyService>,
     limits: Arc<LimitService>,
-    applied: Mutex<HashSet<i64>>,
+    seen: Mutex<Seen>,
+}
+
+/// What the feed has applied: the sequence numbers of the current window, and (where the store's
+/// sequence numbers are ordered) the last one read.
+#[derive(Default)]
+struct Seen {
+    applied: HashSet<i64>,
+    cursor: Option<i64>,
 }
 
 impl ChangeFeed {
@@ -48,7 +59,7 @@ impl ChangeFeed {
             auth,
             keys,
             limits,
-            applied: Mutex::new(HashSet::new()),
+            seen: Mutex::new(Seen::default()),
         }
     }
 
@@ -57,8 +68,15 @@ impl ChangeFeed {
         // The feed is wall-clock infrastructure, shared between processes: it never uses the
         // injectable business clock.
         let since = SystemClock.now_ms() - WINDOW_MS;
-        let changes = self.store.changes_since(since).await?;
-        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let ordered = self.store.changes_are_ordered();
+        let cursor = self.seen.lock().unwrap_or_else(|p| p.into_inner()).cursor;
+        // The first read (and every read where order is not guaranteed) is of the window.
+        let changes = match cursor {
+            Some(after) if ordered => self.store.changes_after(after).await?,
+            _ => self.store.changes_since(since).await?,
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = &seen.applied;
         let fresh: Vec<_> = changes
             .iter()
             .filter(|c| !applied.contains(&c.seq))
@@ -77,9 +95,18 @@ impl ChangeFeed {
                 ChangeKind::Namespace => self.limits.forget_namespaces(),
             }
         }
-        // Everything older than the window can no longer come back, so only the window is kept.
-        *applied = changes.iter().map(|c| c.seq).collect();
-        Ok(fresh.len())
+        let fresh = fresh.len();
+        if ordered {
+            // Nothing can appear at or below the last row read: the cursor is all that is needed.
+            if let Some(last) = changes.last() {
+                seen.cursor = Some(last.seq);
+            }
+            seen.applied.clear();
+        } else {
+            // Everything older than the window can no longer come back: only the window is kept.
+            seen.applied = changes.iter().map(|c| c.seq).collect();
+        }
+        Ok(fresh)
     }
 
     /// Polls until `shutdown` turns true, pruning old rows now and then.

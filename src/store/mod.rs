@@ -820,6 +820,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Change-feed entries written at or after `since_ms`.
     async fn changes_since(&self, since_ms: i64) -> StoreResult<Vec<Change>>;
+    /// Whether change-feed sequence numbers become visible in order (no entry can appear below
+    /// one already read): true where writers take turns (SQLite), so readers can keep a cursor.
+    fn changes_are_ordered(&self) -> bool;
+    /// Change-feed entries after sequence number `after_seq`, in order.
+    async fn changes_after(&self, after_seq: i64) -> StoreResult<Vec<Change>>;
     /// Drops change-feed entries older than `before_ms`; returns how many.
     async fn prune_changes(&self, before_ms: i64) -> StoreResult<u64>;
 
