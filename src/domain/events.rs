@@ -11,8 +11,8 @@
 //!
 //! The writer also keeps each key's latest verification time and writes them to
 //! `key_last_used` (what `lastUsedAt` shows) every [`LAST_USED_INTERVAL`] by default and at
-//! shutdown: one update per key used in the interval, sorted by key id, however often it was
-//! verified, instead of a random index write per verification.
+//! shutdown: one update per key used in the interval, however often it was verified, sorted by key
+//! id and written a chunk per writer tick, instead of a random index write per verification.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,7 +105,13 @@ struct LastUsed {
     pending: HashMap<Box<str>, i64>,
     interval: Duration,
     since: Instant,
+    /// A round being written, sorted by key id, a chunk at a time between event batches.
+    writing: std::vec::IntoIter<(Box<str>, i64)>,
 }
+
+/// Keys written per chunk of a `lastUsedAt` round. Between chunks the writer goes back to the
+/// event queue, so a round over a million keys never holds up the events for long.
+const LAST_USED_CHUNK: usize = 20_000;
 
 impl LastUsed {
     fn new(interval: Duration) -> Self {
@@ -113,6 +119,7 @@ impl LastUsed {
             pending: HashMap::new(),
             interval,
             since: Instant::now(),
+            writing: Vec::new().into_iter(),
         }
     }
 
@@ -127,17 +134,21 @@ impl LastUsed {
         }
     }
 
-    /// Whether the pending times should be written now (always when `stopping`).
-    fn due(&self, stopping: bool) -> bool {
-        !self.pending.is_empty() && (stopping || self.since.elapsed() >= self.interval)
-    }
-
-    /// The pending times, sorted by key id (neighbouring ids share index pages), and a fresh start.
-    fn take(&mut self) -> Vec<(Box<str>, i64)> {
-        self.since = Instant::now();
-        let mut taken: Vec<(Box<str>, i64)> = self.pending.drain().collect();
-        taken.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        taken
+    /// The next chunk to write: of the round in progress, else of a new round when the interval
+    /// has passed (or at once when `stopping`). A round is sorted by key id, so each chunk
+    /// rewrites a run of neighbouring pages.
+    fn next_chunk(&mut self, stopping: bool) -> Option<Vec<(Box<str>, i64)>> {
+        if self.writing.len() == 0 {
+            let due = stopping || self.since.elapsed() >= self.interval;
+            if self.pending.is_empty() || !due {
+                return None;
+            }
+            self.since = Instant::now();
+            let mut round: Vec<(Box<str>, i64)> = self.pending.drain().collect();
+            round.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.writing = round.into_iter();
+        }
+        Some(self.writing.by_ref().take(LAST_USED_CHUNK).collect())
     }
 }
 
@@ -211,14 +222,16 @@ impl EventWriter {
         }
     }
 
-    /// Writes the pending `lastUsedAt` times through the async store if they are due.
+    /// Writes `lastUsedAt` times through the async store when they are due: one chunk, or
+    /// everything when `stopping`.
     async fn touch_last_used(&mut self, stopping: bool) {
-        if !self.last_used.due(stopping) {
-            return;
-        }
-        let taken = self.last_used.take();
-        if let Err(err) = self.store.touch_last_used(&last_uses(&taken)).await {
-            tracing::warn!(error = %err, keys = taken.len(), "updating keys' lastUsedAt failed");
+        while let Some(chunk) = self.last_used.next_chunk(stopping) {
+            if let Err(err) = self.store.touch_last_used(&last_uses(&chunk)).await {
+                tracing::warn!(error = %err, keys = chunk.len(), "updating keys' lastUsedAt failed");
+            }
+            if !stopping {
+                break;
+            }
         }
     }
 
@@ -278,10 +291,13 @@ impl EventWriter {
                 }
             };
             let last = stopping || senders_gone;
-            if self.last_used.due(last) {
-                let taken = self.last_used.take();
-                if let Err(err) = log.touch_last_used(&last_uses(&taken)) {
-                    tracing::warn!(error = %err, keys = taken.len(), "updating keys' lastUsedAt failed");
+            // One chunk of lastUsedAt per tick (all of it when stopping).
+            while let Some(chunk) = self.last_used.next_chunk(last) {
+                if let Err(err) = log.touch_last_used(&last_uses(&chunk)) {
+                    tracing::warn!(error = %err, keys = chunk.len(), "updating keys' lastUsedAt failed");
+                }
+                if !last {
+                    break;
                 }
             }
             // Stopped by the server, or the server is gone altogether (its runtime dropped).
@@ -304,5 +320,37 @@ async fn prune_loop(store: SharedStore, mut shutdown: watch::Receiver<bool>) {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_used_rounds_wait_for_the_interval_and_come_sorted_in_chunks() {
+        let mut last_used = LastUsed::new(Duration::from_secs(3600));
+        assert!(last_used.next_chunk(true).is_none(), "nothing pending");
+        for i in (0..LAST_USED_CHUNK + 5).rev() {
+            let id: Box<str> = format!("key_{i:06}").into();
+            last_used.pending.insert(id, i as i64);
+        }
+        assert!(
+            last_used.next_chunk(false).is_none(),
+            "the interval has not passed"
+        );
+        let first = last_used.next_chunk(true).expect("a round when stopping");
+        assert_eq!(first.len(), LAST_USED_CHUNK);
+        assert!(
+            first.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted by key id"
+        );
+        assert_eq!(first[0], ("key_000000".into(), 0));
+        // The round goes on at the next tick without waiting for another interval.
+        let rest = last_used.next_chunk(false).expect("the rest of the round");
+        assert_eq!(rest.len(), 5);
+        assert!(first[first.len() - 1].0 < rest[0].0);
+        assert!(last_used.next_chunk(false).is_none());
+        assert!(last_used.pending.is_empty());
     }
 }
