@@ -21,6 +21,7 @@ NOISE="${BENCH_NOISE:-15}"
 RL_ROTATE="${BENCH_RL_ROTATE:-100000}"
 RL_MEMORY_IDS="${BENCH_RL_MEMORY_IDS:-1000000}"
 CRASH="${BENCH_CRASH:-0}"
+ROUNDS="${BENCH_ROUNDS:-1}"
 export BENCH_DIR BENCH_CONNECTIONS="$CONNECTIONS" BENCH_THREADS="$THREADS"
 
 log() { printf '\n== %s  [%s]\n' "$*" "$(date +%T)"; }
@@ -238,6 +239,38 @@ run_wrk() {
     fi
 }
 
+# run_ratio NAME SCRIPT URL: run_wrk for a scenario with a ratio target. With BENCH_ROUNDS=N > 1
+# it runs N rounds, each a liveness run and then the scenario, so each ratio compares two runs
+# taken seconds apart: R_RPS becomes the median rate of the scenario's runs, R_RATIO the median of
+# the N ratios (R_RATIOS lists them all), R_REQUESTS the requests of all runs. Single runs on two
+# shared cores move by several percent; the median of paired rounds is what to compare with a target.
+run_ratio() {
+    local name="$1" i live rates=() ratios=() requests=0
+    R_RATIO=""
+    R_RATIOS=""
+    if (( ROUNDS <= 1 )); then
+        run_wrk "$@"
+        return
+    fi
+    for (( i = 1; i <= ROUNDS; i++ )); do
+        echo "round $i of $ROUNDS: liveness, then $name"
+        run_wrk "liveness-$name-$i" liveness.lua "$BASE/v2/liveness" >"$TMP/round-liveness.out" || {
+            cat "$TMP/round-liveness.out"; return 1; }
+        grep -E '^  (cpu|=>|WARNING)' "$TMP/round-liveness.out" || true
+        live="$R_RPS"
+        echo "  liveness: $live req/s"
+        run_wrk "$@"
+        rates+=("$R_RPS")
+        ratios+=("$(awk -v a="$R_RPS" -v b="$live" 'BEGIN { printf "%.3f", a / b }')")
+        requests=$((requests + R_REQUESTS))
+    done
+    R_RPS="$(printf '%s\n' "${rates[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+    R_RATIO="$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')"
+    R_RATIOS="${ratios[*]}"
+    R_REQUESTS="$requests"
+    echo "  rounds: ratios ${R_RATIOS// /, } (median $R_RATIO); rates ${rates[*]} req/s (median $R_RPS)"
+}
+
 parse_result() {
     local line
     line="$(grep '^BENCH_RESULT' "$1" | tail -n 1)" || { cat "$1"; return 1; }
@@ -257,7 +290,14 @@ parse_result() {
 record() {
     local name="$1" kind="$2" target="$3" ratio="-" met="-" tgt="-" note="${R_NOTE:-}" rel
     R_NOTE=""
-    if [[ -n "$BASE_RPS" ]]; then ratio="$(awk -v a="$R_RPS" -v b="$BASE_RPS" 'BEGIN { printf "%.2f", a / b }')"; fi
+    if [[ -n "${R_RATIO:-}" ]]; then
+        # Paired rounds (BENCH_ROUNDS): the median of the ratios to the liveness run before each.
+        ratio="$R_RATIO"
+        note="${note:+$note; }median of $ROUNDS paired rounds: ${R_RATIOS// /, }"
+        R_RATIO=""
+    elif [[ -n "$BASE_RPS" ]]; then
+        ratio="$(awk -v a="$R_RPS" -v b="$BASE_RPS" 'BEGIN { printf "%.2f", a / b }')"
+    fi
     case "$kind" in
         ratio)
             tgt=">= ${target}x"
@@ -353,7 +393,7 @@ verify_scenario() {
     done
     settle
     local events; events="$(count_events)"
-    BENCH_VERIFY_KEY="$key" BENCH_VERIFY_QUERY="$query" run_wrk "${name%%.*}" verify_one.lua "$BASE/v2/keys.verifyKey"
+    BENCH_VERIFY_KEY="$key" BENCH_VERIFY_QUERY="$query" run_ratio "${name%%.*}" verify_one.lua "$BASE/v2/keys.verifyKey"
     VERIFIED=$((VERIFIED + R_REQUESTS))
     events_since "$events" "$R_REQUESTS"
     echo "last verification: $(post keys.verifyKey "$verify_body")"
@@ -422,14 +462,14 @@ rl_check() {
 log "h. ratelimit.limit, one hot identifier"
 echo "creating namespace $BENCH_NAMESPACE with a first call"
 if rl_check "h. ratelimit, hot identifier" ">= 0.8x" hot; then
-    BENCH_BODY="$(rl_body hot)" run_wrk ratelimit-hot post_one.lua "$BASE/v2/ratelimit.limit"
+    BENCH_BODY="$(rl_body hot)" run_ratio ratelimit-hot post_one.lua "$BASE/v2/ratelimit.limit"
     echo "last call: $(post ratelimit.limit "$(rl_body hot)")"
     record "h. ratelimit, hot identifier" ratio 0.8
 fi
 
 log "i. ratelimit.limit, $RL_ROTATE rotating identifiers"
 if rl_check "i. ratelimit, $RL_ROTATE identifiers" ">= 0.8x" user_0; then
-    BENCH_IDENTIFIERS="$RL_ROTATE" run_wrk ratelimit-rotating ratelimit_rotating.lua "$BASE/v2/ratelimit.limit"
+    BENCH_IDENTIFIERS="$RL_ROTATE" run_ratio ratelimit-rotating ratelimit_rotating.lua "$BASE/v2/ratelimit.limit"
     echo "last call: $(post ratelimit.limit "$(rl_body user_0)")"
     record "i. ratelimit, $RL_ROTATE identifiers" ratio 0.8
 fi
@@ -538,7 +578,7 @@ if (( KEYS > 0 )); then
         echo "uniformly random keys:"
         settle
         events="$(count_events)"
-        run_wrk verify-random verify_random.lua "$BASE/v2/keys.verifyKey"
+        run_ratio verify-random verify_random.lua "$BASE/v2/keys.verifyKey"
         VERIFIED=$((VERIFIED + R_REQUESTS))
         record "e. verify random of $KEYS" ratio 0.5
         hwm_kib="$(rss_of "$SERVER_PID" VmHWM)"
@@ -581,7 +621,11 @@ echo "verification events stored: $events key_verifications rows for about $VERI
 
 # ---- summary -------------------------------------------------------------------------------
 
-log "summary (ratios against the first liveness run: $BASE_RPS req/s; duration $DURATION, $THREADS wrk thread(s), $CONNECTIONS connections)"
+if (( ROUNDS > 1 )); then
+    log "summary (ratio targets: median of $ROUNDS rounds, each against a liveness run just before; other ratios against the first liveness run: $BASE_RPS req/s; duration $DURATION, $THREADS wrk thread(s), $CONNECTIONS connections)"
+else
+    log "summary (ratios against the first liveness run: $BASE_RPS req/s; duration $DURATION, $THREADS wrk thread(s), $CONNECTIONS connections)"
+fi
 {
     echo "scenario|req/s|p50|p99|ratio|target|met?"
     for row in "${RESULTS[@]}"; do
