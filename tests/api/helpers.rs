@@ -147,8 +147,9 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    /// Stops the server the way SIGTERM does and waits until it has flushed everything.
-    pub async fn shutdown(mut self) {
+    /// Stops the server the way SIGTERM does and waits until it has flushed everything; the
+    /// database (and its temp dir) stays, for the test to inspect through `store`.
+    pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

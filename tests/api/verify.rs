@@ -299,14 +299,14 @@ async fn exactly_the_balance_passes_under_hundreds_of_parallel_verifications() {
 
 #[tokio::test]
 async fn every_acknowledged_spend_is_on_disk_after_a_clean_shutdown() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({"credits": {"remaining": 100}})).await;
     for _ in 0..25 {
         assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
     }
+    app.stop().await;
     let store = app.store.clone();
-    app.shutdown().await;
     let row = store.load_credits(&key_id).await.unwrap().unwrap();
     assert_eq!(row.remaining, Some(75));
     let events = store.list_verifications(&key_id, 100).await.unwrap();
@@ -446,7 +446,7 @@ async fn verifications_are_recorded_with_outcome_tags_and_spend() {
 #[tokio::test]
 async fn last_used_at_is_written_late_in_batches_and_at_a_clean_shutdown() {
     // An interval far longer than the test: only the shutdown can write it.
-    let app = spawn_app_with(Duration::from_secs(3600)).await;
+    let mut app = spawn_app_with(Duration::from_secs(3600)).await;
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({})).await;
     let (other_id, _) = create_key(&app, &api, json!({})).await;
@@ -476,11 +476,11 @@ async fn last_used_at_is_written_late_in_batches_and_at_a_clean_shutdown() {
     );
     assert!(crate::keys::get_key(&app, &other_id).await["lastUsedAt"].is_null());
     let newest = app.store.list_verifications(&key_id, 1).await.unwrap()[0].time_ms;
-    let store = app.store.clone();
-    app.shutdown().await;
-    // (The shutdown took the temp dir's handle with it: one read, on a connection still open.)
-    let row = store.find_key_by_id(&key_id).await.unwrap().unwrap();
+    app.stop().await;
+    let row = app.store.find_key_by_id(&key_id).await.unwrap().unwrap();
     assert_eq!(row.last_used_at, newest, "the newest verification's time");
+    let other = app.store.find_key_by_id(&other_id).await.unwrap().unwrap();
+    assert_eq!(other.last_used_at, 0, "a key never verified has none");
 }
 
 #[tokio::test]
