@@ -107,8 +107,28 @@ async fn workspaces_and_scoped_root_keys_can_be_made_and_listed_from_the_cli() {
 #[tokio::test]
 async fn cli_mistakes_fail_with_a_clear_message_and_change_nothing() {
     let app = spawn_app().await;
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["root-key", "disable", "key_nope"], "does not exist"),
+        (
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--last-used-interval",
+                "5ms",
+            ],
+            "must be at least 10ms",
+        ),
+        (
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--last-used-interval",
+                "often",
+            ],
+            "--last-used-interval",
+        ),
         (&["workspace", "enable", "ws_nope"], "does not exist"),
         (
             &["root-key", "create", "--workspace", "ws_nope"],
