@@ -57,6 +57,9 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
 /// batch; only a power loss can take the last batches with it.
 pub struct SqliteEventLog {
     conn: rusqlite::Connection,
+    /// The insert of [`ROWS_PER_INSERT`] rows, and of one.
+    insert_many: String,
+    insert_one: String,
 }
 
 impl SqliteEventLog {
@@ -65,7 +68,11 @@ impl SqliteEventLog {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
         )?;
-        Ok(SqliteEventLog { conn })
+        Ok(SqliteEventLog {
+            conn,
+            insert_many: insert_sql(ROWS_PER_INSERT),
+            insert_one: insert_sql(1),
+        })
     }
 }
 
@@ -115,17 +122,15 @@ impl EventLog for SqliteEventLog {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let full_sql = insert_sql(ROWS_PER_INSERT);
-            let one_sql = insert_sql(1);
             for chunk in rows.chunks(ROWS_PER_INSERT) {
                 if chunk.len() == ROWS_PER_INSERT {
-                    let mut insert = tx.prepare_cached(&full_sql)?;
+                    let mut insert = tx.prepare_cached(&self.insert_many)?;
                     for (i, r) in chunk.iter().enumerate() {
                         bind_row(&mut insert, i * 11, r)?;
                     }
                     insert.raw_execute()?;
                 } else {
-                    let mut insert = tx.prepare_cached(&one_sql)?;
+                    let mut insert = tx.prepare_cached(&self.insert_one)?;
                     for r in chunk {
                         bind_row(&mut insert, 0, r)?;
                         insert.raw_execute()?;
