@@ -369,7 +369,8 @@ pub struct NewVerification<'a> {
 pub trait EventLog: Send {
     /// Appends rows in one transaction.
     fn append(&mut self, rows: &[NewVerification<'_>]) -> StoreResult<()>;
-    /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never backwards.
+    /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never
+    /// backwards, in one transaction.
     fn touch_last_used(&mut self, uses: &[LastUse<'_>]) -> StoreResult<()>;
 }
 

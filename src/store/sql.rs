@@ -352,6 +352,27 @@ impl SqlStore {
         Ok(true)
     }
 
+    /// Appends `rows` parenthesised tuples of `columns` parameters, for a multi-row `VALUES`:
+    /// `?` on SQLite (which looks numbered parameters up one by one, quadratic in a long
+    /// statement), `$1, $2, ...` on PostgreSQL.
+    fn push_value_rows(&self, sql: &mut String, rows: usize, columns: usize) {
+        use std::fmt::Write;
+        for i in 0..rows {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for c in 0..columns {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                if self.anonymous_params {
+                    sql.push('?');
+                } else {
+                    let _ = write!(sql, "${}", i * columns + c + 1);
+                }
+            }
+            sql.push(')');
+        }
+    }
+
     pub(super) async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.writer.begin_with(self.begin_write).await?)
     }
@@ -1506,23 +1527,7 @@ impl Store for SqlStore {
                 "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, key_space_id, key_id, \
                  identity_id, outcome, tags, spent_credits, latency_us) VALUES ",
             );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for c in 0..COLUMNS {
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    if self.anonymous_params {
-                        sql.push('?');
-                    } else {
-                        sql.push_str(&format!("${}", i * COLUMNS + c + 1));
-                    }
-                }
-                sql.push(')');
-            }
+            self.push_value_rows(&mut sql, chunk.len(), COLUMNS);
             let mut query = sqlx::query(&sql);
             for e in chunk {
                 // Borrowed strings bind without copies.
@@ -1550,16 +1555,7 @@ impl Store for SqlStore {
         const PER_STATEMENT: usize = 1_000;
         for chunk in uses.chunks(PER_STATEMENT) {
             let mut sql = String::from("INSERT INTO key_last_used (key_id, time_m) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                if self.anonymous_params {
-                    sql.push_str("(?, ?)");
-                } else {
-                    sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-                }
-            }
+            self.push_value_rows(&mut sql, chunk.len(), 2);
             sql.push_str(LAST_USED_UPSERT);
             let mut query = sqlx::query(&sql);
             for used in chunk {

@@ -60,6 +60,7 @@ pub struct SqliteEventLog {
     /// The insert of [`ROWS_PER_INSERT`] rows, and of one.
     insert_many: String,
     insert_one: String,
+    upsert_last_used: String,
 }
 
 impl SqliteEventLog {
@@ -72,15 +73,16 @@ impl SqliteEventLog {
             conn,
             insert_many: insert_sql(ROWS_PER_INSERT),
             insert_one: insert_sql(1),
+            upsert_last_used: format!(
+                "INSERT INTO key_last_used (key_id, time_m) VALUES (?1, ?2){}",
+                super::sql::LAST_USED_UPSERT
+            ),
         })
     }
 }
 
 /// Rows per multi-row `INSERT`: one statement step per this many events rather than per event.
 const ROWS_PER_INSERT: usize = 32;
-/// Keys per `key_last_used` transaction: the batch is sorted by key id, so a transaction rewrites
-/// a run of neighbouring pages, and the write lock is never held for long.
-const LAST_USES_PER_TRANSACTION: usize = 20_000;
 
 const INSERT_HEAD: &str = "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, \
                            key_space_id, key_id, identity_id, outcome, tags, spent_credits, latency_us) VALUES ";
@@ -143,22 +145,18 @@ impl EventLog for SqliteEventLog {
     }
 
     fn touch_last_used(&mut self, uses: &[LastUse<'_>]) -> StoreResult<()> {
-        let sql = format!(
-            "INSERT INTO key_last_used (key_id, time_m) VALUES (?1, ?2){}",
-            super::sql::LAST_USED_UPSERT
-        );
-        for chunk in uses.chunks(LAST_USES_PER_TRANSACTION) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            {
-                let mut upsert = tx.prepare_cached(&sql)?;
-                for used in chunk {
-                    upsert.execute(rusqlite::params![used.key_id, used.time_ms])?;
-                }
+        // One transaction: the event writer hands over a sorted chunk at a time, so it rewrites a
+        // run of neighbouring pages and holds the write lock briefly.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut upsert = tx.prepare_cached(&self.upsert_last_used)?;
+            for used in uses {
+                upsert.execute(rusqlite::params![used.key_id, used.time_ms])?;
             }
-            tx.commit()?;
         }
+        tx.commit()?;
         Ok(())
     }
 }
