@@ -271,6 +271,20 @@ run_ratio() {
     echo "  rounds: ratios ${R_RATIOS// /, } (median $R_RATIO); rates ${rates[*]} req/s (median $R_RPS)"
 }
 
+# end_wrk_when_marked NAME: waits for the wrk run in WRK_PID; once every wrk thread has written its
+# BENCH_MARKER_DIR/NAME.<tid> marker (a one-pass script is done), ends it with SIGINT.
+end_wrk_when_marked() {
+    while kill -0 "$WRK_PID" 2>/dev/null; do
+        if (( $(find "$BENCH_MARKER_DIR" -name "$1.*" | wc -l) >= THREADS )); then
+            kill -INT "$WRK_PID" 2>/dev/null || true
+            break
+        fi
+        sleep 0.5
+    done
+    wait "$WRK_PID" || true
+    WRK_PID=""
+}
+
 parse_result() {
     local line
     line="$(grep '^BENCH_RESULT' "$1" | tail -n 1)" || { cat "$1"; return 1; }
@@ -498,15 +512,7 @@ if (( RL_MEMORY_IDS > 0 )); then
             wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP_TIMEOUT}s" --timeout 10s --latency \
             -s "$BENCH_DIR/ratelimit_distinct.lua" "$BASE/v2/ratelimit.limit" >"$TMP/wrk-ratelimit-memory.out" 2>&1 &
         WRK_PID=$!
-        while kill -0 "$WRK_PID" 2>/dev/null; do
-            if (( $(find "$BENCH_MARKER_DIR" -name 'distinct.*' | wc -l) >= THREADS )); then
-                kill -INT "$WRK_PID" 2>/dev/null || true
-                break
-            fi
-            sleep 0.5
-        done
-        wait "$WRK_PID" || true
-        WRK_PID=""
+        end_wrk_when_marked distinct
         c1="$(cpu_ticks "$SERVER_PID")"
         parse_result "$TMP/wrk-ratelimit-memory.out"
         echo "one pass took $((SECONDS - started))s: $R_REQUESTS requests at $R_RPS req/s (p50 $(ms "$R_P50"), p99 $(ms "$R_P99")), server CPU $(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$R_REQUESTS" 'BEGIN { printf "%.1f", 1e6 * c / hz / n }') us/request"
@@ -555,15 +561,7 @@ if (( KEYS > 0 )); then
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP_TIMEOUT}s" --timeout 10s \
             -s "$BENCH_DIR/verify_warmup.lua" "$BASE/v2/keys.verifyKey" >"$TMP/wrk-warmup.out" 2>&1 &
         WRK_PID=$!
-        while kill -0 "$WRK_PID" 2>/dev/null; do
-            if (( $(find "$BENCH_MARKER_DIR" -name 'warm.*' | wc -l) >= THREADS )); then
-                kill -INT "$WRK_PID" 2>/dev/null || true
-                break
-            fi
-            sleep 0.5
-        done
-        wait "$WRK_PID" || true
-        WRK_PID=""
+        end_wrk_when_marked warm
         parse_result "$TMP/wrk-warmup.out"
         VERIFIED=$((VERIFIED + R_REQUESTS))
         echo "warm-up took $((SECONDS - warm_started))s, $R_REQUESTS requests at $R_RPS req/s (p50 $(ms "$R_P50"), p99 $(ms "$R_P99"))"
