@@ -8,5 +8,6 @@ pub mod clock;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod model;
 pub mod server;
 pub mod store;

@@ -1,11 +1,12 @@
 //! Operator actions: workspaces, root keys and API protection, as the CLI (and the first start of
 //! the server) performs them. Every action is audited with the CLI as its actor.
 
-use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::domain::permissions::{all_root_permissions, is_valid_root_permission};
 use crate::domain::secret::generate_root_key;
 use crate::ids::{self, Prefix};
-use crate::store::{RootKey, SharedStore, StoreError, Workspace};
+use crate::model::audit::{Actor, AuditEvent, Target};
+use crate::model::{RootKey, Workspace};
+use crate::store::{SharedStore, StoreError};
 
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,9 @@
 //! APIs: the containers keys live in. Each API owns one key space, created with it.
 
-use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::ids::{self, Prefix};
-use crate::store::{Api, KeyPage, KeyRow, SharedStore, StoreError};
+use crate::model::audit::{Actor, AuditEvent, Target};
+use crate::model::{Api, KeyPage, KeyRow};
+use crate::store::{SharedStore, StoreError};
 
 /// Creates an API and its key space.
 pub async fn create(

@@ -12,7 +12,8 @@ use std::sync::{Arc, RwLock};
 use crate::clock::SharedClock;
 use crate::domain::keycache::Digest;
 use crate::domain::verify::digest_key;
-use crate::store::{RootKeyAuth, SharedStore, StoreError};
+use crate::model::RootKeyAuth;
+use crate::store::{SharedStore, StoreError};
 
 /// An authenticated root key: who is calling, for which workspace, with which permissions.
 #[derive(Debug, Clone)]

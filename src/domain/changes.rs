@@ -19,7 +19,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::domain::auth::Authenticator;
 use crate::domain::keys::KeyService;
 use crate::domain::limits::LimitService;
-use crate::store::{ChangeKind, SharedStore, StoreResult};
+use crate::model::ChangeKind;
+use crate::store::{SharedStore, StoreResult};
 
 /// How often the feed is read. Revocation reaches other processes within this plus one query.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);

@@ -21,7 +21,8 @@ use async_trait::async_trait;
 use time::{Date, Month, OffsetDateTime, Time};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::store::{CreditRow, SharedStore, SpendRow, StoreResult};
+use crate::model::{CreditRow, SpendRow};
+use crate::store::{SharedStore, StoreResult};
 
 /// How often [`LocalLedger`] writes dirty balances back.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);

@@ -24,7 +24,8 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::keycache::CachedKey;
-use crate::store::{EventLog, LastUse, NewVerification, SharedStore};
+use crate::model::{LastUse, NewVerification};
+use crate::store::{EventLog, SharedStore};
 
 /// Events kept in memory before new ones are dropped.
 pub const CAPACITY: usize = 100_000;

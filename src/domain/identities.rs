@@ -1,11 +1,12 @@
 //! Identities: the customers keys belong to. An identity groups keys under an external id and
 //! carries metadata and rate limits that all its keys share.
 
-use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::domain::keys::KeyService;
 use crate::domain::limits::{merge_limits, LimitInput};
 use crate::ids::{self, Prefix};
-use crate::store::{Identity, SharedStore, StoreError};
+use crate::model::audit::{Actor, AuditEvent, Target};
+use crate::model::Identity;
+use crate::store::{SharedStore, StoreError};
 
 /// The largest identity `meta`, serialized: 1 MiB.
 pub const MAX_META_BYTES: usize = 1_048_576;

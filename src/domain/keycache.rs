@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::value::RawValue;
 
 use crate::domain::credits::{KeyCredits, Refill};
-use crate::store::{KeyRow, RatelimitConfig};
+use crate::model::{KeyRow, RatelimitConfig};
 
 /// The SHA-256 of a presented key.
 pub type Digest = [u8; 32];

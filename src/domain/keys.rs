@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::domain::credits::{last_refill_boundary, Balance, Ledger, Refill};
 use crate::domain::events::EventSink;
 use crate::domain::keycache::{digest_of_hash, Interner, KeyCache};
@@ -11,10 +10,12 @@ use crate::domain::limits::{merge_limits, LimitInput};
 use crate::domain::ratelimit::Counters;
 use crate::domain::secret::{generate_key, GeneratedKey};
 use crate::ids::{self, Prefix};
-use crate::store::{
+use crate::model::audit::{Actor, AuditEvent, Target};
+use crate::model::{
     Api, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch, RatelimitConfig,
-    RbacChange, SetChange, SharedStore, StoreError,
+    RbacChange, SetChange,
 };
+use crate::store::{SharedStore, StoreError};
 
 /// Why a key operation was refused (beyond "not found", which callers decide).
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::domain::ratelimit::{namespace_key, CounterError, Counters, LimitCheck, LimitOutcome};
 use crate::ids::{self, Prefix};
-use crate::store::{Namespace, Override, RatelimitConfig, SharedStore, StoreError};
+use crate::model::audit::{Actor, AuditEvent, Target};
+use crate::model::{Namespace, Override, RatelimitConfig};
+use crate::store::{SharedStore, StoreError};
 
 /// A rate limit as a request describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,10 @@
 //! Importing keys from another system by their hashes (`keys.migrateKeys`), and the migrations
 //! that group such imports.
 
-use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::ids::{self, Prefix};
-use crate::store::{Api, Migration, NewKey, SharedStore, StoreError};
+use crate::model::audit::{Actor, AuditEvent, Target};
+use crate::model::{Api, Migration, NewKey};
+use crate::store::{SharedStore, StoreError};
 
 /// Hashes are already keyward's (base64 SHA-256 of the key): plain verification finds them.
 pub const SHA256: &str = "sha256";

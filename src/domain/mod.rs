@@ -4,7 +4,6 @@
 
 pub mod admin;
 pub mod apis;
-pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod credits;

@@ -7,10 +7,11 @@
 
 use std::collections::HashSet;
 
-use crate::domain::audit::{Actor, AuditEvent, Target};
 use crate::domain::keys::KeyService;
 use crate::ids::{self, Prefix};
-use crate::store::{KeyRow, Permission, RbacChange, Role, SetChange, SharedStore, StoreError};
+use crate::model::audit::{Actor, AuditEvent, Target};
+use crate::model::{KeyRow, Permission, RbacChange, Role, SetChange};
+use crate::store::{SharedStore, StoreError};
 
 /// Why an RBAC operation was refused.
 #[derive(Debug, thiserror::Error)]

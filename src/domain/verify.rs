@@ -32,7 +32,7 @@ use crate::domain::keys::KeyService;
 use crate::domain::events::PendingEvent;
 use crate::domain::query::{self, QueryError};
 use crate::domain::ratelimit::{named_key, CounterError, LimitCheck};
-use crate::store::RatelimitConfig;
+use crate::model::RatelimitConfig;
 use crate::store::StoreError;
 
 /// The outcome of a verification.

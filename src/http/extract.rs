@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, ErrorCode, FieldError};
 use super::schema::Schema;
 use super::AppState;
-use crate::domain::audit::Actor;
 use crate::domain::auth::{AuthFailure, Principal};
 use crate::domain::permissions::Requirement;
+use crate::model::audit::Actor;
 
 /// A request body type with the schema it must satisfy.
 pub trait RequestBody: DeserializeOwned + Send {

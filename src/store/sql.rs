@@ -10,14 +10,14 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, EventLog, Identity,
-    IdentityRef, KeyPage, KeyPatch, KeyRow, LastUse, LimitOwner, Migration, Namespace, NewKey,
-    NewVerification, Override, Patch, Permission, RatelimitConfig, RbacChange, Role, RootKey,
-    RootKeyAuth, SpendRow, Store, StoreError, StoreResult, StoredAuditEvent, VerificationEvent,
-    Workspace,
+use super::{EventLog, Store, StoreError, StoreResult};
+use crate::model::audit::AuditEvent;
+use crate::model::{
+    Api, Change, ChangeKind, CreditOp, CreditRow, CreditState, CreditUpdate, Identity, IdentityRef,
+    KeyPage, KeyPatch, KeyRow, LastUse, LimitOwner, Migration, Namespace, NewKey, NewVerification,
+    Override, Patch, Permission, RatelimitConfig, RbacChange, Role, RootKey, RootKeyAuth, SpendRow,
+    StoredAuditEvent, VerificationEvent, Workspace,
 };
-use crate::domain::audit::AuditEvent;
 
 /// A store over one reader pool and one writer pool (the same pool on PostgreSQL).
 pub struct SqlStore {
@@ -505,7 +505,7 @@ impl SqlStore {
             )
             .bind(&e.id)
             .bind(&e.workspace_id)
-            .bind(crate::domain::audit::BUCKET)
+            .bind(crate::model::audit::BUCKET)
             .bind(e.event)
             .bind(e.time_ms)
             .bind(&e.description)
@@ -1598,7 +1598,7 @@ impl Store for SqlStore {
                     key_space_id: row.try_get("key_space_id")?,
                     key_id: row.try_get("key_id")?,
                     identity_id: row.try_get("identity_id")?,
-                    outcome: crate::store::outcome_name(&outcome),
+                    outcome: crate::model::outcome_name(&outcome),
                     tags: row.try_get("tags")?,
                     spent_credits: row.try_get("spent_credits")?,
                     latency_us: row.try_get("latency_us")?,

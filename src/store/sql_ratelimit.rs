@@ -7,10 +7,11 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::sql::{like_pattern, placeholders, SqlStore, Tx};
-use super::{
-    ChangeKind, Identity, KeyRow, LimitOwner, Namespace, Override, RatelimitConfig, StoreResult,
+use super::StoreResult;
+use crate::model::audit::AuditEvent;
+use crate::model::{
+    ChangeKind, Identity, KeyRow, LimitOwner, Namespace, Override, RatelimitConfig,
 };
-use crate::domain::audit::AuditEvent;
 
 const LIMIT_COLUMNS: &str = "id, name, limit_value, duration_ms, auto_apply, key_id, identity_id";
 

@@ -7,8 +7,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::sql::{like_pattern, placeholders, SqlStore, Tx};
-use super::{ChangeKind, KeyRow, Permission, RbacChange, Role, SetChange, StoreResult};
-use crate::domain::audit::AuditEvent;
+use super::StoreResult;
+use crate::model::audit::AuditEvent;
+use crate::model::{ChangeKind, KeyRow, Permission, RbacChange, Role, SetChange};
 
 const PERMISSION_COLUMNS: &str =
     "p.id, p.workspace_id, p.name, p.slug, p.description, p.created_at_m";

@@ -9,7 +9,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::Executor;
 
 use super::sql::SqlStore;
-use super::{EventLog, LastUse, NewVerification, StoreResult};
+use super::{EventLog, StoreResult};
+use crate::model::{LastUse, NewVerification};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

@@ -690,7 +690,7 @@ async fn concurrent_key_inserts_commit_together_and_a_failing_one_fails_alone() 
     let app = spawn_app().await;
     let api_id = app.create_api("payments").await;
     let api = app.store.get_api(&api_id).await.unwrap().unwrap();
-    let new_key = |i: usize, hash: String| keyward::store::NewKey {
+    let new_key = |i: usize, hash: String| keyward::model::NewKey {
         id: format!("key_group{i}"),
         key_space_id: api.key_space_id.clone(),
         workspace_id: app.workspace_id.clone(),

@@ -438,7 +438,7 @@ async fn an_override_set_by_another_process_applies_within_a_second() {
     app.store
         .set_override(
             &app.workspace_id,
-            &keyward::store::Override {
+            &keyward::model::Override {
                 id: "rlor_external1".into(),
                 namespace_id: ns.id.clone(),
                 identifier: "u".into(),

@@ -716,8 +716,8 @@ async fn a_role_change_made_by_another_process_reaches_verification_within_a_sec
         "VALID"
     );
     // Straight to the store, as another node would.
-    let change = keyward::store::RbacChange {
-        permissions: Some(keyward::store::SetChange::Set(vec![])),
+    let change = keyward::model::RbacChange {
+        permissions: Some(keyward::model::SetChange::Set(vec![])),
         ..Default::default()
     };
     app.store

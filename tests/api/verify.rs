@@ -146,7 +146,7 @@ async fn a_change_made_by_another_process_reaches_the_cache_within_a_second() {
     assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
     // Write straight to the store, as another node would: this server only learns of it
     // through the change feed.
-    let patch = keyward::store::KeyPatch {
+    let patch = keyward::model::KeyPatch {
         enabled: Some(false),
         ..Default::default()
     };

@@ -13,7 +13,7 @@ use crate::http::schema::{
     array, boolean, cached_schema, integer, object, optional, required, string, Schema, ID_PATTERN,
 };
 use crate::http::{ApiResponse, AppState, Empty};
-use crate::store::Api;
+use crate::model::Api;
 
 use super::keys::{key_data, key_data_schema, KeyData};
 

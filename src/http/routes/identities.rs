@@ -22,7 +22,7 @@ use crate::http::schema::{
     EXTERNAL_ID_PATTERN,
 };
 use crate::http::{split_page, ApiResponse, AppState, Meta};
-use crate::store::Identity;
+use crate::model::Identity;
 
 const IDENTITY_NOT_FOUND: &str = "This identity does not exist.";
 

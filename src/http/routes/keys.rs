@@ -26,7 +26,7 @@ use crate::http::schema::{
 };
 use crate::http::{ApiResponse, AppState, Empty};
 use crate::ids::{self, Prefix};
-use crate::store::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, RatelimitConfig, Role};
+use crate::model::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, RatelimitConfig, Role};
 
 use super::permissions::{
     permission_data, permission_schema, role_data, role_schema, PermissionData, RoleData,
@@ -393,8 +393,8 @@ async fn rbac_for(
     roles: Option<(SetKind, Vec<String>)>,
 ) -> Result<
     (
-        crate::store::RbacChange,
-        Vec<crate::domain::audit::AuditEvent>,
+        crate::model::RbacChange,
+        Vec<crate::model::audit::AuditEvent>,
     ),
     ApiError,
 > {

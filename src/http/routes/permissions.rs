@@ -14,7 +14,7 @@ use crate::http::schema::{
     array, cached_schema, integer, object, optional, required, string, Pattern, Schema,
 };
 use crate::http::{split_page, ApiResponse, AppState, Empty};
-use crate::store::{Permission, Role};
+use crate::model::{Permission, Role};
 
 /// `^[a-zA-Z0-9_:\-\.\*]+$`: permission slugs.
 pub const SLUG_PATTERN: Pattern = Pattern {

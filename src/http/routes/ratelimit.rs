@@ -19,7 +19,7 @@ use crate::http::schema::{
     array, boolean, cached_schema, integer, object, optional, required, string, Schema,
 };
 use crate::http::{split_page, ApiResponse, AppState, Empty};
-use crate::store::{Namespace, Override};
+use crate::model::{Namespace, Override};
 
 const MAX_DURATION: i64 = 2_592_000_000;
 const NAMESPACE_GONE: &str =

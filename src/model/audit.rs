@@ -1,5 +1,5 @@
-//! Audit events: who changed what, from where. Built by the domain for every mutation and written
-//! by the store in the mutation's own transaction, so a change without its record cannot exist.
+//! Audit records: who changed what, from where. The domain builds one for every mutation and the
+//! store writes it in the mutation's own transaction, so a change without its record cannot exist.
 
 use serde::Serialize;
 
@@ -88,4 +88,19 @@ impl AuditEvent {
             targets,
         }
     }
+}
+
+/// A stored audit event, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAuditEvent {
+    pub id: String,
+    pub workspace_id: String,
+    pub event: String,
+    pub time_ms: i64,
+    pub description: String,
+    pub actor_type: String,
+    pub actor_id: String,
+    pub remote_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub targets: serde_json::Value,
 }
