@@ -11,13 +11,19 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
+use crate::domain::apis::ApiService;
+use crate::domain::auth::Authenticator;
 use crate::domain::changes::ChangeFeed;
 use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
 use crate::domain::events::{self, EventWriter};
+use crate::domain::identities::IdentityService;
 use crate::domain::keycache::KeyCache;
 use crate::domain::keys::KeyService;
 use crate::domain::limits::LimitService;
+use crate::domain::migrate::MigrationService;
 use crate::domain::ratelimit::{duration_of_key, LocalCounters};
+use crate::domain::rbac::RbacService;
+use crate::domain::Services;
 use crate::http::{app, AppState};
 use crate::store::{SharedStore, Topology};
 
@@ -38,6 +44,7 @@ pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
 /// A server ready to serve: its state and the background work that goes with it.
 pub struct Server {
     state: AppState,
+    feed: ChangeFeed,
     events: EventWriter,
     local_ledger: Option<Arc<LocalLedger>>,
     counters: Arc<LocalCounters>,
@@ -68,8 +75,24 @@ pub fn build(
         counters.clone(),
     ));
     let limits = Arc::new(LimitService::new(store.clone(), counters.clone()));
+    let services = Services {
+        auth: Arc::new(Authenticator::new(store.clone(), clock.clone())),
+        apis: Arc::new(ApiService::new(store.clone(), keys.clone())),
+        migrations: Arc::new(MigrationService::new(store.clone(), keys.clone())),
+        identities: Arc::new(IdentityService::new(store.clone(), keys.clone())),
+        rbac: Arc::new(RbacService::new(store.clone(), keys.clone())),
+        keys,
+        limits,
+    };
+    let feed = ChangeFeed::new(
+        store,
+        Arc::clone(&services.auth),
+        Arc::clone(&services.keys),
+        Arc::clone(&services.limits),
+    );
     Server {
-        state: AppState::new(store, clock, keys, limits, &config.public_url),
+        state: AppState::new(services, clock, &config.public_url),
+        feed,
         events,
         local_ledger,
         counters,
@@ -90,17 +113,12 @@ impl Server {
     ) -> std::io::Result<()> {
         let Server {
             state,
+            feed,
             events,
             local_ledger,
             counters,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let feed = ChangeFeed::new(
-            state.store.clone(),
-            Arc::clone(&state.auth),
-            Arc::clone(&state.keys),
-            Arc::clone(&state.limits),
-        );
         let mut tasks = vec![
             tokio::spawn(feed.run(stop_rx.clone())),
             tokio::spawn(events.run(stop_rx.clone())),

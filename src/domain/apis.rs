@@ -1,40 +1,12 @@
 //! APIs: the containers keys live in. Each API owns one key space, created with it.
 
+use std::sync::Arc;
+
+use crate::domain::keys::KeyService;
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{Api, KeyPage, KeyRow};
 use crate::store::{SharedStore, StoreError};
-
-/// Creates an API and its key space.
-pub async fn create(
-    store: &SharedStore,
-    now: i64,
-    workspace_id: &str,
-    actor: &Actor,
-    name: &str,
-) -> Result<Api, StoreError> {
-    let api = Api {
-        id: ids::new_id(Prefix::Api),
-        workspace_id: workspace_id.to_string(),
-        name: name.to_string(),
-        key_space_id: ids::new_id(Prefix::KeySpace),
-        delete_protection: false,
-        created_at: now,
-    };
-    let event = AuditEvent::new(
-        workspace_id,
-        "api.create",
-        format!("Created API {}", api.id),
-        actor,
-        now,
-        vec![
-            Target::new("api", &api.id, Some(api.name.clone())),
-            Target::new("keySpace", &api.key_space_id, None),
-        ],
-    );
-    store.create_api(&api, &[event]).await?;
-    Ok(api)
-}
 
 /// What became of a delete request for a live API.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,31 +18,6 @@ pub enum DeleteOutcome {
     AlreadyGone,
 }
 
-/// Soft-deletes a live API unless it is protected. Its keys stop resolving with it.
-pub async fn delete(
-    store: &SharedStore,
-    now: i64,
-    actor: &Actor,
-    api: &Api,
-) -> Result<DeleteOutcome, StoreError> {
-    if api.delete_protection {
-        return Ok(DeleteOutcome::Protected);
-    }
-    let event = AuditEvent::new(
-        &api.workspace_id,
-        "api.delete",
-        format!("Deleted API {}", api.id),
-        actor,
-        now,
-        vec![Target::new("api", &api.id, Some(api.name.clone()))],
-    );
-    Ok(if store.delete_api(&api.id, now, &[event]).await? {
-        DeleteOutcome::Deleted
-    } else {
-        DeleteOutcome::AlreadyGone
-    })
-}
-
 /// One page of a listing, in id order.
 #[derive(Debug)]
 pub struct Page<T> {
@@ -79,43 +26,120 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Lists an API's live keys, optionally only those of one identity (by external id).
-pub async fn list_keys(
-    store: &SharedStore,
-    api: &Api,
-    cursor: Option<&str>,
-    limit: usize,
-    external_id: Option<&str>,
-) -> Result<Page<KeyRow>, StoreError> {
-    let identity_id = match external_id {
-        Some(external_id) => match store
-            .find_identity_id(&api.workspace_id, external_id)
-            .await?
-        {
-            Some(id) => Some(id),
-            // An unknown owner has no keys.
-            None => {
-                return Ok(Page {
-                    items: Vec::new(),
-                    next_cursor: None,
-                })
-            }
-        },
-        None => None,
-    };
-    let mut items = store
-        .list_keys(KeyPage {
-            key_space_id: &api.key_space_id,
-            cursor,
-            identity_id: identity_id.as_deref(),
-            limit: limit as i64 + 1,
+/// APIs of a workspace: creation, deletion and their keys.
+pub struct ApiService {
+    store: SharedStore,
+    keys: Arc<KeyService>,
+}
+
+impl ApiService {
+    pub fn new(store: SharedStore, keys: Arc<KeyService>) -> Self {
+        ApiService { store, keys }
+    }
+
+    /// The API if it and its key space are live and it belongs to the workspace.
+    pub async fn live(&self, workspace_id: &str, api_id: &str) -> Result<Option<Api>, StoreError> {
+        self.store.find_live_api(workspace_id, api_id).await
+    }
+
+    /// Creates an API and its key space.
+    pub async fn create(
+        &self,
+        now: i64,
+        workspace_id: &str,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<Api, StoreError> {
+        let api = Api {
+            id: ids::new_id(Prefix::Api),
+            workspace_id: workspace_id.to_string(),
+            name: name.to_string(),
+            key_space_id: ids::new_id(Prefix::KeySpace),
+            delete_protection: false,
+            created_at: now,
+        };
+        let event = AuditEvent::new(
+            workspace_id,
+            "api.create",
+            format!("Created API {}", api.id),
+            actor,
+            now,
+            vec![
+                Target::new("api", &api.id, Some(api.name.clone())),
+                Target::new("keySpace", &api.key_space_id, None),
+            ],
+        );
+        self.store.create_api(&api, &[event]).await?;
+        Ok(api)
+    }
+
+    /// Soft-deletes a live API unless it is protected. Its keys stop resolving with it.
+    pub async fn delete(
+        &self,
+        now: i64,
+        actor: &Actor,
+        api: &Api,
+    ) -> Result<DeleteOutcome, StoreError> {
+        if api.delete_protection {
+            return Ok(DeleteOutcome::Protected);
+        }
+        let event = AuditEvent::new(
+            &api.workspace_id,
+            "api.delete",
+            format!("Deleted API {}", api.id),
+            actor,
+            now,
+            vec![Target::new("api", &api.id, Some(api.name.clone()))],
+        );
+        Ok(if self.store.delete_api(&api.id, now, &[event]).await? {
+            // Its keys stop verifying on this node at once (other nodes follow the change feed).
+            self.keys.cache.clear();
+            DeleteOutcome::Deleted
+        } else {
+            DeleteOutcome::AlreadyGone
         })
-        .await?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit + 1);
-        items.pop().map(|k| k.id)
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    }
+
+    /// Lists an API's live keys, optionally only those of one identity (by external id).
+    pub async fn list_keys(
+        &self,
+        api: &Api,
+        cursor: Option<&str>,
+        limit: usize,
+        external_id: Option<&str>,
+    ) -> Result<Page<KeyRow>, StoreError> {
+        let identity_id = match external_id {
+            Some(external_id) => match self
+                .store
+                .find_identity_id(&api.workspace_id, external_id)
+                .await?
+            {
+                Some(id) => Some(id),
+                // An unknown owner has no keys.
+                None => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    })
+                }
+            },
+            None => None,
+        };
+        let mut items = self
+            .store
+            .list_keys(KeyPage {
+                key_space_id: &api.key_space_id,
+                cursor,
+                identity_id: identity_id.as_deref(),
+                limit: limit as i64 + 1,
+            })
+            .await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit + 1);
+            items.pop().map(|k| k.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
 }

@@ -56,7 +56,7 @@ pub struct RefillInput {
 
 impl RefillInput {
     /// The stored form `(amount, day)`; monthly needs a day, daily must not have one.
-    fn stored(self) -> Result<(i64, Option<i64>), KeyError> {
+    pub fn stored(self) -> Result<(i64, Option<i64>), KeyError> {
         match (self.interval, self.refill_day) {
             (Interval::Monthly, None) => Err(KeyError::invalid(
                 "credits.refill.refillDay",
@@ -131,6 +131,11 @@ impl KeyService {
             events,
             counters,
         }
+    }
+
+    /// The live key with this id, as stored (including keys of deleted APIs, flagged).
+    pub async fn find_by_id(&self, id: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.store.find_key_by_id(id).await
     }
 
     /// Drops a key from this node's verification cache (other nodes follow the change feed).

@@ -164,6 +164,16 @@ impl LimitService {
         }
     }
 
+    /// Up to `limit` live overrides of a namespace from `cursor` on, in id order.
+    pub async fn list_overrides(
+        &self,
+        namespace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Override>, StoreError> {
+        self.store.list_overrides(namespace_id, cursor, limit).await
+    }
+
     /// Forgets every cached namespace (after a change here or, via the feed, elsewhere).
     pub fn forget_namespaces(&self) {
         if let Ok(mut map) = self.namespaces.write() {

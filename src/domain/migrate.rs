@@ -1,6 +1,9 @@
 //! Importing keys from another system by their hashes (`keys.migrateKeys`), and the migrations
 //! that group such imports.
 
+use std::sync::Arc;
+
+use crate::domain::keys::{Interval, KeyError, KeyService, RefillInput};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{Api, Migration, NewKey};
@@ -39,6 +42,35 @@ pub async fn create_migration(
     Ok(migration)
 }
 
+/// The refill schedule of the key at `index` of an import, checked: a refill needs a balance
+/// to refill, and a monthly one its day. The message names the key's position.
+pub fn import_refill(
+    index: usize,
+    remaining: Option<i64>,
+    refill: Option<RefillInput>,
+) -> Result<Option<(i64, Option<i64>)>, String> {
+    let Some(refill) = refill else {
+        return Ok(None);
+    };
+    if remaining.is_none() {
+        return Err(format!(
+            "keys[{index}]: `credits.remaining` must be provided when `credits.refill` is set."
+        ));
+    }
+    // Imports accept (and drop) a day on a daily refill; otherwise the rule is createKey's.
+    let refill = match refill.interval {
+        Interval::Daily => RefillInput {
+            refill_day: None,
+            ..refill
+        },
+        Interval::Monthly => refill,
+    };
+    refill
+        .stored()
+        .map(Some)
+        .map_err(|err: KeyError| format!("keys[{index}]: {err}"))
+}
+
 /// One key to import.
 #[derive(Debug, Clone)]
 pub struct ImportedKey {
@@ -58,57 +90,82 @@ pub struct ImportResult {
     pub failed: Vec<String>,
 }
 
-/// Imports keys into `api` under `migration`.
-pub async fn import(
-    store: &SharedStore,
-    now: i64,
-    actor: &Actor,
-    api: &Api,
-    migration: &Migration,
-    keys: Vec<ImportedKey>,
-) -> Result<ImportResult, StoreError> {
-    let rows: Vec<(NewKey, Vec<AuditEvent>)> = keys
-        .into_iter()
-        .map(|k| {
-            let key = NewKey {
-                id: ids::new_id(Prefix::Key),
-                key_space_id: api.key_space_id.clone(),
-                workspace_id: api.workspace_id.clone(),
-                hash: k.hash,
-                start: String::new(),
-                name: k.name,
-                meta: k.meta,
-                external_id: k.external_id,
-                new_identity_id: ids::new_id(Prefix::Identity),
-                expires: k.expires,
-                enabled: k.enabled,
-                remaining: k.remaining,
-                refill_day: k.refill.and_then(|(_, day)| day),
-                refill_amount: k.refill.map(|(amount, _)| amount),
-                pending_migration_id: Some(migration.id.clone()),
-                created_at: now,
-                rbac: Default::default(),
-                ratelimits: Vec::new(),
-            };
-            let event = AuditEvent::new(
-                &api.workspace_id,
-                "key.create",
-                format!("Created key {} in migration {}", key.id, migration.id),
-                actor,
-                now,
-                vec![
-                    Target::new("key", &key.id, key.name.clone()),
-                    Target::new("api", &api.id, Some(api.name.clone())),
-                ],
-            );
-            (key, vec![event])
-        })
-        .collect();
-    let failed = store.insert_migrated_keys(&rows).await?;
-    let migrated = rows
-        .into_iter()
-        .filter(|(k, _)| !failed.contains(&k.hash))
-        .map(|(k, _)| (k.hash, k.id))
-        .collect();
-    Ok(ImportResult { migrated, failed })
+/// Migrations and the keys imported under them.
+pub struct MigrationService {
+    store: SharedStore,
+    keys: Arc<KeyService>,
+}
+
+impl MigrationService {
+    pub fn new(store: SharedStore, keys: Arc<KeyService>) -> Self {
+        MigrationService { store, keys }
+    }
+
+    /// A migration of the workspace, by id.
+    pub async fn find(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<Migration>, StoreError> {
+        self.store.find_migration(workspace_id, id).await
+    }
+
+    /// Imports keys into `api` under `migration`.
+    pub async fn import(
+        &self,
+        now: i64,
+        actor: &Actor,
+        api: &Api,
+        migration: &Migration,
+        keys: Vec<ImportedKey>,
+    ) -> Result<ImportResult, StoreError> {
+        let rows: Vec<(NewKey, Vec<AuditEvent>)> = keys
+            .into_iter()
+            .map(|k| {
+                let key = NewKey {
+                    id: ids::new_id(Prefix::Key),
+                    key_space_id: api.key_space_id.clone(),
+                    workspace_id: api.workspace_id.clone(),
+                    hash: k.hash,
+                    start: String::new(),
+                    name: k.name,
+                    meta: k.meta,
+                    external_id: k.external_id,
+                    new_identity_id: ids::new_id(Prefix::Identity),
+                    expires: k.expires,
+                    enabled: k.enabled,
+                    remaining: k.remaining,
+                    refill_day: k.refill.and_then(|(_, day)| day),
+                    refill_amount: k.refill.map(|(amount, _)| amount),
+                    pending_migration_id: Some(migration.id.clone()),
+                    created_at: now,
+                    rbac: Default::default(),
+                    ratelimits: Vec::new(),
+                };
+                let event = AuditEvent::new(
+                    &api.workspace_id,
+                    "key.create",
+                    format!("Created key {} in migration {}", key.id, migration.id),
+                    actor,
+                    now,
+                    vec![
+                        Target::new("key", &key.id, key.name.clone()),
+                        Target::new("api", &api.id, Some(api.name.clone())),
+                    ],
+                );
+                (key, vec![event])
+            })
+            .collect();
+        let failed = self.store.insert_migrated_keys(&rows).await?;
+        let migrated: Vec<(String, String)> = rows
+            .into_iter()
+            .filter(|(k, _)| !failed.contains(&k.hash))
+            .map(|(k, _)| (k.hash, k.id))
+            .collect();
+        // Keys imported over hashes this node had cached as unknown resolve at once.
+        for (hash, _) in &migrated {
+            self.keys.forget(hash);
+        }
+        Ok(ImportResult { migrated, failed })
+    }
 }

@@ -1,6 +1,8 @@
 //! The rules of keyward, free of HTTP and SQL: authentication of root keys, the operations on
-//! each resource, and the caches with their invalidation. Handlers call in here; this layer calls
-//! the [`crate::store::Store`] trait.
+//! each resource, and the caches with their invalidation. Handlers call the [`Services`] here and
+//! nothing below them; this layer calls the store's role traits.
+
+use std::sync::Arc;
 
 pub mod admin;
 pub mod apis;
@@ -19,3 +21,17 @@ pub mod ratelimit;
 pub mod rbac;
 pub mod secret;
 pub mod verify;
+
+/// Every domain service the HTTP layer may call, built once by [`crate::server::build`].
+pub struct Services {
+    pub auth: Arc<auth::Authenticator>,
+    pub apis: Arc<apis::ApiService>,
+    pub keys: Arc<keys::KeyService>,
+    pub migrations: Arc<migrate::MigrationService>,
+    pub identities: Arc<identities::IdentityService>,
+    pub rbac: Arc<rbac::RbacService>,
+    pub limits: Arc<limits::LimitService>,
+}
+
+/// The failure of the storage below the domain, as the domain's callers see it.
+pub use crate::store::StoreError;

@@ -146,8 +146,8 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(err: crate::store::StoreError) -> Self {
+impl From<crate::domain::StoreError> for ApiError {
+    fn from(err: crate::domain::StoreError) -> Self {
         tracing::error!(request_id = %current_request_id(), error = %err, "storage error");
         ApiError::new(
             ErrorCode::ServiceUnavailable,

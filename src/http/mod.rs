@@ -12,10 +12,7 @@ use axum::Router;
 use serde::Serialize;
 
 use crate::clock::SharedClock;
-use crate::domain::auth::Authenticator;
-use crate::domain::keys::KeyService;
-use crate::domain::limits::LimitService;
-use crate::store::SharedStore;
+use crate::domain::Services;
 
 pub mod context;
 pub mod error;
@@ -27,43 +24,40 @@ pub mod schema;
 /// The default cap on request bodies, as Unkey's: 10 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
-/// What every handler can reach. Cloned per request, so it is one `Arc` around [`Services`].
+/// What every handler can reach: the domain services and the server's settings, nothing below
+/// them. Cloned per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState(Arc<Services>);
+pub struct AppState(Arc<StateInner>);
 
 impl std::ops::Deref for AppState {
-    type Target = Services;
+    type Target = StateInner;
 
-    fn deref(&self) -> &Services {
+    fn deref(&self) -> &StateInner {
         &self.0
     }
 }
 
-/// The services behind [`AppState`].
-pub struct Services {
-    pub store: SharedStore,
+/// What [`AppState`] holds.
+pub struct StateInner {
+    pub services: Services,
     pub clock: SharedClock,
-    pub auth: Arc<Authenticator>,
-    pub keys: Arc<KeyService>,
-    pub limits: Arc<LimitService>,
     /// Base of error `type` URLs, without a trailing slash.
     pub public_url: Arc<str>,
     pub body_limit: usize,
 }
 
+impl std::ops::Deref for StateInner {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
 impl AppState {
-    pub fn new(
-        store: SharedStore,
-        clock: SharedClock,
-        keys: Arc<KeyService>,
-        limits: Arc<LimitService>,
-        public_url: &str,
-    ) -> Self {
-        AppState(Arc::new(Services {
-            auth: Arc::new(Authenticator::new(store.clone(), clock.clone())),
-            keys,
-            limits,
-            store,
+    pub fn new(services: Services, clock: SharedClock, public_url: &str) -> Self {
+        AppState(Arc::new(StateInner {
+            services,
             clock,
             public_url: Arc::from(public_url.trim_end_matches('/')),
             body_limit: DEFAULT_BODY_LIMIT,

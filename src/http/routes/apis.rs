@@ -5,7 +5,7 @@ use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
 
 use super::{Method, Operation, AUTH_ERRORS};
-use crate::domain::apis::{self, DeleteOutcome};
+use crate::domain::apis::DeleteOutcome;
 use crate::domain::permissions::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
@@ -26,8 +26,8 @@ fn api_id_schema() -> Schema {
 /// Looks up a live API of the caller's workspace; 404 when missing, deleted or someone else's.
 async fn live_api(state: &AppState, caller: &Caller, api_id: &str) -> Result<Api, ApiError> {
     state
-        .store
-        .find_live_api(caller.workspace_id(), api_id)
+        .apis
+        .live(caller.workspace_id(), api_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::ApiNotFound, API_NOT_FOUND))
 }
@@ -65,14 +65,15 @@ async fn create_api(
     Authed { caller, body }: Authed<CreateApiRequest>,
 ) -> Result<ApiResponse<CreateApiData>, ApiError> {
     caller.require(&Requirement::one("api.*.create_api"))?;
-    let api = apis::create(
-        &state.store,
-        state.now(),
-        caller.workspace_id(),
-        &caller.actor(),
-        &body.name,
-    )
-    .await?;
+    let api = state
+        .apis
+        .create(
+            state.now(),
+            caller.workspace_id(),
+            &caller.actor(),
+            &body.name,
+        )
+        .await?;
     Ok(ApiResponse::data(CreateApiData { api_id: api.id }))
 }
 
@@ -118,12 +119,12 @@ async fn delete_api(
 ) -> Result<ApiResponse<Empty>, ApiError> {
     caller.require(&Requirement::api("delete_api", &body.api_id))?;
     let api = live_api(&state, &caller, &body.api_id).await?;
-    match apis::delete(&state.store, state.now(), &caller.actor(), &api).await? {
-        DeleteOutcome::Deleted => {
-            // Its keys stop verifying on this node at once (other nodes follow the change feed).
-            state.keys.cache.clear();
-            Ok(ApiResponse::data(Empty {}))
-        }
+    match state
+        .apis
+        .delete(state.now(), &caller.actor(), &api)
+        .await?
+    {
+        DeleteOutcome::Deleted => Ok(ApiResponse::data(Empty {})),
         DeleteOutcome::Protected => Err(ApiError::new(
             ErrorCode::ProtectedResource,
             "This API has delete protection enabled. Disable it before attempting to delete.",
@@ -197,14 +198,15 @@ async fn list_keys(
             "Vault hasn't been set up. Configure a master key to use recoverable keys.",
         ));
     }
-    let page = apis::list_keys(
-        &state.store,
-        &api,
-        body.cursor.as_deref(),
-        body.limit,
-        body.external_id.as_deref(),
-    )
-    .await?;
+    let page = state
+        .apis
+        .list_keys(
+            &api,
+            body.cursor.as_deref(),
+            body.limit,
+            body.external_id.as_deref(),
+        )
+        .await?;
     let items = page
         .items
         .into_iter()

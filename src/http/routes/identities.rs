@@ -13,7 +13,7 @@ use super::keys::{
     RatelimitRequest,
 };
 use super::{Method, Operation};
-use crate::domain::identities::{self, meta_too_large, MAX_META_BYTES};
+use crate::domain::identities::{meta_too_large, MAX_META_BYTES};
 use crate::domain::permissions::Requirement;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
@@ -87,8 +87,8 @@ async fn find_identity(
     id_or_external_id: &str,
 ) -> Result<Identity, ApiError> {
     state
-        .store
-        .find_identity(caller.workspace_id(), id_or_external_id)
+        .identities
+        .find(caller.workspace_id(), id_or_external_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::IdentityNotFound, IDENTITY_NOT_FOUND))
 }
@@ -137,25 +137,26 @@ async fn create_identity(
     caller.require(&identity_action("create_identity"))?;
     let meta = checked_meta(body.meta)?;
     let limits = limit_inputs(body.ratelimits)?;
-    let created = identities::create(
-        &state.store,
-        state.now(),
-        caller.workspace_id(),
-        &caller.actor(),
-        &body.external_id,
-        meta,
-        limits,
-    )
-    .await?
-    .ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::IdentityAlreadyExists,
-            format!(
-                "Identity with externalId '{}' already exists in this workspace.",
-                body.external_id
-            ),
+    let created = state
+        .identities
+        .create(
+            state.now(),
+            caller.workspace_id(),
+            &caller.actor(),
+            &body.external_id,
+            meta,
+            limits,
         )
-    })?;
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::IdentityAlreadyExists,
+                format!(
+                    "Identity with externalId '{}' already exists in this workspace.",
+                    body.external_id
+                ),
+            )
+        })?;
     Ok(ApiResponse::data(IdentityIdData {
         identity_id: created.id,
     }))
@@ -222,14 +223,10 @@ async fn delete_identity(
 ) -> Result<MetaOnly, ApiError> {
     caller.require(&identity_action("delete_identity"))?;
     let identity = find_identity(&state, &caller, &body.identity).await?;
-    if !identities::delete(
-        &state.store,
-        &state.keys,
-        state.now(),
-        &caller.actor(),
-        &identity,
-    )
-    .await?
+    if !state
+        .identities
+        .delete(state.now(), &caller.actor(), &identity)
+        .await?
     {
         return Err(ApiError::new(
             ErrorCode::IdentityNotFound,
@@ -270,8 +267,8 @@ async fn list_identities(
 ) -> Result<ApiResponse<Vec<IdentityData>>, ApiError> {
     let search = body.search.as_deref().filter(|s| !s.is_empty());
     let rows = state
-        .store
-        .list_identities(
+        .identities
+        .list(
             caller.workspace_id(),
             body.cursor.as_deref(),
             body.limit + 1,
@@ -329,16 +326,10 @@ async fn update_identity(
     };
     let limits = body.ratelimits.map(limit_inputs).transpose()?;
     let identity = find_identity(&state, &caller, &body.identity).await?;
-    if !identities::update(
-        &state.store,
-        &state.keys,
-        state.now(),
-        &caller.actor(),
-        &identity,
-        meta,
-        limits,
-    )
-    .await?
+    if !state
+        .identities
+        .update(state.now(), &caller.actor(), &identity, meta, limits)
+        .await?
     {
         return Err(ApiError::new(
             ErrorCode::IdentityNotFound,

@@ -14,7 +14,7 @@ use crate::domain::keys::{credits_patch, CreateKeyInput, Interval, KeyError, Ref
 use crate::domain::limits::{duplicate_name, LimitInput};
 use crate::domain::migrate::{self, ImportedKey};
 use crate::domain::permissions::Requirement;
-use crate::domain::rbac::{self, KeyHolding, RbacError, SetKind, SlugPlan};
+use crate::domain::rbac::{KeyHolding, KeyRbacOutcome, RbacError, SetKind};
 use crate::domain::verify::{may_verify_some_keys, VerifyError, VerifyRequest as DomainVerify};
 use crate::domain::verify::{CheckedLimit, RequestedLimit};
 use crate::http::context::current_request_id;
@@ -26,7 +26,7 @@ use crate::http::schema::{
 };
 use crate::http::{ApiResponse, AppState, Empty};
 use crate::ids::{self, Prefix};
-use crate::model::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, RatelimitConfig, Role};
+use crate::model::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch, RatelimitConfig};
 
 use super::permissions::{
     permission_data, permission_schema, role_data, role_schema, PermissionData, RoleData,
@@ -349,7 +349,7 @@ fn credits_data_schema() -> Schema {
 
 /// The caller's live key by id; 404 when missing, deleted, in a deleted API or someone else's.
 async fn live_key(state: &AppState, caller: &Caller, key_id: &str) -> Result<KeyRow, ApiError> {
-    match state.store.find_key_by_id(key_id).await? {
+    match state.keys.find_by_id(key_id).await? {
         Some(key) if key.workspace_id == caller.workspace_id() && !key.api_deleted => Ok(key),
         _ => Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND)),
     }
@@ -364,8 +364,8 @@ async fn api_for_keys(
 ) -> Result<Api, ApiError> {
     let not_found = || ApiError::new(ErrorCode::ApiNotFound, "The specified API was not found.");
     let api = state
-        .store
-        .find_live_api(caller.workspace_id(), api_id)
+        .apis
+        .live(caller.workspace_id(), api_id)
         .await?
         .ok_or_else(not_found)?;
     if !caller.may(requirement) {
@@ -379,40 +379,6 @@ fn vault_missing() -> ApiError {
         ErrorCode::PreconditionFailed,
         "Vault hasn't been set up: keyward cannot store or decrypt recoverable keys yet.",
     )
-}
-
-/// The RBAC change (and its audit events) that `createKey` and `updateKey` ask for: permissions
-/// by slug, created when missing (as the reference does, with no extra permission check), and
-/// roles by name, which must exist.
-async fn rbac_for(
-    state: &AppState,
-    caller: &Caller,
-    now: i64,
-    holding: &KeyHolding<'_>,
-    permissions: Option<(SetKind, Vec<String>)>,
-    roles: Option<(SetKind, Vec<String>)>,
-) -> Result<
-    (
-        crate::model::RbacChange,
-        Vec<crate::model::audit::AuditEvent>,
-    ),
-    ApiError,
-> {
-    let plan = match permissions {
-        Some((kind, slugs)) => Some((
-            kind,
-            rbac::plan_slugs(&state.store, caller.workspace_id(), &slugs, now).await?,
-        )),
-        None => None,
-    };
-    let roles = match roles {
-        Some((kind, names)) => Some((
-            kind,
-            rbac::roles_by_name(&state.store, caller.workspace_id(), &names).await?,
-        )),
-        None => None,
-    };
-    Ok(rbac::key_change(now, &caller.actor(), holding, plan, roles))
 }
 
 // ---- keys.createKey ----
@@ -510,21 +476,22 @@ async fn create_key(
     let now = state.now();
     let actor = caller.actor();
     let key_id = ids::new_id(Prefix::Key);
-    let (rbac, rbac_events) = rbac_for(
-        &state,
-        &caller,
-        now,
-        &KeyHolding {
-            key_id: &key_id,
-            key_name: body.name.as_deref(),
-            workspace_id: caller.workspace_id(),
-            permissions: Vec::new(),
-            roles: Vec::new(),
-        },
-        body.permissions.map(|p| (SetKind::Set, p)),
-        body.roles.map(|r| (SetKind::Set, r)),
-    )
-    .await?;
+    let (rbac, rbac_events) = state
+        .rbac
+        .key_change_for(
+            now,
+            &actor,
+            &KeyHolding {
+                key_id: &key_id,
+                key_name: body.name.as_deref(),
+                workspace_id: caller.workspace_id(),
+                permissions: Vec::new(),
+                roles: Vec::new(),
+            },
+            body.permissions.map(|p| (SetKind::Set, p)),
+            body.roles.map(|r| (SetKind::Set, r)),
+        )
+        .await?;
     let input = CreateKeyInput {
         prefix: body.prefix,
         name: body.name,
@@ -613,8 +580,8 @@ async fn whoami(
     caller.require(&Requirement::api("read_key", &key.api_id))?;
     // The cached row is enough to authorize; show the stored one, with its current usage.
     let row = state
-        .store
-        .find_key_by_id(&key.id)
+        .keys
+        .find_by_id(&key.id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))?;
     Ok(ApiResponse::data(key_data(&state, row)))
@@ -741,16 +708,17 @@ async fn update_key(
     let ratelimits = body.ratelimits.map(limit_inputs).transpose()?;
     let now = state.now();
     let (rbac, rbac_events) = if body.permissions.is_some() || body.roles.is_some() {
-        let holding = KeyHolding::of(&state.store, &key).await?;
-        rbac_for(
-            &state,
-            &caller,
-            now,
-            &holding,
-            body.permissions.map(|p| (SetKind::Set, p)),
-            body.roles.map(|r| (SetKind::Set, r)),
-        )
-        .await?
+        let holding = state.rbac.holding(&key).await?;
+        state
+            .rbac
+            .key_change_for(
+                now,
+                &caller.actor(),
+                &holding,
+                body.permissions.map(|p| (SetKind::Set, p)),
+                body.roles.map(|r| (SetKind::Set, r)),
+            )
+            .await?
     } else {
         Default::default()
     };
@@ -874,8 +842,8 @@ async fn reroll_key(
     let key = live_key(&state, &caller, &body.key_id).await?;
     caller.require(&Requirement::api("create_key", &key.api_id))?;
     let api = state
-        .store
-        .find_live_api(caller.workspace_id(), &key.api_id)
+        .apis
+        .live(caller.workspace_id(), &key.api_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))?;
     let issued = state
@@ -962,8 +930,8 @@ async fn migrate_keys(
 ) -> Result<ApiResponse<MigrateData>, ApiError> {
     caller.require(&Requirement::api("create_key", &body.api_id))?;
     let api = state
-        .store
-        .find_live_api(caller.workspace_id(), &body.api_id)
+        .apis
+        .live(caller.workspace_id(), &body.api_id)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -972,8 +940,8 @@ async fn migrate_keys(
             )
         })?;
     let migration = state
-        .store
-        .find_migration(caller.workspace_id(), &body.migration_id)
+        .migrations
+        .find(caller.workspace_id(), &body.migration_id)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -983,28 +951,14 @@ async fn migrate_keys(
         })?;
     let mut keys = Vec::with_capacity(body.keys.len());
     for (i, k) in body.keys.into_iter().enumerate() {
-        let refill = match k.credits.as_ref().and_then(|c| c.refill) {
-            Some(refill) => {
-                if !matches!(k.credits.as_ref().map(|c| c.remaining), Some(Some(_))) {
-                    return Err(ApiError::invalid_input(
-                        format!("keys[{i}]: `credits.remaining` must be provided when `credits.refill` is set."),
-                        vec![],
-                    ));
-                }
-                let input = RefillInput::from(refill);
-                match (input.interval, input.refill_day) {
-                    (Interval::Monthly, None) => {
-                        return Err(ApiError::invalid_input(
-                            format!("keys[{i}]: `refillDay` must be provided when the refill interval is `monthly`."),
-                            vec![],
-                        ))
-                    }
-                    (Interval::Daily, _) => Some((input.amount, None)),
-                    (Interval::Monthly, day) => Some((input.amount, day)),
-                }
-            }
-            None => None,
-        };
+        let remaining = k.credits.as_ref().and_then(|c| c.remaining);
+        let refill = k
+            .credits
+            .as_ref()
+            .and_then(|c| c.refill)
+            .map(RefillInput::from);
+        let refill = migrate::import_refill(i, remaining, refill)
+            .map_err(|message| ApiError::invalid_input(message, vec![]))?;
         keys.push(ImportedKey {
             hash: k.hash,
             name: k.name,
@@ -1016,18 +970,10 @@ async fn migrate_keys(
             refill,
         });
     }
-    let result = migrate::import(
-        &state.store,
-        state.now(),
-        &caller.actor(),
-        &api,
-        &migration,
-        keys,
-    )
-    .await?;
-    for (hash, _) in &result.migrated {
-        state.keys.forget(hash);
-    }
+    let result = state
+        .migrations
+        .import(state.now(), &caller.actor(), &api, &migration, keys)
+        .await?;
     Ok(ApiResponse::data(MigrateData {
         migrated: result
             .migrated
@@ -1109,24 +1055,27 @@ async fn change_key_permissions(
         }
     };
     caller.require(&Requirement::api("update_key", &key.api_id).and(needed))?;
-    let now = state.now();
-    let plan: SlugPlan = rbac::plan_slugs(&state.store, caller.workspace_id(), slugs, now).await?;
-    if let Some(missing) = plan.missing.first() {
-        if kind == SetKind::Remove {
-            return Err(RbacError::PermissionNotFound(missing.slug.clone()).into());
-        }
-        caller.require(&rbac_action("create_permission"))?;
+    let create = rbac_action("create_permission");
+    let outcome = state
+        .rbac
+        .change_key_permissions(
+            state.now(),
+            &caller.actor(),
+            &key,
+            kind,
+            slugs,
+            caller.may(&create),
+        )
+        .await?;
+    match outcome {
+        KeyRbacOutcome::Done(permissions) => Ok(ApiResponse::data(
+            permissions.into_iter().map(permission_data).collect(),
+        )),
+        KeyRbacOutcome::NeedsCreate => Err(caller.require(&create).err().unwrap_or_else(|| {
+            ApiError::internal("a permission check disagreed with itself".to_string())
+        })),
+        KeyRbacOutcome::KeyGone => Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND)),
     }
-    let holding = KeyHolding::of(&state.store, &key).await?;
-    let (change, events) =
-        rbac::key_change(now, &caller.actor(), &holding, Some((kind, plan)), None);
-    if !rbac::change_key(&state.store, &state.keys, now, &key, change, events).await? {
-        return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
-    }
-    let permissions = state.store.key_permissions(&key.id).await?;
-    Ok(ApiResponse::data(
-        permissions.into_iter().map(permission_data).collect(),
-    ))
 }
 
 async fn change_key_roles(
@@ -1142,18 +1091,18 @@ async fn change_key_roles(
         needed = needed.and(Requirement::one("rbac.*.add_role_to_key"));
     }
     caller.require(&needed)?;
-    let now = state.now();
-    let roles: Vec<Role> = rbac::roles_by_name(&state.store, caller.workspace_id(), names).await?;
-    let holding = KeyHolding::of(&state.store, &key).await?;
-    let (change, events) =
-        rbac::key_change(now, &caller.actor(), &holding, None, Some((kind, roles)));
-    if !rbac::change_key(&state.store, &state.keys, now, &key, change, events).await? {
-        return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
+    let outcome = state
+        .rbac
+        .change_key_roles(state.now(), &caller.actor(), &key, kind, names)
+        .await?;
+    match outcome {
+        KeyRbacOutcome::Done(roles) => Ok(ApiResponse::data(
+            roles.into_iter().map(role_data).collect(),
+        )),
+        KeyRbacOutcome::NeedsCreate | KeyRbacOutcome::KeyGone => {
+            Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))
+        }
     }
-    let roles = state.store.key_roles(&key.id).await?;
-    Ok(ApiResponse::data(
-        roles.into_iter().map(role_data).collect(),
-    ))
 }
 
 #[tracing::instrument(level = "debug", skip_all)]

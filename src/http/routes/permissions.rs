@@ -142,25 +142,26 @@ async fn create_permission(
     Authed { caller, body }: Authed<CreatePermissionRequest>,
 ) -> Result<ApiResponse<PermissionIdData>, ApiError> {
     caller.require(&rbac("create_permission"))?;
-    let created = rbac::create_permission(
-        &state.store,
-        state.now(),
-        caller.workspace_id(),
-        &caller.actor(),
-        &body.name,
-        &body.slug,
-        body.description,
-    )
-    .await?
-    .ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PermissionAlreadyExists,
-            format!(
-                "A permission with slug '{}' already exists in this workspace",
-                body.slug
-            ),
+    let created = state
+        .rbac
+        .create_permission(
+            state.now(),
+            caller.workspace_id(),
+            &caller.actor(),
+            &body.name,
+            &body.slug,
+            body.description,
         )
-    })?;
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PermissionAlreadyExists,
+                format!(
+                    "A permission with slug '{}' already exists in this workspace",
+                    body.slug
+                ),
+            )
+        })?;
     Ok(ApiResponse::data(PermissionIdData {
         permission_id: created.id,
     }))
@@ -192,7 +193,7 @@ async fn find_permission(
     id_or_slug: &str,
 ) -> Result<Permission, ApiError> {
     state
-        .store
+        .rbac
         .find_permission(caller.workspace_id(), id_or_slug)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::PermissionNotFound, PERMISSION_NOT_FOUND))
@@ -215,14 +216,10 @@ async fn delete_permission(
 ) -> Result<ApiResponse<Empty>, ApiError> {
     caller.require(&rbac("delete_permission"))?;
     let permission = find_permission(&state, &caller, &body.permission).await?;
-    if !rbac::delete_permission(
-        &state.store,
-        &state.keys,
-        state.now(),
-        &caller.actor(),
-        &permission,
-    )
-    .await?
+    if !state
+        .rbac
+        .delete_permission(state.now(), &caller.actor(), &permission)
+        .await?
     {
         return Err(ApiError::new(
             ErrorCode::PermissionNotFound,
@@ -263,7 +260,7 @@ async fn list_permissions(
 ) -> Result<ApiResponse<Vec<PermissionData>>, ApiError> {
     caller.require(&rbac("read_permission"))?;
     let rows = state
-        .store
+        .rbac
         .list_permissions(
             caller.workspace_id(),
             body.cursor.as_deref(),
@@ -285,7 +282,7 @@ async fn list_roles(
 ) -> Result<ApiResponse<Vec<RoleData>>, ApiError> {
     caller.require(&rbac("read_role"))?;
     let rows = state
-        .store
+        .rbac
         .list_roles(
             caller.workspace_id(),
             body.cursor.as_deref(),
@@ -339,28 +336,31 @@ async fn create_role(
         caller.require(&rbac("add_permission_to_role"))?;
     }
     let now = state.now();
-    let plan =
-        rbac::plan_slugs(&state.store, caller.workspace_id(), &body.permissions, now).await?;
+    let plan = state
+        .rbac
+        .plan_slugs(caller.workspace_id(), &body.permissions, now)
+        .await?;
     may_create(&caller, &plan)?;
-    let role = rbac::create_role(
-        &state.store,
-        now,
-        caller.workspace_id(),
-        &caller.actor(),
-        &body.name,
-        body.description,
-        plan,
-    )
-    .await?
-    .ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::RoleAlreadyExists,
-            format!(
-                "A role with name '{}' already exists in this workspace",
-                body.name
-            ),
+    let role = state
+        .rbac
+        .create_role(
+            now,
+            caller.workspace_id(),
+            &caller.actor(),
+            &body.name,
+            body.description,
+            plan,
         )
-    })?;
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RoleAlreadyExists,
+                format!(
+                    "A role with name '{}' already exists in this workspace",
+                    body.name
+                ),
+            )
+        })?;
     Ok(ApiResponse::data(RoleIdData { role_id: role.id }))
 }
 
@@ -385,7 +385,7 @@ impl RequestBody for RoleRef {
 
 async fn find_role(state: &AppState, caller: &Caller, id_or_name: &str) -> Result<Role, ApiError> {
     state
-        .store
+        .rbac
         .find_role(caller.workspace_id(), id_or_name)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::RoleNotFound, ROLE_NOT_FOUND))
@@ -408,14 +408,10 @@ async fn delete_role(
 ) -> Result<ApiResponse<Empty>, ApiError> {
     caller.require(&rbac("delete_role"))?;
     let role = find_role(&state, &caller, &body.role).await?;
-    if !rbac::delete_role(
-        &state.store,
-        &state.keys,
-        state.now(),
-        &caller.actor(),
-        &role,
-    )
-    .await?
+    if !state
+        .rbac
+        .delete_role(state.now(), &caller.actor(), &role)
+        .await?
     {
         return Err(ApiError::new(ErrorCode::RoleNotFound, ROLE_NOT_FOUND));
     }
@@ -453,19 +449,22 @@ async fn set_role_permissions(
 ) -> Result<ApiResponse<Vec<PermissionData>>, ApiError> {
     caller.require(&rbac("add_permission_to_role").and(rbac("remove_permission_from_role")))?;
     let role = state
-        .store
+        .rbac
         .find_role(caller.workspace_id(), &body.role_id)
         .await?
         .filter(|r| r.id == body.role_id)
         .ok_or_else(|| ApiError::new(ErrorCode::RoleNotFound, ROLE_NOT_FOUND))?;
     let now = state.now();
-    let plan =
-        rbac::plan_slugs(&state.store, caller.workspace_id(), &body.permissions, now).await?;
+    let plan = state
+        .rbac
+        .plan_slugs(caller.workspace_id(), &body.permissions, now)
+        .await?;
     may_create(&caller, &plan)?;
-    let permissions =
-        rbac::set_role_permissions(&state.store, &state.keys, now, &caller.actor(), &role, plan)
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::RoleNotFound, ROLE_NOT_FOUND))?;
+    let permissions = state
+        .rbac
+        .set_role_permissions(now, &caller.actor(), &role, plan)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::RoleNotFound, ROLE_NOT_FOUND))?;
     Ok(ApiResponse::data(
         permissions.into_iter().map(permission_data).collect(),
     ))

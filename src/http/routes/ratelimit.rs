@@ -448,7 +448,7 @@ async fn list_overrides(
     let ns = existing_namespace(&state, &caller, &body.namespace).await?;
     caller.require(&on_namespace("read_override", &ns.id))?;
     let rows = state
-        .store
+        .limits
         .list_overrides(&ns.id, body.cursor.as_deref(), body.limit + 1)
         .await?;
     let (rows, next) = split_page(rows, body.limit as usize, |o| o.id.clone());
