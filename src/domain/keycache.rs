@@ -98,6 +98,16 @@ impl Interner {
 }
 
 impl CachedKey {
+    /// The identity's rate limits that apply to this key: all but those a key limit of the same
+    /// name shadows (the key's own limit wins).
+    pub fn identity_limits(&self) -> impl Iterator<Item = &RatelimitConfig> {
+        let own = &self.ratelimits;
+        self.identity
+            .iter()
+            .flat_map(|identity| identity.ratelimits.iter())
+            .filter(move |limit| !own.iter().any(|k| k.name == limit.name))
+    }
+
     pub fn new(row: KeyRow, interner: &Interner) -> Self {
         let ip_whitelist = row.ip_whitelist.as_deref().and_then(|list| {
             let ips: Vec<String> = list

@@ -130,6 +130,9 @@ impl Verdict {
 /// Why a verification could not be carried out at all.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The root key holds no verify permission for any API (DECISIONS.md, behaviour 6).
+    #[error("Missing one of these permissions: 'api.*.verify_key' or 'api.<apiId>.verify_key'")]
+    NoVerifyPermission,
     /// A migration of the prefixed-api-key kind needs `prefix_short_long` keys.
     #[error("Invalid key format")]
     MalformedMigratedKey,
@@ -153,11 +156,6 @@ pub enum VerifyError {
 /// The SHA-256 digest of a presented key (its stored form is [`hash_of_digest`] of it).
 pub fn digest_key(key: &str) -> Digest {
     Sha256::digest(key.as_bytes()).into()
-}
-
-/// Whether the root key may verify any key at all.
-pub fn may_verify_some_keys(principal: &Principal) -> bool {
-    principal.may_verify_keys
 }
 
 /// Whether the root key may verify keys of this API, without allocating in the common case.
@@ -194,13 +192,17 @@ impl KeyService {
         Ok(found)
     }
 
-    /// Verifies a key for `principal`. The caller has already checked that the principal may
-    /// verify some keys ([`may_verify_some_keys`]).
+    /// Verifies a key for `principal`: both permission checks happen here. A root key that may
+    /// verify no API's keys is refused outright; one that may verify only other APIs' keys gets
+    /// a bare `NOT_FOUND`, so it learns nothing of the key.
     pub async fn verify(
         &self,
         principal: &Principal,
         req: VerifyRequest<'_>,
     ) -> Result<Verdict, VerifyError> {
+        if !principal.may_verify_keys {
+            return Err(VerifyError::NoVerifyPermission);
+        }
         // 1. Lookup.
         let mut found = self.find_by_digest(digest_key(req.key)).await?;
         if found.is_none() {
@@ -312,10 +314,10 @@ impl KeyService {
         requested: &[RequestedLimit],
         now: i64,
     ) -> Result<(Vec<CheckedLimit>, bool), VerifyError> {
-        // By name: the identity's limits, overridden by the key's own of the same name.
+        // By name: the identity's limits that no key limit shadows, and the key's own.
         let mut configs: BTreeMap<&str, (&RatelimitConfig, &str)> = BTreeMap::new();
         if let Some(identity) = &key.identity {
-            for limit in identity.ratelimits.iter() {
+            for limit in key.identity_limits() {
                 configs.insert(&limit.name, (limit, &identity.id));
             }
         }

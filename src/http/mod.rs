@@ -20,6 +20,7 @@ pub mod error_docs;
 pub mod extract;
 pub mod routes;
 pub mod schema;
+pub mod shapes;
 
 /// The default cap on request bodies, as Unkey's: 10 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;

@@ -15,7 +15,7 @@ use crate::http::schema::{
 use crate::http::{ApiResponse, AppState, Empty};
 use crate::model::Api;
 
-use super::keys::{key_data, key_data_schema, KeyData};
+use crate::http::shapes::{key_data, key_data_schema, KeyData};
 
 const API_NOT_FOUND: &str = "The requested API does not exist or has been deleted.";
 

@@ -8,10 +8,6 @@ use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::{
-    limit_inputs, ratelimit_data, ratelimit_data_schema, ratelimit_request_schema, RatelimitData,
-    RatelimitRequest,
-};
 use super::{Method, Operation};
 use crate::domain::identities::{meta_too_large, MAX_META_BYTES};
 use crate::domain::permissions::Requirement;
@@ -20,6 +16,10 @@ use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
     array, cached_schema, free_object, integer, object, optional, required, string, Schema,
     EXTERNAL_ID_PATTERN,
+};
+use crate::http::shapes::{
+    limit_inputs, ratelimit_data, ratelimit_data_schema, ratelimit_request_schema, RatelimitData,
+    RatelimitRequest,
 };
 use crate::http::{split_page, ApiResponse, AppState, Meta};
 use crate::model::Identity;

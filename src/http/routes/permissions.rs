@@ -13,6 +13,9 @@ use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
     array, cached_schema, integer, object, optional, required, string, Pattern, Schema,
 };
+use crate::http::shapes::{
+    permission_data, permission_schema, role_data, role_schema, PermissionData, RoleData,
+};
 use crate::http::{split_page, ApiResponse, AppState, Empty};
 use crate::model::{Permission, Role};
 
@@ -38,62 +41,6 @@ const ROLE_ID_PATTERN: Pattern = Pattern {
 
 const PERMISSION_NOT_FOUND: &str = "The requested permission does not exist.";
 const ROLE_NOT_FOUND: &str = "The requested role does not exist.";
-
-/// A permission as responses show it.
-#[derive(Serialize)]
-pub struct PermissionData {
-    id: String,
-    name: String,
-    slug: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-}
-
-pub fn permission_data(p: Permission) -> PermissionData {
-    PermissionData {
-        id: p.id,
-        name: p.name,
-        slug: p.slug,
-        description: p.description,
-    }
-}
-
-pub fn permission_schema() -> Schema {
-    object(vec![
-        required("id", string()),
-        required("name", string()),
-        required("slug", string()),
-        optional("description", string()),
-    ])
-}
-
-/// A role as responses show it.
-#[derive(Serialize)]
-pub struct RoleData {
-    id: String,
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    permissions: Vec<PermissionData>,
-}
-
-pub fn role_data(r: Role) -> RoleData {
-    RoleData {
-        id: r.id,
-        name: r.name,
-        description: r.description,
-        permissions: r.permissions.into_iter().map(permission_data).collect(),
-    }
-}
-
-pub fn role_schema() -> Schema {
-    object(vec![
-        required("id", string()),
-        required("name", string()),
-        optional("description", string()),
-        optional("permissions", array(permission_schema())),
-    ])
-}
 
 fn rbac(action: &str) -> Requirement {
     Requirement::one(format!("rbac.*.{action}"))
