@@ -77,7 +77,7 @@ pub enum MigrationCommand {
         #[arg(long)]
         workspace: String,
         /// How the imported hashes were made.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::domain::migrate::ALGORITHMS))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::domain::keys::migrate::ALGORITHMS))]
         algorithm: String,
         /// Print `{"migrationId": ...}` instead of text.
         #[arg(long)]
@@ -390,7 +390,7 @@ async fn migration(store: SharedStore, now: i64, cmd: MigrationCommand) -> anyho
                 anyhow::bail!("workspace '{workspace}' does not exist");
             }
             let migration =
-                crate::domain::migrate::create_migration(&store, now, &workspace, &algorithm)
+                crate::domain::keys::migrate::create_migration(&store, now, &workspace, &algorithm)
                     .await?;
             if json {
                 println!("{}", json!({"migrationId": migration.id}));

@@ -1,8 +1,8 @@
 //! Operator actions: workspaces, root keys and API protection, as the CLI (and the first start of
 //! the server) performs them. Every action is audited with the CLI as its actor.
 
-use crate::domain::permissions::{all_root_permissions, is_valid_root_permission};
-use crate::domain::secret::generate_root_key;
+use crate::domain::keys::hash::generate_root_key;
+use crate::domain::rbac::requirement::{all_root_permissions, is_valid_root_permission};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{RootKey, Workspace};

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::clock::SharedClock;
-use crate::domain::keycache::Digest;
-use crate::domain::verify::digest_key;
+use crate::domain::keys::hash::digest_key;
+use crate::domain::keys::hash::Digest;
 use crate::model::RootKeyAuth;
 use crate::store::{SharedStore, StoreError};
 
@@ -115,7 +115,7 @@ impl Authenticator {
         let entry = match self.cache.get(&digest) {
             Some(entry) => entry,
             None => {
-                let hash = crate::domain::keycache::hash_of_digest(&digest);
+                let hash = crate::domain::keys::hash::hash_of_digest(&digest);
                 let generation = self.cache.generation.load(Ordering::SeqCst);
                 let Some(auth) = self.store.find_root_key_by_hash(&hash).await? else {
                     return Err(if self.store.ordinary_key_exists(&hash).await? {

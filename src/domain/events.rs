@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::keycache::CachedKey;
+use crate::domain::keys::cache::CachedKey;
 use crate::model::{LastUse, NewVerification};
 use crate::store::{EventLog, SharedStore};
 

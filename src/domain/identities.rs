@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::domain::keys::KeyService;
-use crate::domain::limits::{merge_limits, LimitInput};
+use crate::domain::ratelimit::named::{merge_limits, LimitInput};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::Identity;

@@ -7,30 +7,23 @@ use std::sync::Arc;
 pub mod admin;
 pub mod apis;
 pub mod auth;
-pub mod changes;
 pub mod credits;
 pub mod events;
 pub mod identities;
-pub mod keycache;
+pub mod invalidation;
 pub mod keys;
-pub mod limits;
-pub mod migrate;
-pub mod permissions;
-pub mod query;
 pub mod ratelimit;
 pub mod rbac;
-pub mod secret;
-pub mod verify;
 
 /// Every domain service the HTTP layer may call, built once by [`crate::server::build`].
 pub struct Services {
     pub auth: Arc<auth::Authenticator>,
     pub apis: Arc<apis::ApiService>,
     pub keys: Arc<keys::KeyService>,
-    pub migrations: Arc<migrate::MigrationService>,
+    pub migrations: Arc<keys::migrate::MigrationService>,
     pub identities: Arc<identities::IdentityService>,
     pub rbac: Arc<rbac::RbacService>,
-    pub limits: Arc<limits::LimitService>,
+    pub limits: Arc<ratelimit::namespaces::LimitService>,
 }
 
 /// The failure of the storage below the domain, as the domain's callers see it.

@@ -17,7 +17,7 @@ use super::error::{ApiError, ErrorCode, FieldError};
 use super::schema::Schema;
 use super::AppState;
 use crate::domain::auth::{AuthFailure, Principal};
-use crate::domain::permissions::Requirement;
+use crate::domain::rbac::requirement::Requirement;
 use crate::model::audit::Actor;
 
 /// A request body type with the schema it must satisfy.

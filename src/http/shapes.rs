@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::limits::{duplicate_name, LimitInput};
+use crate::domain::ratelimit::named::{duplicate_name, LimitInput};
 use crate::http::error::ApiError;
 use crate::http::error::FieldError;
 use crate::http::schema::{

@@ -257,7 +257,7 @@ async fn an_ordinary_key_is_not_a_root_key() {
     let api_id = app.create_api("payments").await;
     let api = app.store.get_api(&api_id).await.unwrap().unwrap();
     let plaintext = "sk_ordinarykey123";
-    let hash = keyward::domain::secret::hash_key(plaintext);
+    let hash = keyward::domain::keys::hash::hash_key(plaintext);
     let pool_url = app.database_url.clone();
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&pool_url).await.unwrap();

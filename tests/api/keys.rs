@@ -73,7 +73,7 @@ async fn keys_are_stored_only_as_hashes() {
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({})).await;
     let row = app.store.find_key_by_id(&key_id).await.unwrap().unwrap();
-    assert_eq!(row.hash, keyward::domain::secret::hash_key(&key));
+    assert_eq!(row.hash, keyward::domain::keys::hash::hash_key(&key));
     assert_ne!(row.hash, key);
     assert_eq!(row.start, key[..4]);
 }
@@ -584,7 +584,7 @@ async fn sha256_migrations_import_hashes_that_then_verify() {
     );
     let migration: Value = serde_json::from_slice(&out.stdout).unwrap();
     let migration_id = migration["migrationId"].as_str().unwrap();
-    let hash = keyward::domain::secret::hash_key("legacy_key_abc123");
+    let hash = keyward::domain::keys::hash::hash_key("legacy_key_abc123");
     let body = json!({"migrationId": migration_id, "apiId": api, "keys": [
         {"hash": hash, "name": "imported", "externalId": "legacy-user", "credits": {"remaining": 3}}
     ]});
@@ -627,11 +627,11 @@ async fn sha256_migrations_import_hashes_that_then_verify() {
 async fn prefixed_api_key_migrations_upgrade_keys_on_first_verification() {
     let app = spawn_app().await;
     let api = app.create_api("payments").await;
-    let migration = keyward::domain::migrate::create_migration(
+    let migration = keyward::domain::keys::migrate::create_migration(
         &app.store,
         app.now(),
         &app.workspace_id,
-        keyward::domain::migrate::PREFIXED_API_KEY,
+        keyward::domain::keys::migrate::PREFIXED_API_KEY,
     )
     .await
     .unwrap();
@@ -673,7 +673,7 @@ async fn prefixed_api_key_migrations_upgrade_keys_on_first_verification() {
     assert_eq!(v.body["data"]["code"], "VALID");
     assert_eq!(get_key(&app, &key_id).await["start"], "mycompany_shor");
     let row = app.store.find_key_by_id(&key_id).await.unwrap().unwrap();
-    assert_eq!(row.hash, keyward::domain::secret::hash_key(&presented));
+    assert_eq!(row.hash, keyward::domain::keys::hash::hash_key(&presented));
     assert!(row.pending_migration_id.is_none());
 
     let r = app

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Method, Operation, AUTH_ERRORS};
 use crate::domain::apis::DeleteOutcome;
-use crate::domain::permissions::Requirement;
+use crate::domain::rbac::requirement::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{

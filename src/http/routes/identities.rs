@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Method, Operation};
 use crate::domain::identities::{meta_too_large, MAX_META_BYTES};
-use crate::domain::permissions::Requirement;
+use crate::domain::rbac::requirement::Requirement;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{

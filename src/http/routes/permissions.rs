@@ -6,8 +6,8 @@ use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
 
 use super::{Method, Operation};
-use crate::domain::permissions::Requirement;
 use crate::domain::rbac;
+use crate::domain::rbac::requirement::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{

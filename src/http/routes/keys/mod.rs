@@ -16,12 +16,12 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{Method, Operation};
+use crate::domain::keys::migrate::{import_refill, ImportedKey};
+use crate::domain::keys::verify::{CheckedLimit, RequestedLimit};
+use crate::domain::keys::verify::{VerifyError, VerifyRequest as DomainVerify};
 use crate::domain::keys::{credits_patch, CreateKeyInput, Interval, KeyError, RefillInput};
-use crate::domain::migrate::{import_refill, ImportedKey};
-use crate::domain::permissions::Requirement;
+use crate::domain::rbac::requirement::Requirement;
 use crate::domain::rbac::{KeyHolding, KeyRbacOutcome, RbacError, SetKind};
-use crate::domain::verify::{CheckedLimit, RequestedLimit};
-use crate::domain::verify::{VerifyError, VerifyRequest as DomainVerify};
 use crate::http::context::current_request_id;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};

@@ -261,7 +261,7 @@ async fn verify_key(
             ratelimits: Vec::new(),
         },
         Some(key) => VerifyData {
-            valid: code == crate::domain::verify::VerifyCode::Valid,
+            valid: code == crate::domain::keys::verify::VerifyCode::Valid,
             code: code.as_str(),
             key_id: Some(&key.id),
             name: key.name.as_deref(),

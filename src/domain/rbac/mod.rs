@@ -5,6 +5,9 @@
 //! touch many keys (a role's permissions, deleting a permission or role) clear every verification
 //! cache; changes to one key drop only that key.
 
+pub mod query;
+pub mod requirement;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 

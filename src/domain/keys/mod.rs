@@ -1,14 +1,20 @@
 //! Keys: creating, reading, changing and deleting them, with the verification cache and the
 //! credit ledger kept consistent on every change. Verification itself is in [`super::verify`].
 
+pub mod cache;
+pub mod hash;
+pub mod migrate;
+pub mod verify;
+
 use std::sync::Arc;
 
 use crate::domain::credits::{last_refill_boundary, Balance, Ledger, Refill};
 use crate::domain::events::EventSink;
-use crate::domain::keycache::{digest_of_hash, Interner, KeyCache};
-use crate::domain::limits::{merge_limits, LimitInput};
+use crate::domain::keys::cache::{Interner, KeyCache};
+use crate::domain::keys::hash::digest_of_hash;
+use crate::domain::keys::hash::{generate_key, GeneratedKey};
+use crate::domain::ratelimit::named::{merge_limits, LimitInput};
 use crate::domain::ratelimit::Counters;
-use crate::domain::secret::{generate_key, GeneratedKey};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{

@@ -1,4 +1,5 @@
-//! Key material: generating keys and hashing presented keys.
+//! Key material: generating keys, and the one home of hashing them (presented keys, root keys
+//! and stored hashes all go through here).
 //!
 //! A key is `prefix_` + base58 (Bitcoin alphabet) of random bytes from the OS CSPRNG. Only
 //! `base64(sha256(key))` is ever stored, which is Unkey's format, so exported Unkey hashes import
@@ -7,11 +8,11 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 /// The stored form of a key: standard base64 of its SHA-256, 44 characters.
 pub fn hash_key(key: &str) -> String {
-    STANDARD.encode(Sha256::digest(key.as_bytes()))
+    hash_of_digest(&digest_key(key))
 }
 
 /// A freshly generated key: plaintext (to return once), its hash and its visible start.
@@ -56,6 +57,34 @@ pub const ROOT_KEY_PREFIX: &str = "unkey";
 /// Generates a root key (`unkey_…`, 16 random bytes).
 pub fn generate_root_key() -> GeneratedKey {
     generate_key(Some(ROOT_KEY_PREFIX), 16)
+}
+
+/// Lowercase hex of the SHA-256 of `text`: how keys of the prefixed-api-key kind are stored by
+/// the systems they are migrated from.
+pub fn hex_sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 of a presented key: what caches are keyed by.
+pub type Digest = [u8; 32];
+
+/// The SHA-256 digest of a presented key (its stored form is [`hash_of_digest`] of it).
+pub fn digest_key(key: &str) -> Digest {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The stored (base64) form of a digest.
+pub fn hash_of_digest(digest: &Digest) -> String {
+    STANDARD.encode(digest)
+}
+
+/// Decodes a stored key hash (base64 of SHA-256) into its digest.
+pub fn digest_of_hash(hash: &str) -> Option<Digest> {
+    let bytes = STANDARD.decode(hash).ok()?;
+    bytes.try_into().ok()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::auth::Authenticator;
 use crate::domain::keys::KeyService;
-use crate::domain::limits::LimitService;
+use crate::domain::ratelimit::namespaces::LimitService;
 use crate::model::ChangeKind;
 use crate::store::{SharedStore, StoreResult};
 

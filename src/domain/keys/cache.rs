@@ -12,10 +12,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::value::RawValue;
 
 use crate::domain::credits::{KeyCredits, Refill};
+use crate::domain::keys::hash::Digest;
 use crate::model::{KeyRow, RatelimitConfig};
-
-/// The SHA-256 of a presented key.
-pub type Digest = [u8; 32];
 
 /// A key's identity as verification needs it.
 #[derive(Debug)]
@@ -269,24 +267,10 @@ impl KeyCache {
     }
 }
 
-/// The stored (base64) form of a digest.
-pub fn hash_of_digest(digest: &Digest) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(digest)
-}
-
-/// Decodes a stored key hash (base64 of SHA-256) into its digest.
-pub fn digest_of_hash(hash: &str) -> Option<Digest> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(hash)
-        .ok()?;
-    bytes.try_into().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::keys::hash::digest_of_hash;
 
     #[test]
     fn an_invalidation_during_a_read_keeps_the_stale_row_out() {
@@ -315,7 +299,7 @@ mod tests {
 
     #[test]
     fn stored_hashes_decode_to_digests() {
-        let hash = crate::domain::secret::hash_key("hello");
+        let hash = crate::domain::keys::hash::hash_key("hello");
         let digest = digest_of_hash(&hash).unwrap();
         assert_eq!(digest[0], 0x2c);
         assert!(digest_of_hash("not base64!").is_none());

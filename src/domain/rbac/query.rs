@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::domain::permissions::Requirement;
+use crate::domain::rbac::requirement::Requirement;
 
 /// How many parentheses may be open at once. A query within the 1000-character schema limit can
 /// never reach it, so for such queries every error is the one Unkey would report; it only guards

@@ -16,6 +16,9 @@
 //! decision in Redis); [`LocalCounters`] keeps them in this process, exact for any concurrency,
 //! and forgets cells once they can no longer matter (two cells old).
 
+pub mod named;
+pub mod namespaces;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 

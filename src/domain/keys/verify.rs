@@ -22,16 +22,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sha2::{Digest as _, Sha256};
-
 use crate::domain::auth::Principal;
 use crate::domain::credits::Spend;
-use crate::domain::keycache::{hash_of_digest, Cached, CachedKey, Digest};
+use crate::domain::keys::cache::{Cached, CachedKey};
+use crate::domain::keys::hash::{digest_key, hash_of_digest, hex_sha256, Digest};
 use crate::domain::keys::KeyService;
 
 use crate::domain::events::PendingEvent;
-use crate::domain::query::{self, QueryError};
 use crate::domain::ratelimit::{named_key, CounterError, LimitCheck};
+use crate::domain::rbac::query::{self, QueryError};
 use crate::model::RatelimitConfig;
 use crate::store::StoreError;
 
@@ -151,11 +150,6 @@ pub enum VerifyError {
     Counters(#[from] CounterError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// The SHA-256 digest of a presented key (its stored form is [`hash_of_digest`] of it).
-pub fn digest_key(key: &str) -> Digest {
-    Sha256::digest(key.as_bytes()).into()
 }
 
 /// Whether the root key may verify keys of this API, without allocating in the common case.
@@ -432,8 +426,8 @@ impl KeyService {
         };
         match migration.algorithm.as_str() {
             // Imported with keyward's own hash: a plain lookup already failed.
-            crate::domain::migrate::SHA256 => Ok(None),
-            crate::domain::migrate::PREFIXED_API_KEY => {
+            crate::domain::keys::migrate::SHA256 => Ok(None),
+            crate::domain::keys::migrate::PREFIXED_API_KEY => {
                 let parts: Vec<&str> = key.split('_').collect();
                 if parts.len() < 3 {
                     return Err(VerifyError::MalformedMigratedKey);
@@ -441,10 +435,7 @@ impl KeyService {
                 let long = parts[parts.len() - 1];
                 let short = parts[parts.len() - 2];
                 let prefix = parts[..parts.len() - 2].join("_");
-                let legacy: String = Sha256::digest(long.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let legacy = hex_sha256(long);
                 let Some(row) = self
                     .store
                     .find_pending_migration(&principal.workspace_id, migration_id, &legacy)
