@@ -13,14 +13,15 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::domain::apis::ApiService;
 use crate::domain::auth::Authenticator;
+use crate::domain::auth::RootKeyCache;
 use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
 use crate::domain::events::{self, EventWriter};
 use crate::domain::identities::IdentityService;
-use crate::domain::invalidation::ChangeFeed;
+use crate::domain::invalidation::{ChangeBus, ChangeFeed, Invalidator, PolledChanges};
 use crate::domain::keys::cache::KeyCache;
 use crate::domain::keys::migrate::MigrationService;
 use crate::domain::keys::KeyService;
-use crate::domain::ratelimit::namespaces::LimitService;
+use crate::domain::ratelimit::namespaces::{LimitService, NamespaceCache};
 use crate::domain::ratelimit::{duration_of_key, LocalCounters};
 use crate::domain::rbac::RbacService;
 use crate::domain::Services;
@@ -44,7 +45,7 @@ pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
 /// A server ready to serve: its state and the background work that goes with it.
 pub struct Server {
     state: AppState,
-    feed: ChangeFeed,
+    feed: Arc<ChangeFeed>,
     events: EventWriter,
     local_ledger: Option<Arc<LocalLedger>>,
     counters: Arc<LocalCounters>,
@@ -67,29 +68,44 @@ pub fn build(
         Topology::Shared => (Arc::new(DatabaseLedger::new(store.clone())), None),
     };
     let counters = Arc::new(LocalCounters::new());
+    // Every per-node cache, and the one invalidator that local mutations and the change feed
+    // both report to.
+    let key_cache = Arc::new(KeyCache::new(config.key_cache_capacity));
+    let root_key_cache = Arc::new(RootKeyCache::default());
+    let namespace_cache = Arc::new(NamespaceCache::default());
+    let invalidator = Arc::new(Invalidator::new(vec![
+        key_cache.clone(),
+        root_key_cache.clone(),
+        namespace_cache.clone(),
+    ]));
     let keys = Arc::new(KeyService::new(
         store.clone(),
-        KeyCache::new(config.key_cache_capacity),
+        key_cache,
+        invalidator.clone(),
         ledger,
         sink,
         counters.clone(),
     ));
-    let limits = Arc::new(LimitService::new(store.clone(), counters.clone()));
     let services = Services {
-        auth: Arc::new(Authenticator::new(store.clone(), clock.clone())),
-        apis: Arc::new(ApiService::new(store.clone(), keys.clone())),
-        migrations: Arc::new(MigrationService::new(store.clone(), keys.clone())),
-        identities: Arc::new(IdentityService::new(store.clone(), keys.clone())),
-        rbac: Arc::new(RbacService::new(store.clone(), keys.clone())),
+        auth: Arc::new(Authenticator::new(
+            store.clone(),
+            clock.clone(),
+            root_key_cache,
+        )),
+        apis: Arc::new(ApiService::new(store.clone(), invalidator.clone())),
+        migrations: Arc::new(MigrationService::new(store.clone(), invalidator.clone())),
+        identities: Arc::new(IdentityService::new(store.clone(), invalidator.clone())),
+        rbac: Arc::new(RbacService::new(store.clone(), invalidator.clone())),
+        limits: Arc::new(LimitService::new(
+            store.clone(),
+            counters.clone(),
+            namespace_cache,
+            invalidator.clone(),
+        )),
         keys,
-        limits,
     };
-    let feed = ChangeFeed::new(
-        store,
-        Arc::clone(&services.auth),
-        Arc::clone(&services.keys),
-        Arc::clone(&services.limits),
-    );
+    let bus: Arc<dyn ChangeBus> = Arc::new(PolledChanges::new(store));
+    let feed = Arc::new(ChangeFeed::new(bus, invalidator));
     Server {
         state: AppState::new(services, clock, &config.public_url),
         feed,

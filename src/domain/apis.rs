@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::domain::keys::KeyService;
+use crate::domain::invalidation::Invalidator;
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
-use crate::model::{Api, KeyPage, KeyRow};
+use crate::model::{Api, ChangeKind, KeyPage, KeyRow};
 use crate::store::{SharedStore, StoreError};
 
 /// What became of a delete request for a live API.
@@ -29,12 +29,12 @@ pub struct Page<T> {
 /// APIs of a workspace: creation, deletion and their keys.
 pub struct ApiService {
     store: SharedStore,
-    keys: Arc<KeyService>,
+    invalidator: Arc<Invalidator>,
 }
 
 impl ApiService {
-    pub fn new(store: SharedStore, keys: Arc<KeyService>) -> Self {
-        ApiService { store, keys }
+    pub fn new(store: SharedStore, invalidator: Arc<Invalidator>) -> Self {
+        ApiService { store, invalidator }
     }
 
     /// The API if it and its key space are live and it belongs to the workspace.
@@ -93,7 +93,7 @@ impl ApiService {
         );
         Ok(if self.store.delete_api(&api.id, now, &[event]).await? {
             // Its keys stop verifying on this node at once (other nodes follow the change feed).
-            self.keys.cache.clear();
+            self.invalidator.apply(ChangeKind::Api, &api.id);
             DeleteOutcome::Deleted
         } else {
             DeleteOutcome::AlreadyGone

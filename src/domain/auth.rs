@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::clock::SharedClock;
+use crate::domain::invalidation::Invalidate;
 use crate::domain::keys::hash::digest_key;
 use crate::domain::keys::hash::Digest;
-use crate::model::RootKeyAuth;
+use crate::model::{ChangeKind, RootKeyAuth};
 use crate::store::{SharedStore, StoreError};
 
 /// An authenticated root key: who is calling, for which workspace, with which permissions.
@@ -89,24 +90,29 @@ impl RootKeyCache {
     }
 }
 
+impl Invalidate for RootKeyCache {
+    /// A root key's permissions, state or workspace changed: root keys are few, so all go.
+    fn invalidate(&self, kind: ChangeKind, _entity: &str) {
+        if matches!(kind, ChangeKind::RootKey | ChangeKind::Workspace) {
+            self.invalidate_all();
+        }
+    }
+}
+
 /// Authenticates root keys against the store, through the cache.
 pub struct Authenticator {
     store: SharedStore,
     clock: SharedClock,
-    cache: RootKeyCache,
+    cache: Arc<RootKeyCache>,
 }
 
 impl Authenticator {
-    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
+    pub fn new(store: SharedStore, clock: SharedClock, cache: Arc<RootKeyCache>) -> Self {
         Authenticator {
             store,
             clock,
-            cache: RootKeyCache::default(),
+            cache,
         }
-    }
-
-    pub fn cache(&self) -> &RootKeyCache {
-        &self.cache
     }
 
     /// Checks a presented root key, in Unkey's order: existence, workspace, enabled, expiry.

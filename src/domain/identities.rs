@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::domain::keys::KeyService;
+use crate::domain::invalidation::Invalidator;
 use crate::domain::ratelimit::named::{merge_limits, LimitInput};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
-use crate::model::Identity;
+use crate::model::{ChangeKind, Identity};
 use crate::store::{SharedStore, StoreError};
 
 /// The largest identity `meta`, serialized: 1 MiB.
@@ -26,12 +26,12 @@ pub fn meta_too_large(bytes: usize) -> String {
 /// Identities: creation, updates and deletion, keeping the verification cache in step.
 pub struct IdentityService {
     store: SharedStore,
-    keys: Arc<KeyService>,
+    invalidator: Arc<Invalidator>,
 }
 
 impl IdentityService {
-    pub fn new(store: SharedStore, keys: Arc<KeyService>) -> Self {
-        IdentityService { store, keys }
+    pub fn new(store: SharedStore, invalidator: Arc<Invalidator>) -> Self {
+        IdentityService { store, invalidator }
     }
 
     /// A live identity (with its rate limits) by id or external id.
@@ -141,7 +141,7 @@ impl IdentityService {
             )
             .await?;
         // Keys carry their identity's limits and meta in the verification cache.
-        self.keys.cache.clear();
+        self.invalidator.apply(ChangeKind::Identity, &identity.id);
         Ok(done)
     }
 
@@ -176,7 +176,7 @@ impl IdentityService {
             .store
             .delete_identity(&identity.workspace_id, &identity.id, now, &events)
             .await?;
-        self.keys.cache.clear();
+        self.invalidator.apply(ChangeKind::Identity, &identity.id);
         Ok(done)
     }
 }

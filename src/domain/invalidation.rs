@@ -1,25 +1,28 @@
-//! The change feed consumer: how a server learns that another process changed something it caches.
+//! Cache invalidation, in one place: what a mutation made stale, on this node and on every other.
 //!
-//! Mutations append `(kind, entity)` rows to the `changes` table in their own transaction. Every
-//! [`POLL_INTERVAL`] this process reads what is new and applies it. On PostgreSQL it reads the rows
-//! of the last [`WINDOW_MS`] and applies those it has not applied yet: reading a window rather than
-//! "after the last sequence number" also catches a transaction that took a lower sequence number
-//! but committed later. Where sequence numbers become visible in order (SQLite, whose writers take
-//! turns) it keeps a cursor instead and reads only the rows after it, so a busy writer (thousands
-//! of keys created a second) does not make every poll re-read ten seconds of rows. Applying a
-//! change only drops cache entries, which is idempotent, and costs the verification path nothing.
+//! Every mutation records a `(kind, entity)` change in its own transaction (the store writes it to
+//! the `changes` table) and then reports the same change to this node's [`Invalidator`]. Other
+//! processes learn of it through a [`ChangeBus`] and hand it to their own `Invalidator`, so a local
+//! change and a remote one take exactly the same path. Each cache says, by implementing
+//! [`Invalidate`], which kinds of change concern it.
+//!
+//! Today's bus is [`PolledChanges`], which reads the `changes` table every [`POLL_INTERVAL`]. On
+//! PostgreSQL it reads the rows of the last [`WINDOW_MS`] and applies those it has not applied yet:
+//! a window rather than "after the last sequence number" also catches a transaction that took a
+//! lower sequence number but committed later. Where sequence numbers become visible in order
+//! (SQLite, whose writers take turns) it keeps a cursor and reads only the rows after it, so a
+//! busy writer does not make every poll re-read ten seconds of rows. Applying a change only drops
+//! cache entries, which is idempotent, and costs the verification path nothing.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::auth::Authenticator;
-use crate::domain::keys::KeyService;
-use crate::domain::ratelimit::namespaces::LimitService;
-use crate::model::ChangeKind;
+use crate::model::{Change, ChangeKind};
 use crate::store::{SharedStore, StoreResult};
 
 /// How often the feed is read. Revocation reaches other processes within this plus one query.
@@ -31,72 +34,96 @@ pub const RETENTION_MS: i64 = 60 * 60 * 1000;
 /// Prune once every this many polls (about once a minute).
 const PRUNE_EVERY: u64 = 240;
 
-/// Applies change-feed entries to this process's caches.
-pub struct ChangeFeed {
+/// A per-node cache that a change can make stale.
+pub trait Invalidate: Send + Sync {
+    /// Drops whatever `(kind, entity)` makes stale; a change of another kind is ignored.
+    fn invalidate(&self, kind: ChangeKind, entity: &str);
+}
+
+/// The one entry point of invalidation: every cache of this node, told of every change.
+pub struct Invalidator {
+    caches: Vec<Arc<dyn Invalidate>>,
+}
+
+impl Invalidator {
+    pub fn new(caches: Vec<Arc<dyn Invalidate>>) -> Self {
+        Invalidator { caches }
+    }
+
+    /// Applies one change, made here or reported by the bus.
+    pub fn apply(&self, kind: ChangeKind, entity: &str) {
+        for cache in &self.caches {
+            cache.invalidate(kind, entity);
+        }
+    }
+}
+
+/// How a node hears of the changes other processes make.
+#[async_trait]
+pub trait ChangeBus: Send + Sync + 'static {
+    /// The changes not yet received by this node (it may also return a few it has already seen;
+    /// applying a change twice is harmless).
+    async fn receive(&self) -> StoreResult<Vec<Change>>;
+}
+
+/// The change bus over the store's `changes` table: polled, with a window or a cursor (see the
+/// module documentation), and pruned now and then.
+pub struct PolledChanges {
     store: SharedStore,
-    auth: Arc<Authenticator>,
-    keys: Arc<KeyService>,
-    limits: Arc<LimitService>,
     seen: Mutex<Seen>,
 }
 
-/// What the feed has applied: the sequence numbers of the current window, and (where the store's
-/// sequence numbers are ordered) the last one read.
+/// What the poller has received: the sequence numbers of the current window, and (where the
+/// store's sequence numbers are ordered) the last one read.
 #[derive(Default)]
 struct Seen {
     applied: HashSet<i64>,
     cursor: Option<i64>,
+    polls: u64,
 }
 
-impl ChangeFeed {
-    pub fn new(
-        store: SharedStore,
-        auth: Arc<Authenticator>,
-        keys: Arc<KeyService>,
-        limits: Arc<LimitService>,
-    ) -> Self {
-        ChangeFeed {
+impl PolledChanges {
+    pub fn new(store: SharedStore) -> Self {
+        PolledChanges {
             store,
-            auth,
-            keys,
-            limits,
             seen: Mutex::new(Seen::default()),
         }
     }
 
-    /// Reads the window once and applies what is new. Returns how many entries were applied.
-    pub async fn run_once(&self) -> StoreResult<usize> {
+    async fn prune(&self) {
+        let cutoff = SystemClock.now_ms() - RETENTION_MS;
+        if let Err(err) = self.store.prune_changes(cutoff).await {
+            tracing::warn!(error = %err, "change feed prune failed");
+        }
+    }
+}
+
+#[async_trait]
+impl ChangeBus for PolledChanges {
+    async fn receive(&self) -> StoreResult<Vec<Change>> {
         // The feed is wall-clock infrastructure, shared between processes: it never uses the
         // injectable business clock.
         let since = SystemClock.now_ms() - WINDOW_MS;
         let ordered = self.store.changes_are_ordered();
-        let cursor = self.seen.lock().unwrap_or_else(|p| p.into_inner()).cursor;
+        let (cursor, polls) = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.polls += 1;
+            (seen.cursor, seen.polls)
+        };
+        if polls % PRUNE_EVERY == 0 {
+            self.prune().await;
+        }
         // The first read (and every read where order is not guaranteed) is of the window.
         let changes = match cursor {
             Some(after) if ordered => self.store.changes_after(after).await?,
             _ => self.store.changes_since(since).await?,
         };
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let applied = &seen.applied;
-        let fresh: Vec<_> = changes
+        let fresh: Vec<Change> = changes
             .iter()
-            .filter(|c| !applied.contains(&c.seq))
+            .filter(|c| !seen.applied.contains(&c.seq))
+            .cloned()
             .collect();
-        for change in &fresh {
-            match change.kind {
-                ChangeKind::RootKey => self.auth.cache().invalidate_all(),
-                ChangeKind::Workspace => {
-                    self.auth.cache().invalidate_all();
-                    self.keys.cache.clear();
-                }
-                ChangeKind::Api | ChangeKind::Identity | ChangeKind::Rbac => {
-                    self.keys.cache.clear()
-                }
-                ChangeKind::Key => self.keys.forget(&change.entity_id),
-                ChangeKind::Namespace => self.limits.forget_namespaces(),
-            }
-        }
-        let fresh = fresh.len();
         if ordered {
             // Nothing can appear at or below the last row read: the cursor is all that is needed.
             if let Some(last) = changes.last() {
@@ -109,20 +136,33 @@ impl ChangeFeed {
         }
         Ok(fresh)
     }
+}
 
-    /// Polls until `shutdown` turns true, pruning old rows now and then.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut polls: u64 = 0;
+/// The background worker that hands what the bus receives to this node's [`Invalidator`].
+pub struct ChangeFeed {
+    bus: Arc<dyn ChangeBus>,
+    invalidator: Arc<Invalidator>,
+}
+
+impl ChangeFeed {
+    pub fn new(bus: Arc<dyn ChangeBus>, invalidator: Arc<Invalidator>) -> Self {
+        ChangeFeed { bus, invalidator }
+    }
+
+    /// Receives once and applies what is new. Returns how many changes were applied.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        let changes = self.bus.receive().await?;
+        for change in &changes {
+            self.invalidator.apply(change.kind, &change.entity_id);
+        }
+        Ok(changes.len())
+    }
+
+    /// Runs every [`POLL_INTERVAL`] until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if let Err(err) = self.run_once().await {
                 tracing::warn!(error = %err, "change feed poll failed");
-            }
-            polls += 1;
-            if polls % PRUNE_EVERY == 0 {
-                let cutoff = SystemClock.now_ms() - RETENTION_MS;
-                if let Err(err) = self.store.prune_changes(cutoff).await {
-                    tracing::warn!(error = %err, "change feed prune failed");
-                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::value::RawValue;
 
 use crate::domain::credits::{KeyCredits, Refill};
-use crate::domain::keys::hash::Digest;
-use crate::model::{KeyRow, RatelimitConfig};
+use crate::domain::invalidation::Invalidate;
+use crate::domain::keys::hash::{digest_of_hash, Digest};
+use crate::model::{ChangeKind, KeyRow, RatelimitConfig};
 
 /// A key's identity as verification needs it.
 #[derive(Debug)]
@@ -267,10 +268,27 @@ impl KeyCache {
     }
 }
 
+impl Invalidate for KeyCache {
+    /// A key changed: drop it (the entity is its hash). Its workspace, API, identity or roles
+    /// changed: any number of keys may be affected, so the cache starts over.
+    fn invalidate(&self, kind: ChangeKind, entity: &str) {
+        match kind {
+            ChangeKind::Key => {
+                if let Some(digest) = digest_of_hash(entity) {
+                    self.remove(&digest);
+                }
+            }
+            ChangeKind::Workspace | ChangeKind::Api | ChangeKind::Identity | ChangeKind::Rbac => {
+                self.clear()
+            }
+            ChangeKind::RootKey | ChangeKind::Namespace => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::keys::hash::digest_of_hash;
 
     #[test]
     fn an_invalidation_during_a_read_keeps_the_stale_row_out() {

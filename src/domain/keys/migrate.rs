@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::domain::keys::{Interval, KeyError, KeyService, RefillInput};
+use crate::domain::invalidation::Invalidator;
+use crate::domain::keys::{Interval, KeyError, RefillInput};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
-use crate::model::{Api, Migration, NewKey};
+use crate::model::{Api, ChangeKind, Migration, NewKey};
 use crate::store::{SharedStore, StoreError};
 
 /// Hashes are already keyward's (base64 SHA-256 of the key): plain verification finds them.
@@ -93,12 +94,12 @@ pub struct ImportResult {
 /// Migrations and the keys imported under them.
 pub struct MigrationService {
     store: SharedStore,
-    keys: Arc<KeyService>,
+    invalidator: Arc<Invalidator>,
 }
 
 impl MigrationService {
-    pub fn new(store: SharedStore, keys: Arc<KeyService>) -> Self {
-        MigrationService { store, keys }
+    pub fn new(store: SharedStore, invalidator: Arc<Invalidator>) -> Self {
+        MigrationService { store, invalidator }
     }
 
     /// A migration of the workspace, by id.
@@ -164,7 +165,7 @@ impl MigrationService {
             .collect();
         // Keys imported over hashes this node had cached as unknown resolve at once.
         for (hash, _) in &migrated {
-            self.keys.forget(hash);
+            self.invalidator.apply(ChangeKind::Key, hash);
         }
         Ok(ImportResult { migrated, failed })
     }

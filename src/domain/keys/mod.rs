@@ -10,16 +10,16 @@ use std::sync::Arc;
 
 use crate::domain::credits::{last_refill_boundary, Balance, Ledger, Refill};
 use crate::domain::events::EventSink;
+use crate::domain::invalidation::Invalidator;
 use crate::domain::keys::cache::{Interner, KeyCache};
-use crate::domain::keys::hash::digest_of_hash;
 use crate::domain::keys::hash::{generate_key, GeneratedKey};
 use crate::domain::ratelimit::named::{merge_limits, LimitInput};
 use crate::domain::ratelimit::Counters;
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{
-    Api, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch, RatelimitConfig,
-    RbacChange, SetChange,
+    Api, ChangeKind, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch,
+    RatelimitConfig, RbacChange, SetChange,
 };
 use crate::store::{SharedStore, StoreError};
 
@@ -106,7 +106,10 @@ pub const DEFAULT_BYTE_LENGTH: usize = 16;
 /// The key service: the store plus the verification cache, the ledger and the event sink.
 pub struct KeyService {
     pub store: SharedStore,
-    pub cache: KeyCache,
+    /// This node's verification cache.
+    pub cache: Arc<KeyCache>,
+    /// Where every mutation reports what it made stale.
+    pub invalidator: Arc<Invalidator>,
     /// Shares the ids cached keys repeat.
     pub interner: Interner,
     pub ledger: Arc<dyn Ledger>,
@@ -124,7 +127,8 @@ pub struct IssuedKey {
 impl KeyService {
     pub fn new(
         store: SharedStore,
-        cache: KeyCache,
+        cache: Arc<KeyCache>,
+        invalidator: Arc<Invalidator>,
         ledger: Arc<dyn Ledger>,
         events: EventSink,
         counters: Arc<dyn Counters>,
@@ -132,6 +136,7 @@ impl KeyService {
         KeyService {
             store,
             cache,
+            invalidator,
             interner: Interner::default(),
             ledger,
             events,
@@ -142,13 +147,6 @@ impl KeyService {
     /// The live key with this id, as stored (including keys of deleted APIs, flagged).
     pub async fn find_by_id(&self, id: &str) -> Result<Option<KeyRow>, StoreError> {
         self.store.find_key_by_id(id).await
-    }
-
-    /// Drops a key from this node's verification cache (other nodes follow the change feed).
-    pub fn forget(&self, hash: &str) {
-        if let Some(digest) = digest_of_hash(hash) {
-            self.cache.remove(&digest);
-        }
     }
 
     /// Creates a key in `api`.
@@ -212,7 +210,7 @@ impl KeyService {
             ],
         ));
         self.store.insert_key(&key, &events).await?;
-        self.forget(&key.hash);
+        self.invalidator.apply(ChangeKind::Key, &key.hash);
         Ok(IssuedKey {
             key_id: key.id,
             key: generated.plaintext,
@@ -278,7 +276,7 @@ impl KeyService {
             None => None,
         };
         let done = self.store.update_key(&key.id, &patch, now, &events).await?;
-        self.forget(&key.hash);
+        self.invalidator.apply(ChangeKind::Key, &key.hash);
         Ok(done)
     }
 
@@ -311,7 +309,7 @@ impl KeyService {
             .store
             .delete_key(&key.id, permanent, now, &[event])
             .await?;
-        self.forget(&key.hash);
+        self.invalidator.apply(ChangeKind::Key, &key.hash);
         Ok(done)
     }
 
@@ -348,7 +346,7 @@ impl KeyService {
             .store
             .update_credits(&key.id, op, boundary, now, &[event])
             .await?;
-        self.forget(&key.hash);
+        self.invalidator.apply(ChangeKind::Key, &key.hash);
         Ok(update)
     }
 
@@ -445,8 +443,8 @@ impl KeyService {
             .reroll_key(&old.id, old_expires, &new, now, &[event])
             .await?;
         drop(guard);
-        self.forget(&old.hash);
-        self.forget(&new.hash);
+        self.invalidator.apply(ChangeKind::Key, &old.hash);
+        self.invalidator.apply(ChangeKind::Key, &new.hash);
         Ok(done.then_some(IssuedKey {
             key_id: new.id,
             key: generated.plaintext,

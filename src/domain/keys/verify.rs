@@ -31,7 +31,7 @@ use crate::domain::keys::KeyService;
 use crate::domain::events::PendingEvent;
 use crate::domain::ratelimit::{named_key, CounterError, LimitCheck};
 use crate::domain::rbac::query::{self, QueryError};
-use crate::model::RatelimitConfig;
+use crate::model::{ChangeKind, RatelimitConfig};
 use crate::store::StoreError;
 
 /// The outcome of a verification.
@@ -450,7 +450,7 @@ impl KeyService {
                 self.store
                     .complete_migration(&row.id, &hash, &start, now)
                     .await?;
-                self.forget(&row.hash);
+                self.invalidator.apply(ChangeKind::Key, &row.hash);
                 self.cache.remove(&digest);
                 Ok(self.find_by_digest(digest).await?)
             }

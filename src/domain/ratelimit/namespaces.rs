@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::domain::invalidation::{Invalidate, Invalidator};
 use crate::domain::ratelimit::{namespace_key, CounterError, Counters, LimitCheck, LimitOutcome};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
-use crate::model::{Namespace, Override};
+use crate::model::{ChangeKind, Namespace, Override};
 use crate::store::{SharedStore, StoreError};
 
 /// Whether `identifier` matches an override pattern where `*` stands for any run of characters.
@@ -71,23 +72,72 @@ pub struct LimitDecision {
     pub override_id: Option<String>,
 }
 
-/// Namespaces and overrides, with a per-node cache; and the counters.
-pub struct LimitService {
-    pub store: SharedStore,
-    pub counters: Arc<dyn Counters>,
-    /// Workspace id -> name or id -> namespace (two levels, so a lookup allocates nothing).
-    namespaces: RwLock<HashMap<String, HashMap<String, Arc<Namespace>>>>,
+/// This node's cache of namespaces by workspace, then by name or id (two levels, so a lookup
+/// allocates nothing). Emptied through the [`Invalidator`].
+#[derive(Default)]
+pub struct NamespaceCache {
+    map: RwLock<HashMap<String, HashMap<String, Arc<Namespace>>>>,
 }
 
 /// Bound on cached namespaces; past it the cache starts over.
 const NAMESPACE_CAPACITY: usize = 100_000;
 
+impl NamespaceCache {
+    fn get(&self, workspace_id: &str, name_or_id: &str) -> Option<Arc<Namespace>> {
+        self.map
+            .read()
+            .ok()
+            .and_then(|m| m.get(workspace_id)?.get(name_or_id).cloned())
+    }
+
+    fn insert(&self, workspace_id: &str, name_or_id: &str, namespace: Arc<Namespace>) {
+        if let Ok(mut map) = self.map.write() {
+            if map.values().map(HashMap::len).sum::<usize>() >= NAMESPACE_CAPACITY {
+                map.clear();
+            }
+            map.entry(workspace_id.to_string())
+                .or_default()
+                .insert(name_or_id.to_string(), namespace);
+        }
+    }
+
+    /// Forgets every cached namespace.
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
+        }
+    }
+}
+
+impl Invalidate for NamespaceCache {
+    /// A namespace or one of its overrides changed; namespaces are few, so all go.
+    fn invalidate(&self, kind: ChangeKind, _entity: &str) {
+        if kind == ChangeKind::Namespace {
+            self.clear();
+        }
+    }
+}
+
+/// Namespaces and overrides, through the per-node cache; and the counters.
+pub struct LimitService {
+    pub store: SharedStore,
+    pub counters: Arc<dyn Counters>,
+    cache: Arc<NamespaceCache>,
+    invalidator: Arc<Invalidator>,
+}
+
 impl LimitService {
-    pub fn new(store: SharedStore, counters: Arc<dyn Counters>) -> Self {
+    pub fn new(
+        store: SharedStore,
+        counters: Arc<dyn Counters>,
+        cache: Arc<NamespaceCache>,
+        invalidator: Arc<Invalidator>,
+    ) -> Self {
         LimitService {
             store,
             counters,
-            namespaces: RwLock::new(HashMap::new()),
+            cache,
+            invalidator,
         }
     }
 
@@ -101,39 +151,20 @@ impl LimitService {
         self.store.list_overrides(namespace_id, cursor, limit).await
     }
 
-    /// Forgets every cached namespace (after a change here or, via the feed, elsewhere).
-    pub fn forget_namespaces(&self) {
-        if let Ok(mut map) = self.namespaces.write() {
-            map.clear();
-        }
-    }
-
     /// A namespace by name or id, live or deleted, through the cache.
     pub async fn namespace(
         &self,
         workspace_id: &str,
         name_or_id: &str,
     ) -> Result<Option<Arc<Namespace>>, StoreError> {
-        if let Some(found) = self
-            .namespaces
-            .read()
-            .ok()
-            .and_then(|m| m.get(workspace_id)?.get(name_or_id).cloned())
-        {
+        if let Some(found) = self.cache.get(workspace_id, name_or_id) {
             return Ok(Some(found));
         }
         let Some(found) = self.store.find_namespace(workspace_id, name_or_id).await? else {
             return Ok(None);
         };
         let found = Arc::new(found);
-        if let Ok(mut map) = self.namespaces.write() {
-            if map.values().map(HashMap::len).sum::<usize>() >= NAMESPACE_CAPACITY {
-                map.clear();
-            }
-            map.entry(workspace_id.to_string())
-                .or_default()
-                .insert(name_or_id.to_string(), found.clone());
-        }
+        self.cache.insert(workspace_id, name_or_id, found.clone());
         Ok(Some(found))
     }
 
@@ -166,7 +197,7 @@ impl LimitService {
             )],
         );
         let created = self.store.create_namespace(&namespace, &[event]).await?;
-        self.forget_namespaces();
+        self.invalidator.apply(ChangeKind::Namespace, &created.id);
         Ok(Arc::new(created))
     }
 
@@ -248,7 +279,7 @@ impl LimitService {
             .store
             .set_override(&namespace.workspace_id, &new, now, &[event])
             .await?;
-        self.forget_namespaces();
+        self.invalidator.apply(ChangeKind::Namespace, &namespace.id);
         Ok(id)
     }
 
@@ -292,7 +323,7 @@ impl LimitService {
                 &[event],
             )
             .await?;
-        self.forget_namespaces();
+        self.invalidator.apply(ChangeKind::Namespace, &namespace.id);
         Ok(done)
     }
 }

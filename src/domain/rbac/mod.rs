@@ -11,10 +11,10 @@ pub mod requirement;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::domain::keys::KeyService;
+use crate::domain::invalidation::Invalidator;
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
-use crate::model::{KeyRow, Permission, RbacChange, Role, SetChange};
+use crate::model::{ChangeKind, KeyRow, Permission, RbacChange, Role, SetChange};
 use crate::store::{SharedStore, StoreError};
 
 /// Why an RBAC operation was refused.
@@ -230,12 +230,12 @@ pub fn key_change(
 /// Permissions and roles, and what keys hold of them.
 pub struct RbacService {
     store: SharedStore,
-    keys: Arc<KeyService>,
+    invalidator: Arc<Invalidator>,
 }
 
 impl RbacService {
-    pub fn new(store: SharedStore, keys: Arc<KeyService>) -> Self {
-        RbacService { store, keys }
+    pub fn new(store: SharedStore, invalidator: Arc<Invalidator>) -> Self {
+        RbacService { store, invalidator }
     }
 
     /// A permission by id or slug (case-insensitive).
@@ -448,7 +448,8 @@ impl RbacService {
             .store
             .delete_permission(&permission.workspace_id, &permission.id, now, &[event])
             .await?;
-        self.keys.cache.clear();
+        self.invalidator
+            .apply(ChangeKind::Rbac, &permission.workspace_id);
         Ok(done)
     }
 
@@ -471,7 +472,7 @@ impl RbacService {
             .store
             .delete_role(&role.workspace_id, &role.id, now, &[event])
             .await?;
-        self.keys.cache.clear();
+        self.invalidator.apply(ChangeKind::Rbac, &role.workspace_id);
         Ok(done)
     }
 
@@ -534,7 +535,7 @@ impl RbacService {
             .store
             .set_role_permissions(&role.workspace_id, &role.id, &change, now, &events)
             .await?;
-        self.keys.cache.clear();
+        self.invalidator.apply(ChangeKind::Rbac, &role.workspace_id);
         Ok(result)
     }
 
@@ -550,7 +551,7 @@ impl RbacService {
             .store
             .change_key_rbac(&key.id, &change, now, &events)
             .await?;
-        self.keys.forget(&key.hash);
+        self.invalidator.apply(ChangeKind::Key, &key.hash);
         Ok(done.is_some())
     }
 
