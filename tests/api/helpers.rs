@@ -162,6 +162,27 @@ impl TestApp {
         clock_now(&self.clock)
     }
 
+    /// Puts the clock at the start of the next window of `duration_ms` (fixed windows are aligned
+    /// to the epoch) and returns that instant.
+    pub fn align_clock(&self, duration_ms: i64) -> i64 {
+        let start = (self.now() / duration_ms + 1) * duration_ms;
+        self.clock.set_ms(start);
+        start
+    }
+
+    /// Verifies a key with the app's root key (`keys.verifyKey`), asserting a schema-valid 200.
+    pub async fn verify(&self, body: Value) -> TestResponse {
+        let response = self.post("/v2/keys.verifyKey", body).await;
+        response.assert_ok("/v2/keys.verifyKey");
+        response
+    }
+
+    /// [`TestApp::verify`] of `key` against the permission query `query`.
+    pub async fn verify_permissions(&self, key: &str, query: &str) -> TestResponse {
+        self.verify(serde_json::json!({"key": key, "permissions": query}))
+            .await
+    }
+
     /// POSTs JSON with the app's root key.
     pub async fn post(&self, path: &str, body: Value) -> TestResponse {
         self.post_with_key(path, &self.root_key.clone(), body).await

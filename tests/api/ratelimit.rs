@@ -23,17 +23,10 @@ async fn limit(
     r
 }
 
-/// Puts the clock at the start of a fresh minute-aligned window.
-fn align(app: &TestApp, duration: i64) -> i64 {
-    let start = (app.now() / duration + 1) * duration;
-    app.clock.set_ms(start);
-    start
-}
-
 #[tokio::test]
 async fn a_limit_counts_down_and_resets_at_the_window_end() {
     let app = spawn_app().await;
-    let start = align(&app, 60_000);
+    let start = app.align_clock(60_000);
     let r = limit(&app, "api", "user_1", 3, 60_000, 1).await;
     assert_eq!(
         r.body["data"],
@@ -67,7 +60,7 @@ async fn a_limit_counts_down_and_resets_at_the_window_end() {
 #[tokio::test]
 async fn cost_zero_peeks_without_counting() {
     let app = spawn_app().await;
-    align(&app, 60_000);
+    app.align_clock(60_000);
     limit(&app, "api", "u", 10, 60_000, 4).await;
     let peek = limit(&app, "api", "u", 10, 60_000, 0).await;
     assert_eq!(
@@ -86,7 +79,7 @@ async fn cost_zero_peeks_without_counting() {
 #[tokio::test]
 async fn concurrent_callers_get_exactly_the_limit() {
     let app = spawn_app().await;
-    align(&app, 60_000);
+    app.align_clock(60_000);
     limit(&app, "hot", "warm-up", 1, 60_000, 1).await;
     let mut tasks = Vec::new();
     for _ in 0..200 {
@@ -257,7 +250,7 @@ async fn bad_limit_requests_are_refused() {
 #[tokio::test]
 async fn overrides_replace_the_limit_exactly_then_by_wildcard() {
     let app = spawn_app().await;
-    align(&app, 60_000);
+    app.align_clock(60_000);
     limit(&app, "api", "seed", 10, 60_000, 1).await;
     let set = |identifier: &str, limit: i64| {
         app.post(
@@ -427,7 +420,7 @@ async fn overrides_are_listed_a_page_at_a_time_and_guarded_by_permissions() {
 #[tokio::test]
 async fn an_override_set_by_another_process_applies_within_a_second() {
     let app = spawn_app().await;
-    align(&app, 60_000);
+    app.align_clock(60_000);
     limit(&app, "api", "u", 10, 60_000, 1).await;
     let ns = app
         .store
@@ -463,7 +456,7 @@ async fn an_override_set_by_another_process_applies_within_a_second() {
 #[tokio::test]
 async fn multi_limit_is_all_or_nothing() {
     let app = spawn_app().await;
-    align(&app, 60_000);
+    app.align_clock(60_000);
     let batch = |fast_cost: i64| {
         json!([
             {"namespace": "a", "identifier": "u", "limit": 2, "duration": 60_000, "cost": fast_cost},
