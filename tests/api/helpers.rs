@@ -1,6 +1,8 @@
 //! `spawn_app()` and the typed helpers every test uses.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use keyward::clock::{ManualClock, SharedClock};
 use keyward::domain::admin;
@@ -130,6 +132,30 @@ pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp 
         shutdown: Some(tx),
         stopped: Some(stopped),
         _dir: dir,
+    }
+}
+
+/// Polls `probe` until it answers `Ok`, sleeping briefly between attempts, and returns that value;
+/// panics naming `what` and the last `Err` once `timeout` has passed. For effects that arrive from
+/// another process or a background task (the change feed, the event writer), never for a route's
+/// own synchronous answer.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: not within {timeout:?}; last seen: {last}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

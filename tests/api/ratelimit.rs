@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, TestResponse};
+use crate::helpers::{eventually, spawn_app, TestApp, TestResponse};
 
 async fn limit(
     app: &TestApp,
@@ -181,21 +181,25 @@ async fn a_deleted_namespace_answers_410() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    loop {
-        let r = app
-            .post(
-                "/v2/ratelimit.limit",
-                json!({"namespace": "old", "identifier": "x", "limit": 5, "duration": 1000}),
-            )
-            .await;
-        if r.status == 410 {
-            r.assert_error(410, "unkey/data/ratelimit_namespace_gone", "Resource Gone");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "still {}", r.body);
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let app = &app;
+    let r = eventually(
+        std::time::Duration::from_secs(1),
+        "the CLI's namespace deletion reached the server",
+        || async move {
+            let r = app
+                .post(
+                    "/v2/ratelimit.limit",
+                    json!({"namespace": "old", "identifier": "x", "limit": 5, "duration": 1000}),
+                )
+                .await;
+            match r.status {
+                410 => Ok(r),
+                _ => Err(format!("still {}", r.body)),
+            }
+        },
+    )
+    .await;
+    r.assert_error(410, "unkey/data/ratelimit_namespace_gone", "Resource Gone");
     let r = app
         .post(
             "/v2/ratelimit.setOverride",
@@ -443,14 +447,20 @@ async fn an_override_set_by_another_process_applies_within_a_second() {
         )
         .await
         .unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        if limit(&app, "api", "u", 10, 60_000, 0).await.body["data"]["limit"] == 77 {
-            break;
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let app = &app;
+    eventually(
+        std::time::Duration::from_secs(1),
+        "the override written by another node applied",
+        || async move {
+            let r = limit(app, "api", "u", 10, 60_000, 0).await;
+            if r.body["data"]["limit"] == 77 {
+                Ok(())
+            } else {
+                Err(r.body.to_string())
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

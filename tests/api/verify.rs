@@ -1,11 +1,11 @@
 //! `keys.verifyKey`: every outcome, the order of checks, credits under concurrency, refill,
 //! revocation, durability and the event record.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestResponse};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, TestResponse};
 use crate::keys::create_key;
 
 fn code(response: &TestResponse) -> &str {
@@ -147,19 +147,20 @@ async fn a_change_made_by_another_process_reaches_the_cache_within_a_second() {
         .update_key(&key_id, &patch, app.now(), &[])
         .await
         .unwrap());
-    let started = Instant::now();
-    loop {
-        let r = app.verify(json!({"key": key})).await;
-        if code(&r) == "DISABLED" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "still {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (app, key) = (&app, key.as_str());
+    eventually(
+        Duration::from_secs(1),
+        "the change made by another process reached the cache",
+        || async move {
+            let r = app.verify(json!({"key": key})).await;
+            if code(&r) == "DISABLED" {
+                Ok(())
+            } else {
+                Err(format!("still {}", r.body))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -409,14 +410,20 @@ async fn verifications_are_recorded_with_outcome_tags_and_spend() {
         .await;
     // Not recorded: unknown keys reveal nothing, not even to the event log.
     app.verify(json!({"key": "sk_unknown"})).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let events = loop {
-        let events = app.store.list_verifications(&key_id, 10).await.unwrap();
-        if events.len() >= 2 || Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (app, key_id) = (&app, key_id.as_str());
+    let events = eventually(
+        Duration::from_secs(3),
+        "the verification events were written",
+        || async move {
+            let events = app.store.list_verifications(key_id, 10).await.unwrap();
+            if events.len() >= 2 {
+                Ok(events)
+            } else {
+                Err(format!("{} events", events.len()))
+            }
+        },
+    )
+    .await;
     assert_eq!(events.len(), 2);
     let valid = events
         .iter()
@@ -433,15 +440,18 @@ async fn verifications_are_recorded_with_outcome_tags_and_spend() {
         .expect("exceeded");
     assert_eq!(exceeded.spent_credits, 0);
     // lastUsedAt follows within the writer's interval (100 ms in tests).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let last_used = loop {
-        let found = crate::keys::get_key(&app, &key_id).await["lastUsedAt"].as_i64();
-        if found.is_some() || Instant::now() > deadline {
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(last_used, Some(exceeded.time_ms.max(valid.time_ms)));
+    let last_used = eventually(
+        Duration::from_secs(3),
+        "lastUsedAt was written",
+        || async move {
+            let key = crate::keys::get_key(app, key_id).await;
+            key["lastUsedAt"]
+                .as_i64()
+                .ok_or_else(|| format!("no lastUsedAt: {key}"))
+        },
+    )
+    .await;
+    assert_eq!(last_used, exceeded.time_ms.max(valid.time_ms));
 }
 
 #[tokio::test]
@@ -459,18 +469,20 @@ async fn last_used_at_is_written_late_in_batches_and_at_a_clean_shutdown() {
         assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
         app.clock.advance_ms(1_000);
     }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while app
-        .store
-        .list_verifications(&key_id, 10)
-        .await
-        .unwrap()
-        .len()
-        < 3
-    {
-        assert!(Instant::now() < deadline, "events were not written");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (store, events_of) = (&app.store, key_id.as_str());
+    eventually(
+        Duration::from_secs(3),
+        "events were not written",
+        || async move {
+            let written = store.list_verifications(events_of, 10).await.unwrap().len();
+            if written >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{written} of 3 events"))
+            }
+        },
+    )
+    .await;
     assert!(
         crate::keys::get_key(&app, &key_id).await["lastUsedAt"].is_null(),
         "lastUsedAt waits for the interval"
