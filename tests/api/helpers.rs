@@ -268,6 +268,29 @@ impl TestApp {
         (key.record.id, key.plaintext)
     }
 
+    /// Creates a root key in the app's workspace that holds no permission at all; returns its
+    /// plaintext. Neither the CLI nor `admin::create_root_key` can make one (an empty list there
+    /// means "every permission"), so it goes straight to the store.
+    pub async fn root_key_without_permissions(&self) -> String {
+        let generated = keyward::domain::secret::generate_root_key();
+        let record = keyward::store::RootKey {
+            id: keyward::ids::new_id(keyward::ids::Prefix::Key),
+            workspace_id: self.workspace_id.clone(),
+            name: Some("no permissions".into()),
+            hash: generated.hash.clone(),
+            start: generated.start.clone(),
+            permissions: Vec::new(),
+            enabled: true,
+            expires: None,
+            created_at: self.now(),
+        };
+        self.store
+            .insert_root_key(&record, &[])
+            .await
+            .expect("root key without permissions");
+        generated.plaintext
+    }
+
     /// Creates an API and returns its id.
     pub async fn create_api(&self, name: &str) -> String {
         let response = self
@@ -335,22 +358,45 @@ impl TestResponse {
 
     /// Asserts an error envelope: status, `type` path, title and a non-empty detail.
     pub fn assert_error(&self, status: u16, doc_path: &str, title: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        let error = &self.body["error"];
-        assert_eq!(error["status"], status, "{}", self.body);
-        let kind = error["type"].as_str().expect("error.type");
-        assert!(
-            kind.ends_with(&format!("/docs/errors/{doc_path}")),
-            "type {kind} should end with {doc_path}"
-        );
-        assert_eq!(error["title"], title, "{}", self.body);
-        assert!(
-            !error["detail"].as_str().unwrap_or("").is_empty(),
-            "empty detail: {}",
-            self.body
-        );
+        if let Err(mismatch) = self.check_error(status, doc_path, title) {
+            panic!("{mismatch}");
+        }
+    }
+
+    /// What [`TestResponse::assert_error`] asserts, as a result: `Err` says what differs, for
+    /// tests that collect every mismatch before failing.
+    pub fn check_error(&self, status: u16, doc_path: &str, title: &str) -> Result<(), String> {
+        let body = &self.body;
+        if self.status != status {
+            return Err(format!(
+                "status {} (expected {status}): {body}",
+                self.status
+            ));
+        }
+        let error = &body["error"];
+        if error["status"] != status {
+            return Err(format!("error.status is not {status}: {body}"));
+        }
+        let Some(kind) = error["type"].as_str() else {
+            return Err(format!("no error.type: {body}"));
+        };
+        if !kind.ends_with(&format!("/docs/errors/{doc_path}")) {
+            return Err(format!("type {kind} should end with {doc_path}: {body}"));
+        }
+        if error["title"] != title {
+            return Err(format!("title is not {title:?}: {body}"));
+        }
+        if error["detail"].as_str().unwrap_or("").is_empty() {
+            return Err(format!("empty detail: {body}"));
+        }
         let has_errors = matches!(status, 400 | 408 | 413);
-        assert_eq!(error.get("errors").is_some(), has_errors, "{}", self.body);
+        if error.get("errors").is_some() != has_errors {
+            return Err(format!(
+                "error.errors should be {}: {body}",
+                if has_errors { "present" } else { "absent" }
+            ));
+        }
+        Ok(())
     }
 
     pub fn detail(&self) -> &str {
