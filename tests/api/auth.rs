@@ -1,8 +1,10 @@
 //! Root-key authentication: every way a caller can be refused, and tenant isolation.
 
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{eventually, spawn_app};
 
 #[tokio::test]
 async fn a_missing_authorization_header_is_a_400_authentication_missing() {
@@ -79,16 +81,21 @@ async fn a_disabled_root_key_is_a_403_key_disabled() {
         .await
         .unwrap();
     // The change reaches the server through the change feed, as it would from another process.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    let response = loop {
-        let response = app
-            .post_with_key("/v2/apis.createApi", &key, json!({"name": "payments"}))
-            .await;
-        if response.status == 403 || std::time::Instant::now() > deadline {
-            break response;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let (app, key) = (&app, key.as_str());
+    let response = eventually(
+        Duration::from_secs(1),
+        "the disabled key refused",
+        || async move {
+            let response = app
+                .post_with_key("/v2/apis.createApi", key, json!({"name": "payments"}))
+                .await;
+            match response.status {
+                403 => Ok(response),
+                _ => Err(response.body.to_string()),
+            }
+        },
+    )
+    .await;
     response.assert_error(403, "unkey/authorization/key_disabled", "Key is disabled");
     assert_eq!(
         response.detail(),
@@ -134,16 +141,23 @@ async fn a_root_key_of_a_disabled_workspace_is_a_403_workspace_disabled() {
     keyward::domain::admin::set_workspace_enabled(&app.store, app.now(), &app.workspace_id, false)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    let response = loop {
-        let response = app
-            .post("/v2/apis.createApi", json!({"name": "payments"}))
-            .await;
-        if response.status == 403 || std::time::Instant::now() > deadline {
-            break response;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let app = &app;
+    let create = || async move {
+        app.post("/v2/apis.createApi", json!({"name": "payments"}))
+            .await
     };
+    let response = eventually(
+        Duration::from_secs(1),
+        "the disabled workspace refused",
+        || async move {
+            let response = create().await;
+            match response.status {
+                403 => Ok(response),
+                _ => Err(response.body.to_string()),
+            }
+        },
+    )
+    .await;
     response.assert_error(
         403,
         "unkey/authorization/workspace_disabled",
@@ -153,21 +167,18 @@ async fn a_root_key_of_a_disabled_workspace_is_a_403_workspace_disabled() {
     keyward::domain::admin::set_workspace_enabled(&app.store, app.now(), &app.workspace_id, true)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    loop {
-        let response = app
-            .post("/v2/apis.createApi", json!({"name": "payments"}))
-            .await;
-        if response.status == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still refused: {}",
-            response.body
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(1),
+        "the re-enabled workspace served",
+        || async move {
+            let response = create().await;
+            match response.status {
+                200 => Ok(()),
+                _ => Err(format!("still refused: {}", response.body)),
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! The operator's CLI, run as the real binary against the database of a running server.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, TestResponse};
+use crate::helpers::{eventually, spawn_app, TestApp, TestResponse};
 
 fn stdout_json(output: &std::process::Output) -> Value {
     assert!(
@@ -15,22 +15,29 @@ fn stdout_json(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
-/// Polls until `accept` holds, for at most one second (the promise for cross-process changes).
+/// Calls `apis.createApi` with `key` until `accept` holds, for at most one second (the promise
+/// for cross-process changes), and returns that response.
 async fn within_a_second(
     app: &TestApp,
     key: &str,
     accept: impl Fn(&TestResponse) -> bool,
 ) -> TestResponse {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        let response = app
-            .post_with_key("/v2/apis.createApi", key, json!({"name": "payments"}))
-            .await;
-        if accept(&response) || Instant::now() >= deadline {
-            return response;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let accept = &accept;
+    eventually(
+        Duration::from_secs(1),
+        "the CLI's change reached the server",
+        || async move {
+            let response = app
+                .post_with_key("/v2/apis.createApi", key, json!({"name": "payments"}))
+                .await;
+            if accept(&response) {
+                Ok(response)
+            } else {
+                Err(format!("{} {}", response.status, response.body))
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! `spawn_app()` and the typed helpers every test uses.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use keyward::clock::{ManualClock, SharedClock};
 use keyward::domain::admin;
@@ -133,6 +135,30 @@ pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp 
     }
 }
 
+/// Polls `probe` until it answers `Ok`, sleeping briefly between attempts, and returns that value;
+/// panics naming `what` and the last `Err` once `timeout` has passed. For effects that arrive from
+/// another process or a background task (the change feed, the event writer), never for a route's
+/// own synchronous answer.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: not within {timeout:?}; last seen: {last}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn clock_now(clock: &ManualClock) -> i64 {
     use keyward::clock::Clock;
     clock.now_ms()
@@ -160,6 +186,27 @@ impl TestApp {
 
     pub fn now(&self) -> i64 {
         clock_now(&self.clock)
+    }
+
+    /// Puts the clock at the start of the next window of `duration_ms` (fixed windows are aligned
+    /// to the epoch) and returns that instant.
+    pub fn align_clock(&self, duration_ms: i64) -> i64 {
+        let start = (self.now() / duration_ms + 1) * duration_ms;
+        self.clock.set_ms(start);
+        start
+    }
+
+    /// Verifies a key with the app's root key (`keys.verifyKey`), asserting a schema-valid 200.
+    pub async fn verify(&self, body: Value) -> TestResponse {
+        let response = self.post("/v2/keys.verifyKey", body).await;
+        response.assert_ok("/v2/keys.verifyKey");
+        response
+    }
+
+    /// [`TestApp::verify`] of `key` against the permission query `query`.
+    pub async fn verify_permissions(&self, key: &str, query: &str) -> TestResponse {
+        self.verify(serde_json::json!({"key": key, "permissions": query}))
+            .await
     }
 
     /// POSTs JSON with the app's root key.
@@ -219,6 +266,29 @@ impl TestApp {
         .await
         .expect("root key");
         (key.record.id, key.plaintext)
+    }
+
+    /// Creates a root key in the app's workspace that holds no permission at all; returns its
+    /// plaintext. Neither the CLI nor `admin::create_root_key` can make one (an empty list there
+    /// means "every permission"), so it goes straight to the store.
+    pub async fn root_key_without_permissions(&self) -> String {
+        let generated = keyward::domain::secret::generate_root_key();
+        let record = keyward::store::RootKey {
+            id: keyward::ids::new_id(keyward::ids::Prefix::Key),
+            workspace_id: self.workspace_id.clone(),
+            name: Some("no permissions".into()),
+            hash: generated.hash.clone(),
+            start: generated.start.clone(),
+            permissions: Vec::new(),
+            enabled: true,
+            expires: None,
+            created_at: self.now(),
+        };
+        self.store
+            .insert_root_key(&record, &[])
+            .await
+            .expect("root key without permissions");
+        generated.plaintext
     }
 
     /// Creates an API and returns its id.
@@ -288,22 +358,45 @@ impl TestResponse {
 
     /// Asserts an error envelope: status, `type` path, title and a non-empty detail.
     pub fn assert_error(&self, status: u16, doc_path: &str, title: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        let error = &self.body["error"];
-        assert_eq!(error["status"], status, "{}", self.body);
-        let kind = error["type"].as_str().expect("error.type");
-        assert!(
-            kind.ends_with(&format!("/docs/errors/{doc_path}")),
-            "type {kind} should end with {doc_path}"
-        );
-        assert_eq!(error["title"], title, "{}", self.body);
-        assert!(
-            !error["detail"].as_str().unwrap_or("").is_empty(),
-            "empty detail: {}",
-            self.body
-        );
+        if let Err(mismatch) = self.check_error(status, doc_path, title) {
+            panic!("{mismatch}");
+        }
+    }
+
+    /// What [`TestResponse::assert_error`] asserts, as a result: `Err` says what differs, for
+    /// tests that collect every mismatch before failing.
+    pub fn check_error(&self, status: u16, doc_path: &str, title: &str) -> Result<(), String> {
+        let body = &self.body;
+        if self.status != status {
+            return Err(format!(
+                "status {} (expected {status}): {body}",
+                self.status
+            ));
+        }
+        let error = &body["error"];
+        if error["status"] != status {
+            return Err(format!("error.status is not {status}: {body}"));
+        }
+        let Some(kind) = error["type"].as_str() else {
+            return Err(format!("no error.type: {body}"));
+        };
+        if !kind.ends_with(&format!("/docs/errors/{doc_path}")) {
+            return Err(format!("type {kind} should end with {doc_path}: {body}"));
+        }
+        if error["title"] != title {
+            return Err(format!("title is not {title:?}: {body}"));
+        }
+        if error["detail"].as_str().unwrap_or("").is_empty() {
+            return Err(format!("empty detail: {body}"));
+        }
         let has_errors = matches!(status, 400 | 408 | 413);
-        assert_eq!(error.get("errors").is_some(), has_errors, "{}", self.body);
+        if error.get("errors").is_some() != has_errors {
+            return Err(format!(
+                "error.errors should be {}: {body}",
+                if has_errors { "present" } else { "absent" }
+            ));
+        }
+        Ok(())
     }
 
     pub fn detail(&self) -> &str {

@@ -2,21 +2,11 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, TestResponse};
+use crate::helpers::spawn_app;
 use crate::keys::{create_key, get_key};
 
 fn limit(name: &str, limit: i64, duration: i64, auto: bool) -> Value {
     json!({"name": name, "limit": limit, "duration": duration, "autoApply": auto})
-}
-
-async fn verify(app: &TestApp, body: Value) -> TestResponse {
-    let r = app.post("/v2/keys.verifyKey", body).await;
-    r.assert_ok("/v2/keys.verifyKey");
-    r
-}
-
-fn align(app: &TestApp) {
-    app.clock.set_ms((app.now() / 60_000 + 1) * 60_000);
 }
 
 #[tokio::test]
@@ -213,7 +203,7 @@ async fn deleting_an_identity_leaves_its_keys_working_without_it() {
     let api = app.create_api("docs").await;
     let (key_id, key) = create_key(&app, &api, json!({"externalId": "owner"})).await;
     assert_eq!(
-        verify(&app, json!({"key": key})).await.body["data"]["identity"]["externalId"],
+        app.verify(json!({"key": key})).await.body["data"]["identity"]["externalId"],
         "owner"
     );
     app.post(
@@ -222,7 +212,7 @@ async fn deleting_an_identity_leaves_its_keys_working_without_it() {
     )
     .await
     .assert_ok("/v2/identities.deleteIdentity");
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(r.body["data"]["code"], "VALID");
     assert!(r.body["data"].get("identity").is_none());
     assert!(get_key(&app, &key_id).await.get("identity").is_none());
@@ -231,7 +221,7 @@ async fn deleting_an_identity_leaves_its_keys_working_without_it() {
 #[tokio::test]
 async fn an_auto_applied_key_limit_rate_limits_verifications() {
     let app = spawn_app().await;
-    align(&app);
+    app.align_clock(60_000);
     let api = app.create_api("docs").await;
     let (key_id, key) = create_key(
         &app,
@@ -245,7 +235,7 @@ async fn an_auto_applied_key_limit_rate_limits_verifications() {
         .as_str()
         .unwrap()
         .starts_with("rl_"));
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(r.body["data"]["code"], "VALID");
     let entry = &r.body["data"]["ratelimits"][0];
     assert_eq!(
@@ -267,8 +257,8 @@ async fn an_auto_applied_key_limit_rate_limits_verifications() {
         )
     );
     assert!(entry["reset"].as_i64().unwrap() > app.now());
-    verify(&app, json!({"key": key})).await;
-    let r = verify(&app, json!({"key": key})).await;
+    app.verify(json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(r.body["data"]["code"], "RATE_LIMITED");
     assert_eq!(r.body["data"]["valid"], false);
     assert_eq!(r.body["data"]["ratelimits"][0]["exceeded"], true);
@@ -278,7 +268,7 @@ async fn an_auto_applied_key_limit_rate_limits_verifications() {
     );
     app.clock.advance_ms(120_000);
     assert_eq!(
-        verify(&app, json!({"key": key})).await.body["data"]["code"],
+        app.verify(json!({"key": key})).await.body["data"]["code"],
         "VALID"
     );
 }
@@ -286,7 +276,7 @@ async fn an_auto_applied_key_limit_rate_limits_verifications() {
 #[tokio::test]
 async fn identity_limits_are_shared_and_key_limits_win_on_a_name() {
     let app = spawn_app().await;
-    align(&app);
+    app.align_clock(60_000);
     let api = app.create_api("docs").await;
     app.post(
         "/v2/identities.createIdentity",
@@ -300,7 +290,7 @@ async fn identity_limits_are_shared_and_key_limits_win_on_a_name() {
         let mut codes = Vec::new();
         for key in [&a, &b, &a, &b] {
             codes.push(
-                verify(&app, json!({"key": key})).await.body["data"]["code"]
+                app.verify(json!({"key": key})).await.body["data"]["code"]
                     .as_str()
                     .unwrap()
                     .to_string(),
@@ -317,7 +307,7 @@ async fn identity_limits_are_shared_and_key_limits_win_on_a_name() {
         json!({"externalId": "team", "ratelimits": [limit("shared", 100, 60_000, true)]}),
     )
     .await;
-    let r = verify(&app, json!({"key": own})).await;
+    let r = app.verify(json!({"key": own})).await;
     assert_eq!(r.body["data"]["code"], "VALID");
     assert_eq!(r.body["data"]["ratelimits"][0]["limit"], 100);
     // The identity's shadowed limit is not listed under the identity.
@@ -333,7 +323,7 @@ async fn identity_limits_are_shared_and_key_limits_win_on_a_name() {
 #[tokio::test]
 async fn requested_limits_are_named_or_ad_hoc_and_decided_together() {
     let app = spawn_app().await;
-    align(&app);
+    app.align_clock(60_000);
     let api = app.create_api("docs").await;
     let (key_id, key) = create_key(
         &app,
@@ -342,8 +332,7 @@ async fn requested_limits_are_named_or_ad_hoc_and_decided_together() {
     )
     .await;
     // Response order: auto-applied by name, then the request's order.
-    let r = verify(
-        &app,
+    let r = app.verify(
         json!({"key": key, "ratelimits": [{"name": "adhoc", "limit": 5, "duration": 60_000, "cost": 2}, {"name": "named"}]}),
     )
     .await;
@@ -365,7 +354,9 @@ async fn requested_limits_are_named_or_ad_hoc_and_decided_together() {
     );
 
     // "named" (1/min) is now spent: the whole batch fails and nothing else is counted.
-    let r = verify(&app, json!({"key": key, "ratelimits": [{"name": "named"}]})).await;
+    let r = app
+        .verify(json!({"key": key, "ratelimits": [{"name": "named"}]}))
+        .await;
     assert_eq!(r.body["data"]["code"], "RATE_LIMITED");
     let alpha = &r.body["data"]["ratelimits"][0];
     assert_eq!(
@@ -376,7 +367,7 @@ async fn requested_limits_are_named_or_ad_hoc_and_decided_together() {
         ),
         (json!("alpha"), json!(9), json!(false))
     );
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(
         r.body["data"]["ratelimits"][0]["remaining"], 8,
         "the failed batch did not count"
@@ -405,11 +396,11 @@ async fn requested_limits_are_named_or_ad_hoc_and_decided_together() {
         .await;
     r.assert_error(400, "unkey/application/invalid_input", "Bad Request");
     // An ad-hoc limit of 0 denies.
-    let r = verify(
-        &app,
-        json!({"key": key, "ratelimits": [{"name": "zero", "limit": 0, "duration": 60_000}]}),
-    )
-    .await;
+    let r = app
+        .verify(
+            json!({"key": key, "ratelimits": [{"name": "zero", "limit": 0, "duration": 60_000}]}),
+        )
+        .await;
     assert_eq!(r.body["data"]["code"], "RATE_LIMITED");
 }
 

@@ -14,4 +14,5 @@ mod identities;
 mod keys;
 mod ratelimit;
 mod rbac;
+mod sweep;
 mod verify;

@@ -1,18 +1,12 @@
 //! `keys.verifyKey`: every outcome, the order of checks, credits under concurrency, refill,
 //! revocation, durability and the event record.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, TestResponse};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, TestResponse};
 use crate::keys::create_key;
-
-async fn verify(app: &TestApp, body: Value) -> TestResponse {
-    let response = app.post("/v2/keys.verifyKey", body).await;
-    response.assert_ok("/v2/keys.verifyKey");
-    response
-}
 
 fn code(response: &TestResponse) -> &str {
     response.body["data"]["code"].as_str().unwrap_or("")
@@ -29,11 +23,9 @@ async fn a_valid_key_verifies_with_its_details() {
         json!({"name": "acme", "meta": {"plan": "pro"}, "expires": expires, "externalId": "acme-co"}),
     )
     .await;
-    let r = verify(
-        &app,
-        json!({"key": key, "tags": ["path=/v1/x", "région=eu", "a b&c?d/e"]}),
-    )
-    .await;
+    let r = app
+        .verify(json!({"key": key, "tags": ["path=/v1/x", "région=eu", "a b&c?d/e"]}))
+        .await;
     let data = &r.body["data"];
     assert_eq!(data["valid"], true);
     assert_eq!(data["code"], "VALID");
@@ -56,7 +48,7 @@ async fn unknown_foreign_and_deleted_keys_are_a_bare_not_found() {
     let (_, key) = create_key(&app, &api, json!({"name": "n"})).await;
     let bare = json!({"valid": false, "code": "NOT_FOUND"});
     assert_eq!(
-        verify(&app, json!({"key": "sk_unknown"})).await.body["data"],
+        app.verify(json!({"key": "sk_unknown"})).await.body["data"],
         bare
     );
 
@@ -72,7 +64,7 @@ async fn unknown_foreign_and_deleted_keys_are_a_bare_not_found() {
     app.post("/v2/apis.deleteApi", json!({"apiId": api}))
         .await
         .assert_ok("/v2/apis.deleteApi");
-    assert_eq!(verify(&app, json!({"key": key})).await.body["data"], bare);
+    assert_eq!(app.verify(json!({"key": key})).await.body["data"], bare);
 }
 
 #[tokio::test]
@@ -113,14 +105,14 @@ async fn disabling_a_key_takes_effect_on_the_very_next_verification() {
     let app = spawn_app().await;
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({"credits": {"remaining": 5}})).await;
-    assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
+    assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
     app.post(
         "/v2/keys.updateKey",
         json!({"keyId": key_id, "enabled": false}),
     )
     .await
     .assert_ok("/v2/keys.updateKey");
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(code(&r), "DISABLED");
     assert_eq!(r.body["data"]["valid"], false);
     assert_eq!(r.body["data"]["enabled"], false);
@@ -133,7 +125,7 @@ async fn disabling_a_key_takes_effect_on_the_very_next_verification() {
     .await
     .assert_ok("/v2/keys.updateKey");
     assert_eq!(
-        verify(&app, json!({"key": key})).await.body["data"]["credits"],
+        app.verify(json!({"key": key})).await.body["data"]["credits"],
         3
     );
 }
@@ -143,7 +135,7 @@ async fn a_change_made_by_another_process_reaches_the_cache_within_a_second() {
     let app = spawn_app().await;
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({})).await;
-    assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
+    assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
     // Write straight to the store, as another node would: this server only learns of it
     // through the change feed.
     let patch = keyward::model::KeyPatch {
@@ -155,19 +147,20 @@ async fn a_change_made_by_another_process_reaches_the_cache_within_a_second() {
         .update_key(&key_id, &patch, app.now(), &[])
         .await
         .unwrap());
-    let started = Instant::now();
-    loop {
-        let r = verify(&app, json!({"key": key})).await;
-        if code(&r) == "DISABLED" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "still {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (app, key) = (&app, key.as_str());
+    eventually(
+        Duration::from_secs(1),
+        "the change made by another process reached the cache",
+        || async move {
+            let r = app.verify(json!({"key": key})).await;
+            if code(&r) == "DISABLED" {
+                Ok(())
+            } else {
+                Err(format!("still {}", r.body))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -176,11 +169,11 @@ async fn keys_expire_strictly_after_their_expiry() {
     let api = app.create_api("payments").await;
     let expires = app.now() + 1_000;
     let (_, key) = create_key(&app, &api, json!({"expires": expires})).await;
-    assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
+    assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
     app.clock.set_ms(expires);
-    assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
+    assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
     app.clock.set_ms(expires + 1);
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(code(&r), "EXPIRED");
     assert_eq!(r.body["data"]["valid"], false);
 }
@@ -214,7 +207,7 @@ async fn the_ip_whitelist_forbids_other_clients() {
         r.body["data"]["credits"], 9,
         "a forbidden request spends nothing"
     );
-    assert_eq!(code(&verify(&app, json!({"key": key})).await), "FORBIDDEN");
+    assert_eq!(code(&app.verify(json!({"key": key})).await), "FORBIDDEN");
 }
 
 #[tokio::test]
@@ -222,36 +215,44 @@ async fn credits_are_spent_by_cost_and_refused_when_short() {
     let app = spawn_app().await;
     let api = app.create_api("payments").await;
     let (_, key) = create_key(&app, &api, json!({"credits": {"remaining": 5}})).await;
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(
         (code(&r), r.body["data"]["credits"].clone()),
         ("VALID", json!(4))
     );
-    let r = verify(&app, json!({"key": key, "credits": {"cost": 15}})).await;
+    let r = app
+        .verify(json!({"key": key, "credits": {"cost": 15}}))
+        .await;
     assert_eq!(
         (code(&r), r.body["data"]["credits"].clone()),
         ("USAGE_EXCEEDED", json!(4))
     );
     assert_eq!(r.body["data"]["valid"], false);
-    let r = verify(&app, json!({"key": key, "credits": {"cost": 4}})).await;
+    let r = app
+        .verify(json!({"key": key, "credits": {"cost": 4}}))
+        .await;
     assert_eq!(
         (code(&r), r.body["data"]["credits"].clone()),
         ("VALID", json!(0))
     );
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(
         (code(&r), r.body["data"]["credits"].clone()),
         ("USAGE_EXCEEDED", json!(0))
     );
     // A cost of 0 always passes.
-    let r = verify(&app, json!({"key": key, "credits": {"cost": 0}})).await;
+    let r = app
+        .verify(json!({"key": key, "credits": {"cost": 0}}))
+        .await;
     assert_eq!(
         (code(&r), r.body["data"]["credits"].clone()),
         ("VALID", json!(0))
     );
     // Unlimited keys ignore costs.
     let (_, free) = create_key(&app, &api, json!({})).await;
-    let r = verify(&app, json!({"key": free, "credits": {"cost": 1000}})).await;
+    let r = app
+        .verify(json!({"key": free, "credits": {"cost": 1000}}))
+        .await;
     assert_eq!(code(&r), "VALID");
     assert!(r.body["data"].get("credits").is_none());
 }
@@ -303,7 +304,7 @@ async fn every_acknowledged_spend_is_on_disk_after_a_clean_shutdown() {
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({"credits": {"remaining": 100}})).await;
     for _ in 0..25 {
-        assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
+        assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
     }
     app.stop().await;
     let store = app.store.clone();
@@ -330,21 +331,21 @@ async fn daily_refill_raises_the_balance_at_the_first_use_after_midnight() {
         json!({"credits": {"remaining": 2, "refill": {"interval": "daily", "amount": 3}}}),
     )
     .await;
-    verify(&app, json!({"key": key})).await;
-    verify(&app, json!({"key": key})).await;
+    app.verify(json!({"key": key})).await;
+    app.verify(json!({"key": key})).await;
     assert_eq!(
-        code(&verify(&app, json!({"key": key})).await),
+        code(&app.verify(json!({"key": key})).await),
         "USAGE_EXCEEDED"
     );
     // Later the same day: still empty.
     app.clock.advance_ms(13 * 3_600_000);
     assert_eq!(
-        code(&verify(&app, json!({"key": key})).await),
+        code(&app.verify(json!({"key": key})).await),
         "USAGE_EXCEEDED"
     );
     // After midnight: refilled to 3, and this verification spends one.
     app.clock.advance_ms(2 * 3_600_000);
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(
         (code(&r), r.body["data"]["credits"].clone()),
         ("VALID", json!(2))
@@ -357,7 +358,7 @@ async fn daily_refill_raises_the_balance_at_the_first_use_after_midnight() {
     .await
     .assert_ok("/v2/keys.updateCredits");
     app.clock.advance_ms(day);
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(r.body["data"]["credits"], 49);
     assert_eq!(
         crate::keys::get_key(&app, &key_id).await["credits"]["remaining"],
@@ -378,16 +379,16 @@ async fn monthly_refill_happens_on_the_refill_day_or_the_months_last_day() {
     )
     .await;
     assert_eq!(
-        code(&verify(&app, json!({"key": key})).await),
+        code(&app.verify(json!({"key": key})).await),
         "USAGE_EXCEEDED"
     );
     app.clock.set_ms(1_772_193_600_000); // 2026-02-27 12:00
     assert_eq!(
-        code(&verify(&app, json!({"key": key})).await),
+        code(&app.verify(json!({"key": key})).await),
         "USAGE_EXCEEDED"
     );
     app.clock.set_ms(1_772_280_000_000); // 2026-02-28 12:00
-    let r = verify(&app, json!({"key": key})).await;
+    let r = app.verify(json!({"key": key})).await;
     assert_eq!(
         (code(&r), r.body["data"]["credits"].clone()),
         ("VALID", json!(9))
@@ -404,18 +405,25 @@ async fn verifications_are_recorded_with_outcome_tags_and_spend() {
         json!({"credits": {"remaining": 1}, "externalId": "o"}),
     )
     .await;
-    verify(&app, json!({"key": key, "tags": ["a=1"]})).await;
-    verify(&app, json!({"key": key, "credits": {"cost": 5}})).await;
+    app.verify(json!({"key": key, "tags": ["a=1"]})).await;
+    app.verify(json!({"key": key, "credits": {"cost": 5}}))
+        .await;
     // Not recorded: unknown keys reveal nothing, not even to the event log.
-    verify(&app, json!({"key": "sk_unknown"})).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let events = loop {
-        let events = app.store.list_verifications(&key_id, 10).await.unwrap();
-        if events.len() >= 2 || Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    app.verify(json!({"key": "sk_unknown"})).await;
+    let (app, key_id) = (&app, key_id.as_str());
+    let events = eventually(
+        Duration::from_secs(3),
+        "the verification events were written",
+        || async move {
+            let events = app.store.list_verifications(key_id, 10).await.unwrap();
+            if events.len() >= 2 {
+                Ok(events)
+            } else {
+                Err(format!("{} events", events.len()))
+            }
+        },
+    )
+    .await;
     assert_eq!(events.len(), 2);
     let valid = events
         .iter()
@@ -432,15 +440,18 @@ async fn verifications_are_recorded_with_outcome_tags_and_spend() {
         .expect("exceeded");
     assert_eq!(exceeded.spent_credits, 0);
     // lastUsedAt follows within the writer's interval (100 ms in tests).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let last_used = loop {
-        let found = crate::keys::get_key(&app, &key_id).await["lastUsedAt"].as_i64();
-        if found.is_some() || Instant::now() > deadline {
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(last_used, Some(exceeded.time_ms.max(valid.time_ms)));
+    let last_used = eventually(
+        Duration::from_secs(3),
+        "lastUsedAt was written",
+        || async move {
+            let key = crate::keys::get_key(app, key_id).await;
+            key["lastUsedAt"]
+                .as_i64()
+                .ok_or_else(|| format!("no lastUsedAt: {key}"))
+        },
+    )
+    .await;
+    assert_eq!(last_used, exceeded.time_ms.max(valid.time_ms));
 }
 
 #[tokio::test]
@@ -451,25 +462,27 @@ async fn last_used_at_is_written_late_in_batches_and_at_a_clean_shutdown() {
     let (key_id, key) = create_key(&app, &api, json!({})).await;
     let (other_id, _) = create_key(&app, &api, json!({})).await;
     assert_eq!(
-        code(&verify(&app, json!({"key": "sk_unknown"})).await),
+        code(&app.verify(json!({"key": "sk_unknown"})).await),
         "NOT_FOUND"
     );
     for _ in 0..3 {
-        assert_eq!(code(&verify(&app, json!({"key": key})).await), "VALID");
+        assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
         app.clock.advance_ms(1_000);
     }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while app
-        .store
-        .list_verifications(&key_id, 10)
-        .await
-        .unwrap()
-        .len()
-        < 3
-    {
-        assert!(Instant::now() < deadline, "events were not written");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (store, events_of) = (&app.store, key_id.as_str());
+    eventually(
+        Duration::from_secs(3),
+        "events were not written",
+        || async move {
+            let written = store.list_verifications(events_of, 10).await.unwrap().len();
+            if written >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{written} of 3 events"))
+            }
+        },
+    )
+    .await;
     assert!(
         crate::keys::get_key(&app, &key_id).await["lastUsedAt"].is_null(),
         "lastUsedAt waits for the interval"
