@@ -272,8 +272,8 @@ impl TestApp {
     /// plaintext. Neither the CLI nor `admin::create_root_key` can make one (an empty list there
     /// means "every permission"), so it goes straight to the store.
     pub async fn root_key_without_permissions(&self) -> String {
-        let generated = keyward::domain::secret::generate_root_key();
-        let record = keyward::store::RootKey {
+        let generated = keyward::domain::keys::hash::generate_root_key();
+        let record = keyward::model::RootKey {
             id: keyward::ids::new_id(keyward::ids::Prefix::Key),
             workspace_id: self.workspace_id.clone(),
             name: Some("no permissions".into()),
