@@ -1,11 +1,8 @@
-//! The per-request context: request id, response format preference and public URL.
-//!
-//! The outermost middleware makes the context and runs the rest of the request inside a task-local
-//! scope, so that an error rendered anywhere below (a handler, an extractor rejection, the 404
-//! fallback) carries the same request id as the `X-Request-Id` header, without threading it through
-//! every signature.
-
-use std::sync::Arc;
+//! The outermost middleware: it makes the per-request context (request id, response format
+//! preference, public URL) and runs the rest of the request inside its [`super::scope`], so that
+//! an error rendered anywhere below (a handler, an extractor rejection, the 404 fallback) carries
+//! the same request id as the `X-Request-Id` header, without threading it through every
+//! signature.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -13,50 +10,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ErrorCode};
+use super::scope::{with_context, RequestContext};
 use super::AppState;
 use crate::ids;
 
-/// What the middleware knows about the request being served.
-#[derive(Clone)]
-pub struct RequestContext {
-    pub request_id: String,
-    pub wants_problem_json: bool,
-    /// The route's errors are declared as `application/problem+json` in Unkey's spec, so the
-    /// official SDKs only parse them with that content type.
-    pub problem_json_route: bool,
-    pub public_url: Arc<str>,
-}
-
-tokio::task_local! {
-    static CONTEXT: RequestContext;
-}
-
-/// The id of the request being served (`req_…`), or `req_unknown` outside a request.
-pub fn current_request_id() -> String {
-    CONTEXT
-        .try_with(|c| c.request_id.clone())
-        .unwrap_or_else(|_| "req_unknown".to_string())
-}
-
-/// Whether error bodies should be labelled `application/problem+json`.
-pub fn current_wants_problem_json() -> bool {
-    CONTEXT.try_with(|c| c.wants_problem_json).unwrap_or(false)
-}
-
-/// The public base URL of this server, without a trailing slash.
-pub fn public_url() -> Arc<str> {
-    CONTEXT
-        .try_with(|c| c.public_url.clone())
-        .unwrap_or_else(|_| Arc::from("http://127.0.0.1:7070"))
-}
-
 /// Routes whose every error response Unkey's spec declares as `application/problem+json`.
 const PROBLEM_JSON_ROUTES: &[&str] = &["/v2/identities.deleteIdentity"];
-
-/// Whether the route being served declares its errors as problem+json.
-pub fn current_route_uses_problem_json() -> bool {
-    CONTEXT.try_with(|c| c.problem_json_route).unwrap_or(false)
-}
 
 /// Unkey labels error bodies as problem+json when the client accepts it explicitly or by wildcard.
 fn accepts_problem_json(accept: Option<&HeaderValue>) -> bool {
@@ -83,12 +42,11 @@ pub async fn request_context(
         public_url: state.public_url.clone(),
     };
     let request_id = context.request_id.clone();
-    let response = CONTEXT
-        .scope(context, async move {
-            let response = next.run(request).await;
-            envelope_bare_errors(response)
-        })
-        .await;
+    let response = with_context(context, async move {
+        let response = next.run(request).await;
+        envelope_bare_errors(response)
+    })
+    .await;
     let mut response = response;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
@@ -122,11 +80,6 @@ fn envelope_bare_errors(response: Response) -> Response {
         }
         _ => response,
     }
-}
-
-/// Runs `future` inside a context, for code that renders errors outside the middleware (tests).
-pub async fn with_context<F: std::future::Future>(context: RequestContext, future: F) -> F::Output {
-    CONTEXT.scope(context, future).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::context::{
+use super::scope::{
     current_request_id, current_route_uses_problem_json, current_wants_problem_json, public_url,
 };
 

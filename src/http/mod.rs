@@ -20,6 +20,7 @@ pub mod error_docs;
 pub mod extract;
 pub mod routes;
 pub mod schema;
+pub mod scope;
 pub mod shapes;
 
 /// The default cap on request bodies, as Unkey's: 10 MiB.
@@ -80,7 +81,7 @@ pub struct Meta {
 impl Meta {
     pub fn current() -> Self {
         Meta {
-            request_id: context::current_request_id(),
+            request_id: scope::current_request_id(),
         }
     }
 }

@@ -22,13 +22,13 @@ use crate::domain::keys::verify::{VerifyError, VerifyRequest as DomainVerify};
 use crate::domain::keys::{credits_patch, CreateKeyInput, Interval, KeyError, RefillInput};
 use crate::domain::rbac::requirement::Requirement;
 use crate::domain::rbac::{KeyHolding, KeyRbacOutcome, RbacError, SetKind};
-use crate::http::context::current_request_id;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
     array, boolean, cached_schema, free_object, integer, object, optional, required, string,
     Schema, EXTERNAL_ID_PATTERN, ID_PATTERN,
 };
+use crate::http::scope::current_request_id;
 use crate::http::{ApiResponse, AppState, Empty};
 use crate::ids::{self, Prefix};
 use crate::model::{Api, CreditOp, CreditUpdate, KeyPatch, KeyRow, Patch};
