@@ -115,9 +115,23 @@ pub fn build(
     }
 }
 
+/// Handles on the background workers, so tests can run a round themselves instead of waiting
+/// for one.
+#[derive(Clone)]
+pub struct Workers {
+    /// Receives changes made by other processes and applies them (`run_once`).
+    pub feed: Arc<ChangeFeed>,
+}
+
 impl Server {
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    pub fn workers(&self) -> Workers {
+        Workers {
+            feed: self.feed.clone(),
+        }
     }
 
     /// Serves until `shutdown` resolves, drains in-flight requests, then flushes credits and

@@ -60,6 +60,21 @@ pub struct PendingEvent {
 pub struct EventSink {
     tx: SyncSender<PendingEvent>,
     dropped: Arc<AtomicU64>,
+    rounds: Arc<Rounds>,
+}
+
+/// How many rounds the writer has finished, for those waiting on the next one.
+#[derive(Default)]
+struct Rounds {
+    done: AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl Rounds {
+    fn finished(&self) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
 }
 
 impl EventSink {
@@ -76,6 +91,20 @@ impl EventSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Waits until the writer has finished a round that began after this call, so that every
+    /// event recorded before it is written (or was dropped and counted).
+    pub async fn written(&self) {
+        let start = self.rounds.done.load(Ordering::SeqCst);
+        loop {
+            // Registered before the check, so a round finishing in between still wakes us.
+            let notified = self.rounds.notify.notified();
+            if self.rounds.done.load(Ordering::SeqCst) >= start + 2 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The writer side.
@@ -83,20 +112,24 @@ pub struct EventWriter {
     rx: Receiver<PendingEvent>,
     store: SharedStore,
     last_used: LastUsed,
+    rounds: Arc<Rounds>,
 }
 
 /// A connected sink and writer; the writer updates `lastUsedAt` every `last_used_interval`.
 pub fn channel(store: SharedStore, last_used_interval: Duration) -> (EventSink, EventWriter) {
     let (tx, rx) = mpsc::sync_channel(CAPACITY);
+    let rounds = Arc::new(Rounds::default());
     (
         EventSink {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            rounds: rounds.clone(),
         },
         EventWriter {
             rx,
             store,
             last_used: LastUsed::new(last_used_interval),
+            rounds,
         },
     )
 }
@@ -266,6 +299,7 @@ impl EventWriter {
                 }
                 self.run_once().await;
                 self.touch_last_used(false).await;
+                self.rounds.finished();
             },
         }
         let _ = pruner.await;
@@ -301,6 +335,7 @@ impl EventWriter {
                     break;
                 }
             }
+            self.rounds.finished();
             // Stopped by the server, or the server is gone altogether (its runtime dropped).
             if last {
                 return;

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub root_key_id: String,
     /// The server's state, for tests that look inside (cache sizes, flushing).
     pub state: AppState,
+    /// The server's background workers, for tests that run a round themselves.
+    pub workers: keyward::server::Workers,
     shutdown: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -115,6 +117,7 @@ pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp 
     };
     let server = keyward::server::build(store.clone(), topology, shared_clock, &config);
     let state = server.state().clone();
+    let workers = server.workers();
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = tokio::spawn(server.serve(listener, async move {
         let _ = rx.await;
@@ -129,6 +132,7 @@ pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp 
         root_key: key.plaintext,
         root_key_id: key.record.id,
         state,
+        workers,
         shutdown: Some(tx),
         stopped: Some(stopped),
         _dir: dir,
@@ -162,6 +166,22 @@ where
 fn clock_now(clock: &ManualClock) -> i64 {
     use keyward::clock::Clock;
     clock.now_ms()
+}
+
+impl TestApp {
+    /// Applies what other processes changed now, as the change feed's next round would.
+    pub async fn sync_changes(&self) {
+        self.workers
+            .feed
+            .run_once()
+            .await
+            .expect("read the change feed");
+    }
+
+    /// Waits until every verification event recorded so far is written.
+    pub async fn events_written(&self) {
+        self.state.keys.events.written().await;
+    }
 }
 
 impl Drop for TestApp {
