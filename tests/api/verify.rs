@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_app, spawn_app_with, TestResponse};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, TestApp, TestResponse};
 use crate::keys::create_key;
 
 fn code(response: &TestResponse) -> &str {
@@ -130,6 +130,20 @@ async fn disabling_a_key_takes_effect_on_the_very_next_verification() {
     );
 }
 
+/// Disables a key by writing straight to the store, as another node would: the server only
+/// learns of it through the change feed.
+async fn disable_behind_the_servers_back(app: &TestApp, key_id: &str) {
+    let patch = keyward::model::KeyPatch {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    assert!(app
+        .store
+        .update_key(key_id, &patch, app.now(), &[])
+        .await
+        .unwrap());
+}
+
 #[tokio::test]
 async fn a_change_made_by_another_process_reaches_the_cache_within_a_second() {
     let app = spawn_app().await;
@@ -138,15 +152,7 @@ async fn a_change_made_by_another_process_reaches_the_cache_within_a_second() {
     assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
     // Write straight to the store, as another node would: this server only learns of it
     // through the change feed.
-    let patch = keyward::model::KeyPatch {
-        enabled: Some(false),
-        ..Default::default()
-    };
-    assert!(app
-        .store
-        .update_key(&key_id, &patch, app.now(), &[])
-        .await
-        .unwrap());
+    disable_behind_the_servers_back(&app, &key_id).await;
     let (app, key) = (&app, key.as_str());
     eventually(
         Duration::from_secs(1),
@@ -169,15 +175,7 @@ async fn one_round_of_the_change_feed_is_enough_to_drop_a_changed_key() {
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({})).await;
     assert_eq!(code(&app.verify(json!({"key": key})).await), "VALID");
-    let patch = keyward::model::KeyPatch {
-        enabled: Some(false),
-        ..Default::default()
-    };
-    assert!(app
-        .store
-        .update_key(&key_id, &patch, app.now(), &[])
-        .await
-        .unwrap());
+    disable_behind_the_servers_back(&app, &key_id).await;
     // No waiting: the feed's round reads the change and the invalidator drops the cached key.
     app.sync_changes().await;
     assert_eq!(code(&app.verify(json!({"key": key})).await), "DISABLED");
