@@ -19,24 +19,66 @@ use crate::model::{
     StoredAuditEvent, VerificationEvent, Workspace,
 };
 
-/// A store over one reader pool and one writer pool (the same pool on PostgreSQL).
-pub struct SqlStore {
-    pub(super) backend: &'static str,
-    pub(super) reader: AnyPool,
-    pub(super) writer: AnyPool,
-    /// The statement that opens a write transaction.
-    pub(super) begin_write: &'static str,
+/// What differs between the SQL backends, as a value: everything else is shared SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    /// Which backend this is, for logs (`sqlite` or `postgres`).
+    pub name: &'static str,
+    /// The statement that opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the write
+    /// lock at once, so a transaction that reads before it writes cannot fail to upgrade its lock.
+    pub begin_write: &'static str,
     /// Appended to a SELECT that must lock its rows until the transaction ends (PostgreSQL's
     /// `FOR UPDATE`; SQLite's write transactions already exclude each other).
-    pub(super) for_update: &'static str,
+    pub for_update: &'static str,
     /// Whether placeholders of very large statements may be anonymous (`?`). SQLite looks up the
     /// name of every numbered placeholder in a list, which makes binding a statement with
     /// thousands of `$N`s quadratic; PostgreSQL only understands `$N`.
-    pub(super) anonymous_params: bool,
+    pub anonymous_params: bool,
+    /// Whether change-feed sequence numbers become visible in order (see
+    /// [`Store::changes_are_ordered`]). SQLite has one writer at a time (across
+    /// processes too): a transaction takes its sequence number only after every earlier one has
+    /// committed or rolled back. PostgreSQL's sequences hand out numbers to concurrent
+    /// transactions that may commit in another order.
+    pub ordered_changes: bool,
+}
+
+impl Dialect {
+    /// The embedded backend.
+    pub const fn sqlite() -> Self {
+        Dialect {
+            name: "sqlite",
+            begin_write: "BEGIN IMMEDIATE",
+            for_update: "",
+            anonymous_params: true,
+            ordered_changes: true,
+        }
+    }
+
+    /// The shared backend.
+    pub const fn postgres() -> Self {
+        Dialect {
+            name: "postgres",
+            begin_write: "BEGIN",
+            for_update: " FOR UPDATE",
+            anonymous_params: false,
+            ordered_changes: false,
+        }
+    }
+}
+
+/// Opens a dedicated synchronous [`EventLog`] (a connection of its own), for backends that have
+/// one; see [`Store::event_log`].
+pub type EventLogOpener = Box<dyn Fn() -> StoreResult<Box<dyn EventLog>> + Send + Sync>;
+
+/// A store over one reader pool and one writer pool (the same pool on PostgreSQL).
+pub struct SqlStore {
+    pub(super) dialect: Dialect,
+    pub(super) reader: AnyPool,
+    pub(super) writer: AnyPool,
     /// Key inserts waiting to be committed together (see [`SqlStore::new`]).
     key_inserts: mpsc::Sender<KeyInsert>,
-    /// The database file, for backends that can give the event writer its own connection.
-    pub(super) sqlite_path: Option<std::path::PathBuf>,
+    /// Opens the event writer's own connection, where the backend offers one.
+    event_log: Option<EventLogOpener>,
 }
 
 /// A key insert handed to the group committer, with where to send its outcome.
@@ -224,26 +266,26 @@ impl SqlStore {
     /// A store over its pools. Starts the group committer of key inserts: concurrent
     /// `insert_key` calls share one transaction (each inside its own savepoint, so one failure
     /// fails only itself), which spends one durable commit on many keys.
-    pub(super) fn new(
-        backend: &'static str,
-        reader: AnyPool,
-        writer: AnyPool,
-        begin_write: &'static str,
-        for_update: &'static str,
-        anonymous_params: bool,
-    ) -> Self {
+    pub(super) fn new(dialect: Dialect, reader: AnyPool, writer: AnyPool) -> Self {
         let (key_inserts, rx) = mpsc::channel(GROUP_COMMIT_MAX * 4);
-        tokio::spawn(Self::commit_key_inserts(writer.clone(), begin_write, rx));
+        tokio::spawn(Self::commit_key_inserts(
+            writer.clone(),
+            dialect.begin_write,
+            rx,
+        ));
         SqlStore {
-            backend,
+            dialect,
             reader,
             writer,
-            begin_write,
-            for_update,
-            anonymous_params,
             key_inserts,
-            sqlite_path: None,
+            event_log: None,
         }
+    }
+
+    /// Gives the event writer a dedicated connection, opened by `open` whenever it starts.
+    pub(super) fn with_event_log(mut self, open: EventLogOpener) -> Self {
+        self.event_log = Some(open);
+        self
     }
 
     async fn commit_key_inserts(
@@ -363,7 +405,7 @@ impl SqlStore {
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                if self.anonymous_params {
+                if self.dialect.anonymous_params {
                     sql.push('?');
                 } else {
                     let _ = write!(sql, "${}", i * columns + c + 1);
@@ -374,7 +416,7 @@ impl SqlStore {
     }
 
     pub(super) async fn begin(&self) -> StoreResult<Tx> {
-        Ok(self.writer.begin_with(self.begin_write).await?)
+        Ok(self.writer.begin_with(self.dialect.begin_write).await?)
     }
 
     /// The live identity with `external_id`, created with `new_id` if there is none.
@@ -478,7 +520,7 @@ impl SqlStore {
         let sql = format!(
             "SELECT hash, remaining_requests, refill_amount, refill_day, last_refill_at_m, created_at_m \
              FROM keys WHERE id = $1 AND deleted_at_m IS NULL{}",
-            self.for_update
+            self.dialect.for_update
         );
         let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
         row.map(|row| {
@@ -560,7 +602,7 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
-        self.backend
+        self.dialect.name
     }
 
     async fn count_workspaces(&self) -> StoreResult<i64> {
@@ -1508,10 +1550,7 @@ impl Store for SqlStore {
     }
 
     fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>> {
-        match &self.sqlite_path {
-            Some(path) => Ok(Some(Box::new(super::sqlite::SqliteEventLog::open(path)?))),
-            None => Ok(None),
-        }
+        self.event_log.as_ref().map(|open| open()).transpose()
     }
 
     async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()> {
@@ -1618,9 +1657,7 @@ impl Store for SqlStore {
     }
 
     fn changes_are_ordered(&self) -> bool {
-        // SQLite has one writer at a time (across processes too): a transaction takes its
-        // sequence number only after every earlier one has committed or rolled back.
-        self.sqlite_path.is_some()
+        self.dialect.ordered_changes
     }
 
     async fn changes_after(&self, after_seq: i64) -> StoreResult<Vec<Change>> {

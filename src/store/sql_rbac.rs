@@ -531,7 +531,7 @@ impl SqlStore {
         let mut tx = self.begin().await?;
         let sql = format!(
             "SELECT id FROM roles WHERE id = $1 AND workspace_id = $2{}",
-            self.for_update
+            self.dialect.for_update
         );
         if sqlx::query(&sql)
             .bind(role_id)
