@@ -116,31 +116,29 @@ pub trait KeyStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 }
 
-/// Key balances.
+/// Key balances. The store keeps them; the domain decides how they change
+/// (`crate::domain::credits`).
 #[async_trait]
 pub trait CreditStore: Send + Sync + 'static {
-    /// Changes a balance; a refill due since `boundary` (`(instant, amount)`) is applied first.
-    async fn update_credits(
-        &self,
-        id: &str,
-        op: CreditOp,
-        boundary: Option<(i64, i64)>,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<CreditUpdate>;
-
     /// A key's stored balance, for the ledgers.
     async fn load_credits(&self, key_id: &str) -> StoreResult<Option<CreditRow>>;
     /// Writes balances decided in memory: `(key id, remaining, last refill)`.
     async fn write_balances(&self, rows: &[(String, i64, i64)]) -> StoreResult<()>;
-    /// Spends atomically in the database, applying a refill due since `boundary` first.
-    async fn spend_credits(
+    /// Reads a live key's credits and writes what `decide` makes of them, in one transaction
+    /// during which no other writer can change them (a row lock where the backend has
+    /// concurrent writers). `decide` returning `None` writes nothing.
+    ///
+    /// With a `record` (a management change) the write also sets the key's refill settings and
+    /// `updated_at`, and appends the key's change-feed entry and `record.audit`. Without one (a
+    /// spend) only the balance (`remaining`, `last_refill_at`) is written, and only if it changed.
+    ///
+    /// Returns whether a live key with that id exists (`decide` runs only then).
+    async fn modify_credits(
         &self,
         key_id: &str,
-        cost: i64,
-        now: i64,
-        boundary: Option<(i64, i64)>,
-    ) -> StoreResult<SpendRow>;
+        decide: &mut (dyn for<'s> FnMut(&'s StoredCredits) -> Option<CreditWrite> + Send),
+        record: Option<CreditRecord<'_>>,
+    ) -> StoreResult<bool>;
 }
 
 /// Migrations of keys from another system, under their legacy hashes.
