@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use time::{Date, Month, OffsetDateTime, Time};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::model::{CreditRow, SpendRow};
+use crate::model::{CreditOp, CreditRow, CreditState, CreditUpdate, CreditWrite, StoredCredits};
 use crate::store::{SharedStore, StoreResult};
 
 /// How often [`LocalLedger`] writes dirty balances back.
@@ -109,6 +109,69 @@ pub enum Spend {
     Insufficient(i64),
     /// The key has no balance: it is unlimited (or gone).
     Unlimited,
+}
+
+/// Spends `cost` credits of a balance, after applying the refill due since its last one (see
+/// [`Balance::refill`]): all of the cost when the balance covers it, else nothing. Returns the
+/// balance after, and the outcome (never [`Spend::Unlimited`]).
+pub fn spend(balance: Balance, refill: Option<Refill>, cost: i64, now: i64) -> (Balance, Spend) {
+    let mut after = balance;
+    after.refill(refill, now);
+    if after.remaining >= cost {
+        after.remaining -= cost;
+        (after, Spend::Spent(after.remaining))
+    } else {
+        (after, Spend::Insufficient(after.remaining))
+    }
+}
+
+/// Applies a `keys.updateCredits` operation to a key's stored credits, after the refill due since
+/// their last one: the settings after, or [`CreditUpdate::Unlimited`] for an increment or
+/// decrement of an unlimited key (which changes nothing).
+///
+/// `Set(None)` makes the key unlimited and drops its refill; `Set(Some(n))` keeps the refill
+/// settings; `Increment` saturates; `Decrement` floors at zero. `refill` is the schedule the
+/// caller knows; it applies only while the stored key has a refill too.
+pub fn apply(
+    stored: &StoredCredits,
+    refill: Option<Refill>,
+    op: CreditOp,
+    now: i64,
+) -> CreditUpdate {
+    let current = stored_balance(stored).map(|mut balance| {
+        balance.refill(locked_refill(refill, stored), now);
+        balance.remaining
+    });
+    let kept = |remaining| CreditState {
+        remaining: Some(remaining),
+        refill_amount: stored.refill_amount,
+        refill_day: stored.refill_day,
+    };
+    CreditUpdate::Done(match (op, current) {
+        (CreditOp::Set(None), _) => CreditState {
+            remaining: None,
+            refill_amount: None,
+            refill_day: None,
+        },
+        (CreditOp::Set(Some(v)), _) => kept(v),
+        (CreditOp::Increment(_) | CreditOp::Decrement(_), None) => return CreditUpdate::Unlimited,
+        (CreditOp::Increment(n), Some(c)) => kept(c.saturating_add(n)),
+        (CreditOp::Decrement(n), Some(c)) => kept((c - n).max(0)),
+    })
+}
+
+/// Credits read from the database as a balance; `None` when unlimited.
+fn stored_balance(stored: &StoredCredits) -> Option<Balance> {
+    Some(Balance {
+        remaining: stored.remaining?,
+        refilled_at: stored.last_refill_at.unwrap_or(stored.created_at),
+    })
+}
+
+/// The refill schedule to apply to credits read under lock: the one the caller knows (from its
+/// view of the key, which sets the amount), unless the stored key no longer has one.
+fn locked_refill(known: Option<Refill>, stored: &StoredCredits) -> Option<Refill> {
+    known.filter(|_| stored.refill_amount.is_some())
 }
 
 /// Held by a management operation that changes a key's credits: no spend of that key and no
@@ -259,13 +322,11 @@ impl Ledger for LocalLedger {
         let Some(balance) = self.loaded(&mut slot, key.key_id).await?.as_mut() else {
             return Ok(Spend::Unlimited);
         };
-        let refilled = balance.refill(key.refill, now);
-        let outcome = if balance.remaining >= cost {
-            balance.remaining -= cost;
-            Spend::Spent(balance.remaining)
-        } else {
-            Spend::Insufficient(balance.remaining)
-        };
+        let before = *balance;
+        let outcome;
+        (*balance, outcome) = spend(before, key.refill, cost, now);
+        // A refill always moves `refilled_at` (to now, past the boundary it was before).
+        let refilled = balance.refilled_at != before.refilled_at;
         // Only a clean slot needs registering as dirty: the flusher writes what it finds.
         if (refilled || matches!(outcome, Spend::Spent(_)) && cost > 0) && !slot.dirty {
             slot.dirty = true;
@@ -355,20 +416,28 @@ impl DatabaseLedger {
 #[async_trait]
 impl Ledger for DatabaseLedger {
     async fn spend(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend> {
-        let boundary = key
-            .refill
-            .map(|r| (last_refill_boundary(now, r.day), r.amount));
-        Ok(
-            match self
-                .store
-                .spend_credits(key.key_id, cost, now, boundary)
-                .await?
-            {
-                SpendRow::Spent(n) => Spend::Spent(n),
-                SpendRow::Insufficient(n) => Spend::Insufficient(n),
-                SpendRow::Unlimited => Spend::Unlimited,
-            },
-        )
+        // Stays `Unlimited` for a key that is gone (`decide` never runs) or has no balance.
+        let mut outcome = Spend::Unlimited;
+        let mut decide = |stored: &StoredCredits| {
+            let before = stored_balance(stored)?;
+            let (after, spent) = spend(before, locked_refill(key.refill, stored), cost, now);
+            outcome = spent;
+            Some(CreditWrite {
+                remaining: Some(after.remaining),
+                refill_amount: stored.refill_amount,
+                refill_day: stored.refill_day,
+                // Unchanged (possibly still unset) unless refilled.
+                last_refill_at: if after.refilled_at != before.refilled_at {
+                    Some(after.refilled_at)
+                } else {
+                    stored.last_refill_at
+                },
+            })
+        };
+        self.store
+            .modify_credits(key.key_id, &mut decide, None)
+            .await?;
+        Ok(outcome)
     }
 
     fn peek(&self, _key_id: &str) -> Option<Balance> {
@@ -471,5 +540,163 @@ mod tests {
         };
         assert!(rich.refill(daily, at(2026, 3, 6, 0)));
         assert_eq!(rich.remaining, 50);
+    }
+
+    const DAILY: Option<Refill> = Some(Refill {
+        amount: 10,
+        day: None,
+    });
+
+    #[test]
+    fn spend_takes_all_of_the_cost_or_nothing() {
+        let b = Balance {
+            remaining: 5,
+            refilled_at: at(2026, 3, 5, 1),
+        };
+        let now = at(2026, 3, 5, 2);
+        assert_eq!(
+            spend(b, DAILY, 5, now),
+            (Balance { remaining: 0, ..b }, Spend::Spent(0))
+        );
+        assert_eq!(spend(b, DAILY, 6, now), (b, Spend::Insufficient(5)));
+        assert_eq!(spend(b, None, 0, now), (b, Spend::Spent(5)));
+        let empty = Balance { remaining: 0, ..b };
+        assert_eq!(spend(empty, DAILY, 0, now), (empty, Spend::Spent(0)));
+        assert_eq!(spend(empty, DAILY, 1, now), (empty, Spend::Insufficient(0)));
+    }
+
+    #[test]
+    fn spend_refills_first_when_a_refill_is_due() {
+        let b = Balance {
+            remaining: 2,
+            refilled_at: at(2026, 3, 4, 12),
+        };
+        let now = at(2026, 3, 5, 1);
+        assert_eq!(
+            spend(b, DAILY, 3, now),
+            (
+                Balance {
+                    remaining: 7,
+                    refilled_at: now
+                },
+                Spend::Spent(7)
+            )
+        );
+        // A refill that is due happens even when the spend is refused.
+        assert_eq!(
+            spend(b, DAILY, 11, now),
+            (
+                Balance {
+                    remaining: 10,
+                    refilled_at: now
+                },
+                Spend::Insufficient(10)
+            )
+        );
+        // Without a schedule nothing is due.
+        assert_eq!(spend(b, None, 3, now), (b, Spend::Insufficient(2)));
+    }
+
+    fn stored(remaining: Option<i64>, refill_amount: Option<i64>) -> StoredCredits {
+        StoredCredits {
+            remaining,
+            refill_amount,
+            refill_day: refill_amount.map(|_| 15),
+            last_refill_at: Some(at(2026, 3, 4, 12)),
+            created_at: at(2026, 1, 1, 0),
+        }
+    }
+
+    fn done(remaining: Option<i64>, refill_amount: Option<i64>) -> CreditUpdate {
+        CreditUpdate::Done(CreditState {
+            remaining,
+            refill_amount,
+            refill_day: refill_amount.map(|_| 15),
+        })
+    }
+
+    #[test]
+    fn apply_sets_increments_and_decrements() {
+        let now = at(2026, 3, 4, 13);
+        let s = stored(Some(4), Some(10));
+        let refill = Some(Refill {
+            amount: 10,
+            day: Some(15),
+        });
+        assert_eq!(
+            apply(&s, refill, CreditOp::Set(Some(7)), now),
+            done(Some(7), Some(10))
+        );
+        assert_eq!(
+            apply(&s, refill, CreditOp::Set(None), now),
+            done(None, None)
+        );
+        assert_eq!(
+            apply(&s, refill, CreditOp::Increment(3), now),
+            done(Some(7), Some(10))
+        );
+        assert_eq!(
+            apply(&s, refill, CreditOp::Decrement(3), now),
+            done(Some(1), Some(10))
+        );
+        assert_eq!(
+            apply(&s, refill, CreditOp::Decrement(9), now),
+            done(Some(0), Some(10))
+        );
+        let rich = stored(Some(i64::MAX - 1), None);
+        assert_eq!(
+            apply(&rich, None, CreditOp::Increment(5), now),
+            done(Some(i64::MAX), None)
+        );
+    }
+
+    #[test]
+    fn apply_leaves_unlimited_keys_to_set_only() {
+        let now = at(2026, 3, 4, 13);
+        let s = stored(None, None);
+        assert_eq!(
+            apply(&s, None, CreditOp::Increment(1), now),
+            CreditUpdate::Unlimited
+        );
+        assert_eq!(
+            apply(&s, None, CreditOp::Decrement(1), now),
+            CreditUpdate::Unlimited
+        );
+        assert_eq!(
+            apply(&s, None, CreditOp::Set(Some(3)), now),
+            done(Some(3), None)
+        );
+        assert_eq!(apply(&s, None, CreditOp::Set(None), now), done(None, None));
+    }
+
+    #[test]
+    fn apply_refills_first_unless_the_stored_key_has_no_refill_any_more() {
+        // Monthly on the 15th, last refilled on the 4th of March: due from the 15th.
+        let now = at(2026, 3, 16, 0);
+        let refill = Some(Refill {
+            amount: 10,
+            day: Some(15),
+        });
+        let s = stored(Some(4), Some(10));
+        assert_eq!(
+            apply(&s, refill, CreditOp::Increment(1), now),
+            done(Some(11), Some(10))
+        );
+        assert_eq!(
+            apply(&s, refill, CreditOp::Decrement(1), now),
+            done(Some(9), Some(10))
+        );
+        // Not due yet.
+        let early = at(2026, 3, 14, 0);
+        assert_eq!(
+            apply(&s, refill, CreditOp::Increment(1), early),
+            done(Some(5), Some(10))
+        );
+        // The caller's view of the key had a refill; the stored key has none.
+        let cleared = stored(Some(4), None);
+        assert_eq!(
+            apply(&cleared, refill, CreditOp::Increment(1), now),
+            done(Some(5), None)
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! A key's credit balance and the changes management routes make to it, as stored.
 
+use crate::model::audit::AuditEvent;
 use crate::model::patch::Patch;
 
 /// Changes to a key's credit settings.
@@ -18,12 +19,36 @@ pub struct CreditRow {
     pub created_at: i64,
 }
 
-/// The result of an atomic spend in the database.
+/// A key's balance with its refill settings, as stored, read under lock by
+/// `CreditStore::modify_credits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpendRow {
-    Spent(i64),
-    Insufficient(i64),
-    Unlimited,
+pub struct StoredCredits {
+    /// `None`: unlimited.
+    pub remaining: Option<i64>,
+    pub refill_amount: Option<i64>,
+    /// `None` with an amount: daily.
+    pub refill_day: Option<i64>,
+    /// `None` until the first refill (or credit change).
+    pub last_refill_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What `CreditStore::modify_credits` writes back. The refill settings are written only with a
+/// `CreditRecord` (a management change); a spend writes only the balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditWrite {
+    pub remaining: Option<i64>,
+    pub refill_amount: Option<i64>,
+    pub refill_day: Option<i64>,
+    pub last_refill_at: Option<i64>,
+}
+
+/// Makes a credit change a recorded management change: it sets the key's `updated_at` to `now`,
+/// and appends the key's change-feed entry and these audit events in the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct CreditRecord<'a> {
+    pub now: i64,
+    pub audit: &'a [AuditEvent],
 }
 
 /// How `keys.updateCredits` changes a balance.

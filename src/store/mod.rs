@@ -1,21 +1,24 @@
-//! Storage: the [`Store`] trait the domain talks to, its records, and the choice of backend.
+//! Storage: the traits the domain talks to (one per resource, such as [`KeyStore`], and [`Store`],
+//! all of them together) and the choice of backend. The records they speak are in [`crate::model`].
 //!
 //! Two backends share one SQL implementation ([`sql::SqlStore`], on sqlx's `Any` driver) and differ
-//! only in how they connect, tune and migrate ([`sqlite`], [`postgres`]). The backend is chosen once,
-//! from the database URL, in [`connect`]; nothing else in the program knows which one runs.
+//! only in their [`sql::Dialect`] and in how they connect, tune and migrate ([`sqlite`],
+//! [`postgres`]). The backend is chosen once, from the database URL, in [`connect`]; nothing else
+//! in the program knows which one runs.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use crate::model::{LastUse, NewVerification};
 
-use crate::model::audit::AuditEvent;
-use crate::model::*;
-
+mod ports;
 pub mod postgres;
 pub mod sql;
-mod sql_ratelimit;
-mod sql_rbac;
 pub mod sqlite;
+
+pub use ports::{
+    AdminStore, ApiStore, AuditStore, ChangeStore, CreditStore, EventStore, IdentityStore,
+    KeyStore, LimitStore, MigrationStore, RbacStore,
+};
 
 /// A failure of the storage backend itself (not "row not found", which is a value).
 #[derive(Debug, thiserror::Error)]
@@ -48,362 +51,41 @@ pub trait EventLog: Send {
     fn touch_last_used(&mut self, uses: &[LastUse<'_>]) -> StoreResult<()>;
 }
 
-/// Everything the domain needs from storage. Every mutation takes the audit events to write in the
-/// same transaction. Lookups return `None` for "not there"; `Err` means the backend failed.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Which backend this is, for logs (`sqlite` or `postgres`).
-    fn backend(&self) -> &'static str;
+/// Everything the domain needs from storage: every role trait ([`AdminStore`] to [`AuditStore`])
+/// together. Every mutation takes the audit events to write in the same transaction. Lookups
+/// return `None` for "not there"; `Err` means the backend failed.
+///
+/// Any type implementing all the roles is a `Store`; a `SharedStore` upcasts to any one role
+/// (`Arc<dyn KeyStore>`), for callers that need only that.
+pub trait Store:
+    AdminStore
+    + ApiStore
+    + KeyStore
+    + CreditStore
+    + MigrationStore
+    + RbacStore
+    + IdentityStore
+    + LimitStore
+    + EventStore
+    + ChangeStore
+    + AuditStore
+{
+}
 
-    async fn count_workspaces(&self) -> StoreResult<i64>;
-    async fn create_workspace(
-        &self,
-        workspace: &Workspace,
-        audit: &[AuditEvent],
-    ) -> StoreResult<()>;
-    async fn get_workspace(&self, id: &str) -> StoreResult<Option<Workspace>>;
-    /// Returns whether the workspace exists.
-    async fn set_workspace_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-
-    async fn insert_root_key(&self, key: &RootKey, audit: &[AuditEvent]) -> StoreResult<()>;
-    async fn find_root_key_by_hash(&self, hash: &str) -> StoreResult<Option<RootKeyAuth>>;
-    async fn get_root_key(&self, id: &str) -> StoreResult<Option<RootKey>>;
-    async fn list_root_keys(&self, workspace_id: &str) -> StoreResult<Vec<RootKey>>;
-    /// Returns whether a live root key with that id exists.
-    async fn set_root_key_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// Soft-deletes; returns whether a live root key with that id existed.
-    async fn delete_root_key(&self, id: &str, now: i64, audit: &[AuditEvent]) -> StoreResult<bool>;
-    /// Whether a live ordinary (non-root) key has this hash.
-    async fn ordinary_key_exists(&self, hash: &str) -> StoreResult<bool>;
-
-    async fn create_api(&self, api: &Api, audit: &[AuditEvent]) -> StoreResult<()>;
-    /// The API if it and its key space are live and it belongs to `workspace_id`.
-    async fn find_live_api(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Api>>;
-    /// The API by id alone, for the operator's CLI.
-    async fn get_api(&self, id: &str) -> StoreResult<Option<Api>>;
-    /// Soft-deletes; returns whether a live API existed.
-    async fn delete_api(&self, id: &str, now: i64, audit: &[AuditEvent]) -> StoreResult<bool>;
-    async fn set_api_delete_protection(
-        &self,
-        id: &str,
-        protected: bool,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-
-    /// Sets (or with `None` clears) the comma-separated IP whitelist of an API.
-    async fn set_api_ip_whitelist(
-        &self,
-        id: &str,
-        whitelist: Option<&str>,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-
-    /// The id of the live identity with this external id in the workspace.
-    async fn find_identity_id(
-        &self,
-        workspace_id: &str,
-        external_id: &str,
-    ) -> StoreResult<Option<String>>;
-    async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeyRow>>;
-
-    /// The live key with this hash (including keys of deleted APIs, flagged).
-    async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>>;
-    /// The live key with this id.
-    async fn find_key_by_id(&self, id: &str) -> StoreResult<Option<KeyRow>>;
-    async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()>;
-    /// Applies a patch; returns whether the live key existed.
-    async fn update_key(
-        &self,
-        id: &str,
-        patch: &KeyPatch,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// Soft- or hard-deletes; returns whether the live key existed.
-    async fn delete_key(
-        &self,
-        id: &str,
-        permanent: bool,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// Inserts the new key and sets the old one to expire at `old_expires`, together.
-    async fn reroll_key(
-        &self,
-        old_id: &str,
-        old_expires: i64,
-        new: &NewKey,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// Changes a balance; a refill due since `boundary` (`(instant, amount)`) is applied first.
-    async fn update_credits(
-        &self,
-        id: &str,
-        op: CreditOp,
-        boundary: Option<(i64, i64)>,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<CreditUpdate>;
-
-    /// A key's stored balance, for the ledgers.
-    async fn load_credits(&self, key_id: &str) -> StoreResult<Option<CreditRow>>;
-    /// Writes balances decided in memory: `(key id, remaining, last refill)`.
-    async fn write_balances(&self, rows: &[(String, i64, i64)]) -> StoreResult<()>;
-    /// Spends atomically in the database, applying a refill due since `boundary` first.
-    async fn spend_credits(
-        &self,
-        key_id: &str,
-        cost: i64,
-        now: i64,
-        boundary: Option<(i64, i64)>,
-    ) -> StoreResult<SpendRow>;
-
-    async fn create_migration(
-        &self,
-        migration: &Migration,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<()>;
-    async fn find_migration(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Migration>>;
-    /// Inserts keys whose hash is not taken yet, each with its audit events; returns the hashes
-    /// that were taken (those keys and their events are skipped).
-    async fn insert_migrated_keys(
-        &self,
-        keys: &[(NewKey, Vec<AuditEvent>)],
-    ) -> StoreResult<Vec<String>>;
-    /// A key awaiting migration `migration_id`, stored under `legacy_hash`.
-    async fn find_pending_migration(
-        &self,
-        workspace_id: &str,
-        migration_id: &str,
-        legacy_hash: &str,
-    ) -> StoreResult<Option<KeyRow>>;
-    /// Rewrites a migrated key to keyward's hash and start, clearing its pending migration.
-    async fn complete_migration(
-        &self,
-        key_id: &str,
-        hash: &str,
-        start: &str,
-        now: i64,
-    ) -> StoreResult<bool>;
-
-    /// Creates a permission; `false` when the slug is taken in the workspace.
-    async fn create_permission(
-        &self,
-        permission: &Permission,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// A permission by id or slug (case-insensitive).
-    async fn find_permission(
-        &self,
-        workspace_id: &str,
-        id_or_slug: &str,
-    ) -> StoreResult<Option<Permission>>;
-    /// Permissions with these slugs (case-insensitive).
-    async fn find_permissions_by_slug(
-        &self,
-        workspace_id: &str,
-        slugs: &[String],
-    ) -> StoreResult<Vec<Permission>>;
-    /// A page of permissions in id order; `search` matches id, name, slug or description.
-    async fn list_permissions(
-        &self,
-        workspace_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
-        search: Option<&str>,
-    ) -> StoreResult<Vec<Permission>>;
-    /// Deletes a permission and detaches it from every key and role.
-    async fn delete_permission(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-
-    /// Creates a role with permissions (creating `change.create` first); `false` when the name is taken.
-    async fn create_role(
-        &self,
-        role: &Role,
-        change: &RbacChange,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// A role (with its permissions) by id or name (case-insensitive).
-    async fn find_role(&self, workspace_id: &str, id_or_name: &str) -> StoreResult<Option<Role>>;
-    /// Roles with these names (case-insensitive), with their permissions.
-    async fn find_roles_by_name(
-        &self,
-        workspace_id: &str,
-        names: &[String],
-    ) -> StoreResult<Vec<Role>>;
-    /// A page of roles in id order; `search` matches id, name or description.
-    async fn list_roles(
-        &self,
-        workspace_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
-        search: Option<&str>,
-    ) -> StoreResult<Vec<Role>>;
-    /// Deletes a role and detaches it from every key.
-    async fn delete_role(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// Replaces a role's permissions (`change.permissions` must be a `Set`); `None` if the role is gone.
-    async fn set_role_permissions(
-        &self,
-        workspace_id: &str,
-        role_id: &str,
-        change: &RbacChange,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<Option<Vec<Permission>>>;
-
-    /// Changes a key's direct permissions and roles; `None` if the key is gone.
-    async fn change_key_rbac(
-        &self,
-        key_id: &str,
-        change: &RbacChange,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<Option<()>>;
-    /// A key's direct permissions, sorted by slug.
-    async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<Permission>>;
-    /// A key's roles with their permissions, sorted by name.
-    async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>>;
-
-    /// Creates an identity with its rate limits; `false` when the external id is taken.
-    async fn create_identity(&self, identity: &Identity, audit: &[AuditEvent])
-        -> StoreResult<bool>;
-    /// A live identity (with its rate limits) by id or external id.
-    async fn find_identity(
-        &self,
-        workspace_id: &str,
-        id_or_external_id: &str,
-    ) -> StoreResult<Option<Identity>>;
-    /// A page of live identities in id order; `search` matches id or external id without case.
-    async fn list_identities(
-        &self,
-        workspace_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
-        search: Option<&str>,
-    ) -> StoreResult<Vec<Identity>>;
-    /// Replaces an identity's meta (`Some`) and rate limits (`Some`); `false` if it is gone.
-    async fn update_identity(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        meta: Option<Option<String>>,
-        ratelimits: Option<&[RatelimitConfig]>,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// Soft-deletes an identity and drops its rate limits; its keys stay, without it.
-    async fn delete_identity(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-
-    /// A namespace (live or deleted) by name or id, with its live overrides.
-    async fn find_namespace(
-        &self,
-        workspace_id: &str,
-        name_or_id: &str,
-    ) -> StoreResult<Option<Namespace>>;
-    /// Creates a namespace unless one with the name exists; returns the namespace either way.
-    async fn create_namespace(
-        &self,
-        namespace: &Namespace,
-        audit: &[AuditEvent],
-    ) -> StoreResult<Namespace>;
-    /// Soft-deletes a namespace; `false` if there was no live one.
-    async fn delete_namespace(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// Creates or replaces (and revives) the override of an identifier; returns its id.
-    async fn set_override(
-        &self,
-        workspace_id: &str,
-        new: &Override,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<String>;
-    /// Soft-deletes the override of exactly this identifier; `false` if there was none.
-    async fn delete_override(
-        &self,
-        workspace_id: &str,
-        namespace_id: &str,
-        identifier: &str,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool>;
-    /// A page of a namespace's live overrides in id order.
-    async fn list_overrides(
-        &self,
-        namespace_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
-    ) -> StoreResult<Vec<Override>>;
-
-    /// A dedicated synchronous event log, where the backend has one (SQLite); `None` means
-    /// events go through [`Store::insert_verifications`].
-    fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>>;
-    /// Appends verification events.
-    async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()>;
-    /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never backwards.
-    async fn touch_last_used(&self, uses: &[LastUse<'_>]) -> StoreResult<()>;
-    /// Drops verification events older than `before_ms`; returns how many.
-    async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64>;
-    /// Verification events of a key, newest first (for tests and analytics).
-    async fn list_verifications(
-        &self,
-        key_id: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<VerificationEvent>>;
-
-    /// Change-feed entries written at or after `since_ms`.
-    async fn changes_since(&self, since_ms: i64) -> StoreResult<Vec<Change>>;
-    /// Whether change-feed sequence numbers become visible in order (no entry can appear below
-    /// one already read): true where writers take turns (SQLite), so readers can keep a cursor.
-    fn changes_are_ordered(&self) -> bool;
-    /// Change-feed entries after sequence number `after_seq`, in order.
-    async fn changes_after(&self, after_seq: i64) -> StoreResult<Vec<Change>>;
-    /// Drops change-feed entries older than `before_ms`; returns how many.
-    async fn prune_changes(&self, before_ms: i64) -> StoreResult<u64>;
-
-    /// Audit events of a workspace, newest first.
-    async fn list_audit_events(
-        &self,
-        workspace_id: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<StoredAuditEvent>>;
+impl<T> Store for T where
+    T: AdminStore
+        + ApiStore
+        + KeyStore
+        + CreditStore
+        + MigrationStore
+        + RbacStore
+        + IdentityStore
+        + LimitStore
+        + EventStore
+        + ChangeStore
+        + AuditStore
+        + ?Sized
+{
 }
 
 /// A store shared by the whole process.
@@ -435,5 +117,46 @@ pub async fn connect_backend(url: &str) -> StoreResult<(SharedStore, Topology)> 
         Ok((Arc::new(postgres::connect(url).await?), Topology::Shared))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shared store narrows to each role it is made of (trait upcasting, Rust 1.86).
+    #[test]
+    fn a_shared_store_upcasts_to_each_role() {
+        #[allow(clippy::type_complexity)]
+        fn roles(
+            store: SharedStore,
+        ) -> (
+            Arc<dyn AdminStore>,
+            Arc<dyn ApiStore>,
+            Arc<dyn KeyStore>,
+            Arc<dyn CreditStore>,
+            Arc<dyn MigrationStore>,
+            Arc<dyn RbacStore>,
+            Arc<dyn IdentityStore>,
+            Arc<dyn LimitStore>,
+            Arc<dyn EventStore>,
+            Arc<dyn ChangeStore>,
+            Arc<dyn AuditStore>,
+        ) {
+            (
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store,
+            )
+        }
+        let _ = roles;
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 
-use super::sql::SqlStore;
+use super::sql::{Dialect, SqlStore};
 use super::StoreResult;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -18,12 +18,5 @@ pub async fn connect(url: &str) -> StoreResult<SqlStore> {
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(
-        "postgres",
-        pool.clone(),
-        pool,
-        "BEGIN",
-        " FOR UPDATE",
-        false,
-    ))
+    Ok(SqlStore::new(Dialect::postgres(), pool.clone(), pool))
 }

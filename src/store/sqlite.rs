@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::Executor;
 
-use super::sql::SqlStore;
+use super::sql::{Dialect, SqlStore, LAST_USED_UPSERT};
 use super::{EventLog, StoreResult};
 use crate::model::{LastUse, NewVerification};
 
@@ -48,9 +48,12 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
     let writer = options().max_connections(1).connect(&url).await?;
     MIGRATOR.run(&writer).await?;
     let reader = options().max_connections(8).connect(&url).await?;
-    let mut store = SqlStore::new("sqlite", reader, writer, "BEGIN IMMEDIATE", "", true);
-    store.sqlite_path = Some(path.to_path_buf());
-    Ok(store)
+    let path = path.to_path_buf();
+    Ok(
+        SqlStore::new(Dialect::sqlite(), reader, writer).with_event_log(Box::new(move || {
+            Ok(Box::new(SqliteEventLog::open(&path)?) as Box<dyn EventLog>)
+        })),
+    )
 }
 
 /// The event writer's own connection. Verification events are analytics, so its commits use
@@ -76,7 +79,7 @@ impl SqliteEventLog {
             insert_one: insert_sql(1),
             upsert_last_used: format!(
                 "INSERT INTO key_last_used (key_id, time_m) VALUES (?1, ?2){}",
-                super::sql::LAST_USED_UPSERT
+                LAST_USED_UPSERT
             ),
         })
     }

@@ -8,7 +8,7 @@ pub mod verify;
 
 use std::sync::Arc;
 
-use crate::domain::credits::{last_refill_boundary, Balance, Ledger, Refill};
+use crate::domain::credits::{self, Balance, Ledger, Refill};
 use crate::domain::events::EventSink;
 use crate::domain::invalidation::Invalidator;
 use crate::domain::keys::cache::{Interner, KeyCache};
@@ -18,8 +18,8 @@ use crate::domain::ratelimit::Counters;
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{
-    Api, ChangeKind, CreditOp, CreditUpdate, CreditsPatch, KeyPatch, KeyRow, NewKey, Patch,
-    RatelimitConfig, RbacChange, SetChange,
+    Api, ChangeKind, CreditOp, CreditRecord, CreditUpdate, CreditWrite, CreditsPatch, KeyPatch,
+    KeyRow, NewKey, Patch, RatelimitConfig, RbacChange, SetChange, StoredCredits,
 };
 use crate::store::{SharedStore, StoreError};
 
@@ -338,13 +338,28 @@ impl KeyService {
                 Target::new("key", &key.id, key.name.clone()),
             ],
         );
-        let boundary = key
-            .refill_amount
-            .map(|amount| (last_refill_boundary(now, key.refill_day), amount));
+        // Stays `NotFound` for a key that is gone (`decide` never runs).
+        let mut update = CreditUpdate::NotFound;
+        let mut decide = |stored: &StoredCredits| {
+            update = credits::apply(stored, refill_of(key), op, now);
+            match update {
+                CreditUpdate::Done(state) => Some(CreditWrite {
+                    remaining: state.remaining,
+                    refill_amount: state.refill_amount,
+                    refill_day: state.refill_day,
+                    // A changed balance starts its refill period now.
+                    last_refill_at: Some(now),
+                }),
+                CreditUpdate::Unlimited | CreditUpdate::NotFound => None,
+            }
+        };
+        let record = CreditRecord {
+            now,
+            audit: &[event],
+        };
         let _guard = self.ledger.exclusive(&key.id).await?;
-        let update = self
-            .store
-            .update_credits(&key.id, op, boundary, now, &[event])
+        self.store
+            .modify_credits(&key.id, &mut decide, Some(record))
             .await?;
         self.invalidator.apply(ChangeKind::Key, &key.hash);
         Ok(update)

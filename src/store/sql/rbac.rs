@@ -1,15 +1,15 @@
-//! The SQL of permissions, roles and their links to keys, shared by both backends. The `Store`
-//! trait methods in `sql.rs` delegate here.
+//! Permissions, roles, and their links to keys (and of roles to permissions).
 
 use std::collections::{BTreeSet, HashMap};
 
+use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sql::{like_pattern, placeholders, SqlStore, Tx};
-use super::StoreResult;
+use super::{like_pattern, placeholders, SqlStore, Tx};
 use crate::model::audit::AuditEvent;
 use crate::model::{ChangeKind, KeyRow, Permission, RbacChange, Role, SetChange};
+use crate::store::{RbacStore, StoreResult};
 
 const PERMISSION_COLUMNS: &str =
     "p.id, p.workspace_id, p.name, p.slug, p.description, p.created_at_m";
@@ -257,12 +257,11 @@ impl SqlStore {
         }
         Ok(())
     }
+}
 
-    pub(super) async fn rbac_create_permission(
-        &self,
-        p: &Permission,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool> {
+#[async_trait]
+impl RbacStore for SqlStore {
+    async fn create_permission(&self, p: &Permission, audit: &[AuditEvent]) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "INSERT INTO permissions (id, workspace_id, name, slug, description, created_at_m) \
@@ -279,7 +278,7 @@ impl SqlStore {
         Self::finish(tx, done.rows_affected(), None, audit).await
     }
 
-    pub(super) async fn rbac_find_permission(
+    async fn find_permission(
         &self,
         workspace_id: &str,
         id_or_slug: &str,
@@ -296,7 +295,7 @@ impl SqlStore {
         row.as_ref().map(permission_from).transpose()
     }
 
-    pub(super) async fn rbac_find_permissions_by_slug(
+    async fn find_permissions_by_slug(
         &self,
         workspace_id: &str,
         slugs: &[String],
@@ -321,7 +320,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn rbac_list_permissions(
+    async fn list_permissions(
         &self,
         workspace_id: &str,
         cursor: Option<&str>,
@@ -345,7 +344,7 @@ impl SqlStore {
         rows.iter().map(permission_from).collect()
     }
 
-    pub(super) async fn rbac_delete_permission(
+    async fn delete_permission(
         &self,
         workspace_id: &str,
         id: &str,
@@ -376,7 +375,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn rbac_create_role(
+    async fn create_role(
         &self,
         role: &Role,
         change: &RbacChange,
@@ -416,11 +415,7 @@ impl SqlStore {
         Ok(true)
     }
 
-    pub(super) async fn rbac_find_role(
-        &self,
-        workspace_id: &str,
-        id_or_name: &str,
-    ) -> StoreResult<Option<Role>> {
+    async fn find_role(&self, workspace_id: &str, id_or_name: &str) -> StoreResult<Option<Role>> {
         let sql = format!(
             "SELECT {ROLE_COLUMNS} FROM roles r WHERE r.workspace_id = $1 \
              AND (r.id = $2 OR lower(r.name) = lower($2)) ORDER BY CASE WHEN r.id = $2 THEN 0 ELSE 1 END LIMIT 1"
@@ -436,7 +431,7 @@ impl SqlStore {
         Ok(roles.pop())
     }
 
-    pub(super) async fn rbac_find_roles_by_name(
+    async fn find_roles_by_name(
         &self,
         workspace_id: &str,
         names: &[String],
@@ -462,7 +457,7 @@ impl SqlStore {
         Ok(roles)
     }
 
-    pub(super) async fn rbac_list_roles(
+    async fn list_roles(
         &self,
         workspace_id: &str,
         cursor: Option<&str>,
@@ -489,7 +484,7 @@ impl SqlStore {
         Ok(roles)
     }
 
-    pub(super) async fn rbac_delete_role(
+    async fn delete_role(
         &self,
         workspace_id: &str,
         id: &str,
@@ -520,7 +515,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn rbac_set_role_permissions(
+    async fn set_role_permissions(
         &self,
         workspace_id: &str,
         role_id: &str,
@@ -531,7 +526,7 @@ impl SqlStore {
         let mut tx = self.begin().await?;
         let sql = format!(
             "SELECT id FROM roles WHERE id = $1 AND workspace_id = $2{}",
-            self.for_update
+            self.dialect.for_update
         );
         if sqlx::query(&sql)
             .bind(role_id)
@@ -573,7 +568,7 @@ impl SqlStore {
         Ok(roles.pop().map(|r| r.permissions))
     }
 
-    pub(super) async fn rbac_change_key(
+    async fn change_key_rbac(
         &self,
         key_id: &str,
         change: &RbacChange,
@@ -605,7 +600,7 @@ impl SqlStore {
         Ok(Some(()))
     }
 
-    pub(super) async fn rbac_key_permissions(&self, key_id: &str) -> StoreResult<Vec<Permission>> {
+    async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<Permission>> {
         let sql = format!(
             "SELECT {PERMISSION_COLUMNS} FROM keys_permissions kp JOIN permissions p ON p.id = kp.permission_id \
              WHERE kp.key_id = $1 ORDER BY p.slug"
@@ -619,7 +614,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn rbac_key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>> {
+    async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>> {
         let sql = format!(
             "SELECT {ROLE_COLUMNS} FROM keys_roles kr JOIN roles r ON r.id = kr.role_id WHERE kr.key_id = $1 ORDER BY r.name"
         );

@@ -1,17 +1,15 @@
-//! The SQL of rate-limit configuration (limits on keys and identities, namespaces, overrides)
-//! and of identities, shared by both backends. The `Store` trait methods in `sql.rs` delegate here.
+//! Rate-limit configuration: the limits of keys and identities, namespaces and their overrides.
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sql::{like_pattern, placeholders, SqlStore, Tx};
-use super::StoreResult;
+use super::{placeholders, SqlStore, Tx};
 use crate::model::audit::AuditEvent;
-use crate::model::{
-    ChangeKind, Identity, KeyRow, LimitOwner, Namespace, Override, RatelimitConfig,
-};
+use crate::model::{ChangeKind, KeyRow, LimitOwner, Namespace, Override, RatelimitConfig};
+use crate::store::{LimitStore, StoreResult};
 
 const LIMIT_COLUMNS: &str = "id, name, limit_value, duration_ms, auto_apply, key_id, identity_id";
 
@@ -35,22 +33,16 @@ fn override_from(row: &AnyRow) -> StoreResult<Override> {
     })
 }
 
-fn identity_from(row: &AnyRow) -> StoreResult<Identity> {
-    Ok(Identity {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        external_id: row.try_get("external_id")?,
-        meta: row.try_get("meta")?,
-        created_at: row.try_get("created_at_m")?,
-        ratelimits: Vec::new(),
-    })
-}
-
 /// Rate limits by owner id, for a set of key ids or identity ids.
-type LimitsByOwner = HashMap<String, Vec<RatelimitConfig>>;
+pub(super) type LimitsByOwner = HashMap<String, Vec<RatelimitConfig>>;
 
 impl SqlStore {
-    async fn limits_of(&self, column: &str, owners: &[&str]) -> StoreResult<LimitsByOwner> {
+    /// The rate limits of these owners (`column`: `key_id` or `identity_id`).
+    pub(super) async fn limits_of(
+        &self,
+        column: &str,
+        owners: &[&str],
+    ) -> StoreResult<LimitsByOwner> {
         let mut by_owner: LimitsByOwner = HashMap::new();
         if owners.is_empty() {
             return Ok(by_owner);
@@ -136,172 +128,11 @@ impl SqlStore {
         }
         Ok(())
     }
+}
 
-    async fn identities_with_limits(
-        &self,
-        mut identities: Vec<Identity>,
-    ) -> StoreResult<Vec<Identity>> {
-        let ids: Vec<&str> = identities.iter().map(|i| i.id.as_str()).collect();
-        let mut by_identity = self.limits_of("identity_id", &ids).await?;
-        for identity in identities.iter_mut() {
-            identity.ratelimits = by_identity.remove(&identity.id).unwrap_or_default();
-        }
-        Ok(identities)
-    }
-
-    pub(super) async fn rl_create_identity(
-        &self,
-        identity: &Identity,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO identities (id, workspace_id, external_id, meta, deleted, created_at_m) \
-             VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (workspace_id, external_id) WHERE deleted = 0 DO NOTHING",
-        )
-        .bind(&identity.id)
-        .bind(&identity.workspace_id)
-        .bind(&identity.external_id)
-        .bind(identity.meta.as_deref().unwrap_or("{}"))
-        .bind(identity.created_at)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        Self::replace_ratelimits_in(
-            &mut tx,
-            LimitOwner::Identity(&identity.id),
-            &identity.workspace_id,
-            &identity.ratelimits,
-            identity.created_at,
-        )
-        .await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    pub(super) async fn rl_find_identity(
-        &self,
-        workspace_id: &str,
-        id_or_external_id: &str,
-    ) -> StoreResult<Option<Identity>> {
-        let row = sqlx::query(
-            "SELECT id, workspace_id, external_id, meta, created_at_m FROM identities \
-             WHERE workspace_id = $1 AND deleted = 0 AND (id = $2 OR external_id = $2) \
-             ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END LIMIT 1",
-        )
-        .bind(workspace_id)
-        .bind(id_or_external_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(self
-            .identities_with_limits(vec![identity_from(&row)?])
-            .await?
-            .pop())
-    }
-
-    pub(super) async fn rl_list_identities(
-        &self,
-        workspace_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
-        search: Option<&str>,
-    ) -> StoreResult<Vec<Identity>> {
-        let rows = sqlx::query(
-            "SELECT id, workspace_id, external_id, meta, created_at_m FROM identities \
-             WHERE workspace_id = $1 AND deleted = 0 AND ($2 IS NULL OR id >= $2) \
-             AND ($3 IS NULL OR lower(id) LIKE $3 ESCAPE '\\' OR lower(external_id) LIKE $3 ESCAPE '\\') \
-             ORDER BY id LIMIT $4",
-        )
-        .bind(workspace_id)
-        .bind(cursor)
-        .bind(search.map(like_pattern))
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        let identities = rows
-            .iter()
-            .map(identity_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.identities_with_limits(identities).await
-    }
-
-    pub(super) async fn rl_update_identity(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        meta: Option<Option<String>>,
-        ratelimits: Option<&[RatelimitConfig]>,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE identities SET meta = CASE WHEN $1 = 1 THEN $2 ELSE meta END, updated_at_m = $3 \
-             WHERE id = $4 AND workspace_id = $5 AND deleted = 0",
-        )
-        .bind(i64::from(meta.is_some()))
-        .bind(meta.flatten())
-        .bind(now)
-        .bind(id)
-        .bind(workspace_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(limits) = ratelimits {
-            Self::replace_ratelimits_in(
-                &mut tx,
-                LimitOwner::Identity(id),
-                workspace_id,
-                limits,
-                now,
-            )
-            .await?;
-        }
-        Self::insert_change(&mut tx, ChangeKind::Identity, id, now).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    pub(super) async fn rl_delete_identity(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        now: i64,
-        audit: &[AuditEvent],
-    ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE identities SET deleted = 1, updated_at_m = $1 WHERE id = $2 AND workspace_id = $3 AND deleted = 0",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(workspace_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM ratelimits WHERE identity_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        Self::insert_change(&mut tx, ChangeKind::Identity, id, now).await?;
-        Self::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    pub(super) async fn rl_find_namespace(
+#[async_trait]
+impl LimitStore for SqlStore {
+    async fn find_namespace(
         &self,
         workspace_id: &str,
         name_or_id: &str,
@@ -337,7 +168,7 @@ impl SqlStore {
         }))
     }
 
-    pub(super) async fn rl_create_namespace(
+    async fn create_namespace(
         &self,
         ns: &Namespace,
         audit: &[AuditEvent],
@@ -359,12 +190,12 @@ impl SqlStore {
         }
         tx.commit().await?;
         Ok(self
-            .rl_find_namespace(&ns.workspace_id, &ns.name)
+            .find_namespace(&ns.workspace_id, &ns.name)
             .await?
             .unwrap_or_else(|| ns.clone()))
     }
 
-    pub(super) async fn rl_delete_namespace(
+    async fn delete_namespace(
         &self,
         workspace_id: &str,
         id: &str,
@@ -390,7 +221,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn rl_set_override(
+    async fn set_override(
         &self,
         workspace_id: &str,
         new: &Override,
@@ -427,7 +258,7 @@ impl SqlStore {
         Ok(id)
     }
 
-    pub(super) async fn rl_delete_override(
+    async fn delete_override(
         &self,
         workspace_id: &str,
         namespace_id: &str,
@@ -455,7 +286,7 @@ impl SqlStore {
         .await
     }
 
-    pub(super) async fn rl_list_overrides(
+    async fn list_overrides(
         &self,
         namespace_id: &str,
         cursor: Option<&str>,

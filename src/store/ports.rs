@@ -1,0 +1,408 @@
+//! What the domain needs from storage, one trait per resource. [`super::Store`] is all of them
+//! together; a caller that needs only one role can hold just that (`Arc<dyn KeyStore>`, upcast from
+//! a [`super::SharedStore`]).
+//!
+//! Every mutation takes the audit events to write in the same transaction. Lookups return `None`
+//! for "not there"; `Err` means the backend failed.
+
+use async_trait::async_trait;
+
+use super::{EventLog, StoreResult};
+use crate::model::audit::AuditEvent;
+use crate::model::*;
+
+/// Workspaces and root keys: the operator's and the management API's own credentials.
+#[async_trait]
+pub trait AdminStore: Send + Sync + 'static {
+    /// Which backend this is, for logs (`sqlite` or `postgres`).
+    fn backend(&self) -> &'static str;
+
+    async fn count_workspaces(&self) -> StoreResult<i64>;
+    async fn create_workspace(
+        &self,
+        workspace: &Workspace,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+    async fn get_workspace(&self, id: &str) -> StoreResult<Option<Workspace>>;
+    /// Returns whether the workspace exists.
+    async fn set_workspace_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
+    async fn insert_root_key(&self, key: &RootKey, audit: &[AuditEvent]) -> StoreResult<()>;
+    async fn find_root_key_by_hash(&self, hash: &str) -> StoreResult<Option<RootKeyAuth>>;
+    async fn get_root_key(&self, id: &str) -> StoreResult<Option<RootKey>>;
+    async fn list_root_keys(&self, workspace_id: &str) -> StoreResult<Vec<RootKey>>;
+    /// Returns whether a live root key with that id exists.
+    async fn set_root_key_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Soft-deletes; returns whether a live root key with that id existed.
+    async fn delete_root_key(&self, id: &str, now: i64, audit: &[AuditEvent]) -> StoreResult<bool>;
+    /// Whether a live ordinary (non-root) key has this hash.
+    async fn ordinary_key_exists(&self, hash: &str) -> StoreResult<bool>;
+}
+
+/// APIs and their key spaces.
+#[async_trait]
+pub trait ApiStore: Send + Sync + 'static {
+    async fn create_api(&self, api: &Api, audit: &[AuditEvent]) -> StoreResult<()>;
+    /// The API if it and its key space are live and it belongs to `workspace_id`.
+    async fn find_live_api(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Api>>;
+    /// The API by id alone, for the operator's CLI.
+    async fn get_api(&self, id: &str) -> StoreResult<Option<Api>>;
+    /// Soft-deletes; returns whether a live API existed.
+    async fn delete_api(&self, id: &str, now: i64, audit: &[AuditEvent]) -> StoreResult<bool>;
+    async fn set_api_delete_protection(
+        &self,
+        id: &str,
+        protected: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
+    /// Sets (or with `None` clears) the comma-separated IP whitelist of an API.
+    async fn set_api_ip_whitelist(
+        &self,
+        id: &str,
+        whitelist: Option<&str>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+}
+
+/// Ordinary keys: reading them (with permissions, roles and rate limits) and changing them.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeyRow>>;
+
+    /// The live key with this hash (including keys of deleted APIs, flagged).
+    async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>>;
+    /// The live key with this id.
+    async fn find_key_by_id(&self, id: &str) -> StoreResult<Option<KeyRow>>;
+    async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()>;
+    /// Applies a patch; returns whether the live key existed.
+    async fn update_key(
+        &self,
+        id: &str,
+        patch: &KeyPatch,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Soft- or hard-deletes; returns whether the live key existed.
+    async fn delete_key(
+        &self,
+        id: &str,
+        permanent: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Inserts the new key and sets the old one to expire at `old_expires`, together.
+    async fn reroll_key(
+        &self,
+        old_id: &str,
+        old_expires: i64,
+        new: &NewKey,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+}
+
+/// Key balances. The store keeps them; the domain decides how they change
+/// (`crate::domain::credits`).
+#[async_trait]
+pub trait CreditStore: Send + Sync + 'static {
+    /// A key's stored balance, for the ledgers.
+    async fn load_credits(&self, key_id: &str) -> StoreResult<Option<CreditRow>>;
+    /// Writes balances decided in memory: `(key id, remaining, last refill)`.
+    async fn write_balances(&self, rows: &[(String, i64, i64)]) -> StoreResult<()>;
+    /// Reads a live key's credits and writes what `decide` makes of them, in one transaction
+    /// during which no other writer can change them (a row lock where the backend has
+    /// concurrent writers). `decide` returning `None` writes nothing.
+    ///
+    /// With a `record` (a management change) the write also sets the key's refill settings and
+    /// `updated_at`, and appends the key's change-feed entry and `record.audit`. Without one (a
+    /// spend) only the balance (`remaining`, `last_refill_at`) is written, and only if it changed.
+    ///
+    /// Returns whether a live key with that id exists (`decide` runs only then).
+    async fn modify_credits(
+        &self,
+        key_id: &str,
+        decide: &mut (dyn for<'s> FnMut(&'s StoredCredits) -> Option<CreditWrite> + Send),
+        record: Option<CreditRecord<'_>>,
+    ) -> StoreResult<bool>;
+}
+
+/// Migrations of keys from another system, under their legacy hashes.
+#[async_trait]
+pub trait MigrationStore: Send + Sync + 'static {
+    async fn create_migration(
+        &self,
+        migration: &Migration,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+    async fn find_migration(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Migration>>;
+    /// Inserts keys whose hash is not taken yet, each with its audit events; returns the hashes
+    /// that were taken (those keys and their events are skipped).
+    async fn insert_migrated_keys(
+        &self,
+        keys: &[(NewKey, Vec<AuditEvent>)],
+    ) -> StoreResult<Vec<String>>;
+    /// A key awaiting migration `migration_id`, stored under `legacy_hash`.
+    async fn find_pending_migration(
+        &self,
+        workspace_id: &str,
+        migration_id: &str,
+        legacy_hash: &str,
+    ) -> StoreResult<Option<KeyRow>>;
+    /// Rewrites a migrated key to keyward's hash and start, clearing its pending migration.
+    async fn complete_migration(
+        &self,
+        key_id: &str,
+        hash: &str,
+        start: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+}
+
+/// Permissions, roles, and their links to keys.
+#[async_trait]
+pub trait RbacStore: Send + Sync + 'static {
+    /// Creates a permission; `false` when the slug is taken in the workspace.
+    async fn create_permission(
+        &self,
+        permission: &Permission,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// A permission by id or slug (case-insensitive).
+    async fn find_permission(
+        &self,
+        workspace_id: &str,
+        id_or_slug: &str,
+    ) -> StoreResult<Option<Permission>>;
+    /// Permissions with these slugs (case-insensitive).
+    async fn find_permissions_by_slug(
+        &self,
+        workspace_id: &str,
+        slugs: &[String],
+    ) -> StoreResult<Vec<Permission>>;
+    /// A page of permissions in id order; `search` matches id, name, slug or description.
+    async fn list_permissions(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Permission>>;
+    /// Deletes a permission and detaches it from every key and role.
+    async fn delete_permission(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
+    /// Creates a role with permissions (creating `change.create` first); `false` when the name is taken.
+    async fn create_role(
+        &self,
+        role: &Role,
+        change: &RbacChange,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// A role (with its permissions) by id or name (case-insensitive).
+    async fn find_role(&self, workspace_id: &str, id_or_name: &str) -> StoreResult<Option<Role>>;
+    /// Roles with these names (case-insensitive), with their permissions.
+    async fn find_roles_by_name(
+        &self,
+        workspace_id: &str,
+        names: &[String],
+    ) -> StoreResult<Vec<Role>>;
+    /// A page of roles in id order; `search` matches id, name or description.
+    async fn list_roles(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Role>>;
+    /// Deletes a role and detaches it from every key.
+    async fn delete_role(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Replaces a role's permissions (`change.permissions` must be a `Set`); `None` if the role is gone.
+    async fn set_role_permissions(
+        &self,
+        workspace_id: &str,
+        role_id: &str,
+        change: &RbacChange,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Option<Vec<Permission>>>;
+
+    /// Changes a key's direct permissions and roles; `None` if the key is gone.
+    async fn change_key_rbac(
+        &self,
+        key_id: &str,
+        change: &RbacChange,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Option<()>>;
+    /// A key's direct permissions, sorted by slug.
+    async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<Permission>>;
+    /// A key's roles with their permissions, sorted by name.
+    async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<Role>>;
+}
+
+/// Identities: the owners keys can share, with their rate limits.
+#[async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    /// The id of the live identity with this external id in the workspace.
+    async fn find_identity_id(
+        &self,
+        workspace_id: &str,
+        external_id: &str,
+    ) -> StoreResult<Option<String>>;
+    /// Creates an identity with its rate limits; `false` when the external id is taken.
+    async fn create_identity(&self, identity: &Identity, audit: &[AuditEvent])
+        -> StoreResult<bool>;
+    /// A live identity (with its rate limits) by id or external id.
+    async fn find_identity(
+        &self,
+        workspace_id: &str,
+        id_or_external_id: &str,
+    ) -> StoreResult<Option<Identity>>;
+    /// A page of live identities in id order; `search` matches id or external id without case.
+    async fn list_identities(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> StoreResult<Vec<Identity>>;
+    /// Replaces an identity's meta (`Some`) and rate limits (`Some`); `false` if it is gone.
+    async fn update_identity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        meta: Option<Option<String>>,
+        ratelimits: Option<&[RatelimitConfig]>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Soft-deletes an identity and drops its rate limits; its keys stay, without it.
+    async fn delete_identity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+}
+
+/// Rate-limit namespaces and their overrides.
+#[async_trait]
+pub trait LimitStore: Send + Sync + 'static {
+    /// A namespace (live or deleted) by name or id, with its live overrides.
+    async fn find_namespace(
+        &self,
+        workspace_id: &str,
+        name_or_id: &str,
+    ) -> StoreResult<Option<Namespace>>;
+    /// Creates a namespace unless one with the name exists; returns the namespace either way.
+    async fn create_namespace(
+        &self,
+        namespace: &Namespace,
+        audit: &[AuditEvent],
+    ) -> StoreResult<Namespace>;
+    /// Soft-deletes a namespace; `false` if there was no live one.
+    async fn delete_namespace(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// Creates or replaces (and revives) the override of an identifier; returns its id.
+    async fn set_override(
+        &self,
+        workspace_id: &str,
+        new: &Override,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<String>;
+    /// Soft-deletes the override of exactly this identifier; `false` if there was none.
+    async fn delete_override(
+        &self,
+        workspace_id: &str,
+        namespace_id: &str,
+        identifier: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+    /// A page of a namespace's live overrides in id order.
+    async fn list_overrides(
+        &self,
+        namespace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Override>>;
+}
+
+/// Verification events and keys' `lastUsedAt`.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// A dedicated synchronous event log, where the backend has one (SQLite); `None` means
+    /// events go through [`EventStore::insert_verifications`].
+    fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>>;
+    /// Appends verification events.
+    async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()>;
+    /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never backwards.
+    async fn touch_last_used(&self, uses: &[LastUse<'_>]) -> StoreResult<()>;
+    /// Drops verification events older than `before_ms`; returns how many.
+    async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64>;
+    /// Verification events of a key, newest first (for tests and analytics).
+    async fn list_verifications(
+        &self,
+        key_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<VerificationEvent>>;
+}
+
+/// The change feed other nodes follow to drop what they cached.
+#[async_trait]
+pub trait ChangeStore: Send + Sync + 'static {
+    /// Change-feed entries written at or after `since_ms`.
+    async fn changes_since(&self, since_ms: i64) -> StoreResult<Vec<Change>>;
+    /// Whether change-feed sequence numbers become visible in order (no entry can appear below
+    /// one already read): true where writers take turns (SQLite), so readers can keep a cursor.
+    fn changes_are_ordered(&self) -> bool;
+    /// Change-feed entries after sequence number `after_seq`, in order.
+    async fn changes_after(&self, after_seq: i64) -> StoreResult<Vec<Change>>;
+    /// Drops change-feed entries older than `before_ms`; returns how many.
+    async fn prune_changes(&self, before_ms: i64) -> StoreResult<u64>;
+}
+
+/// The audit log, as written by every mutation above.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Audit events of a workspace, newest first.
+    async fn list_audit_events(
+        &self,
+        workspace_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredAuditEvent>>;
+}

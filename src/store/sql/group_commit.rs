@@ -1,0 +1,112 @@
+//! The group committer of key inserts: concurrent `insert_key` calls share one transaction, which
+//! spends one durable commit on many keys.
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{SqlStore, Tx};
+use crate::model::audit::AuditEvent;
+use crate::model::{ChangeKind, NewKey};
+use crate::store::{StoreError, StoreResult};
+
+/// A key insert handed to the group committer, with where to send its outcome.
+pub(super) struct KeyInsert {
+    pub(super) key: NewKey,
+    pub(super) audit: Vec<AuditEvent>,
+    pub(super) done: oneshot::Sender<StoreResult<()>>,
+}
+
+/// Most key inserts committed by one transaction.
+const GROUP_COMMIT_MAX: usize = 256;
+
+/// Starts the committer on the writer pool; key inserts sent to the returned channel are
+/// committed in batches, each one's outcome sent back on its own `done`.
+pub(super) fn start(writer: AnyPool, begin_write: &'static str) -> mpsc::Sender<KeyInsert> {
+    let (key_inserts, rx) = mpsc::channel(GROUP_COMMIT_MAX * 4);
+    tokio::spawn(commit_key_inserts(writer, begin_write, rx));
+    key_inserts
+}
+
+async fn commit_key_inserts(
+    writer: AnyPool,
+    begin_write: &'static str,
+    mut rx: mpsc::Receiver<KeyInsert>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        match insert_keys_together(&writer, begin_write, &batch).await {
+            Ok(outcomes) => {
+                for (item, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = item.done.send(outcome);
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for item in batch {
+                    let _ = item.done.send(Err(StoreError::Failed(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Inserts a batch of keys in one transaction; the outer error means nothing was committed.
+async fn insert_keys_together(
+    writer: &AnyPool,
+    begin_write: &'static str,
+    batch: &[KeyInsert],
+) -> StoreResult<Vec<StoreResult<()>>> {
+    async fn one(tx: &mut Tx, item: &KeyInsert) -> StoreResult<()> {
+        SqlStore::insert_key_in(tx, &item.key).await?;
+        // A server may have cached "no such key" for this hash.
+        SqlStore::insert_change(tx, ChangeKind::Key, &item.key.hash, item.key.created_at).await?;
+        SqlStore::insert_audit(tx, &item.audit).await
+    }
+    let mut tx = writer.begin_with(begin_write).await?;
+    if let [item] = batch {
+        one(&mut tx, item).await?;
+        tx.commit().await?;
+        return Ok(vec![Ok(())]);
+    }
+    // Inserts almost never fail, so first try the whole batch without savepoints (two
+    // statements fewer per key). If one fails, start over with a savepoint around each key.
+    let mut all_ok = true;
+    for item in batch {
+        if one(&mut tx, item).await.is_err() {
+            all_ok = false;
+            break;
+        }
+    }
+    if all_ok {
+        tx.commit().await?;
+        return Ok(batch.iter().map(|_| Ok(())).collect());
+    }
+    tx.rollback().await?;
+    let mut tx = writer.begin_with(begin_write).await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for item in batch {
+        sqlx::query("SAVEPOINT key_insert")
+            .execute(&mut *tx)
+            .await?;
+        match one(&mut tx, item).await {
+            Ok(()) => outcomes.push(Ok(())),
+            Err(err) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT key_insert")
+                    .execute(&mut *tx)
+                    .await?;
+                outcomes.push(Err(err));
+            }
+        }
+        sqlx::query("RELEASE SAVEPOINT key_insert")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}

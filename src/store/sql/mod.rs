@@ -1,0 +1,247 @@
+//! The SQL both backends run, on sqlx's `Any` driver: [`SqlStore`] implements every role trait of
+//! [`super::Store`], one file per role, and the few places where SQLite and PostgreSQL differ are
+//! read from its [`Dialect`].
+//!
+//! The statements here are the common subset of SQLite and PostgreSQL: `$N` placeholders, 0/1
+//! integer flags, text JSON, `ON CONFLICT`. Writes go through `SqlStore::begin`, which on SQLite
+//! is a single connection opened with `BEGIN IMMEDIATE`, so writers queue in-process instead of
+//! failing with `SQLITE_BUSY`.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row, Transaction};
+use tokio::sync::mpsc;
+
+use super::{EventLog, StoreError, StoreResult};
+use crate::model::audit::AuditEvent;
+use crate::model::ChangeKind;
+
+mod admin;
+mod apis;
+mod audit;
+mod changes;
+mod credits;
+mod events;
+mod group_commit;
+mod identities;
+mod keys;
+mod limits;
+mod migrations;
+mod rbac;
+
+pub(in crate::store) use events::LAST_USED_UPSERT;
+
+/// What differs between the SQL backends, as a value: everything else is shared SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    /// Which backend this is, for logs (`sqlite` or `postgres`).
+    pub name: &'static str,
+    /// The statement that opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the write
+    /// lock at once, so a transaction that reads before it writes cannot fail to upgrade its lock.
+    pub begin_write: &'static str,
+    /// Appended to a SELECT that must lock its rows until the transaction ends (PostgreSQL's
+    /// `FOR UPDATE`; SQLite's write transactions already exclude each other).
+    pub for_update: &'static str,
+    /// Whether placeholders of very large statements may be anonymous (`?`). SQLite looks up the
+    /// name of every numbered placeholder in a list, which makes binding a statement with
+    /// thousands of `$N`s quadratic; PostgreSQL only understands `$N`.
+    pub anonymous_params: bool,
+    /// Whether change-feed sequence numbers become visible in order (see
+    /// [`super::ChangeStore::changes_are_ordered`]). SQLite has one writer at a time (across
+    /// processes too): a transaction takes its sequence number only after every earlier one has
+    /// committed or rolled back. PostgreSQL's sequences hand out numbers to concurrent
+    /// transactions that may commit in another order.
+    pub ordered_changes: bool,
+}
+
+impl Dialect {
+    /// The embedded backend.
+    pub const fn sqlite() -> Self {
+        Dialect {
+            name: "sqlite",
+            begin_write: "BEGIN IMMEDIATE",
+            for_update: "",
+            anonymous_params: true,
+            ordered_changes: true,
+        }
+    }
+
+    /// The shared backend.
+    pub const fn postgres() -> Self {
+        Dialect {
+            name: "postgres",
+            begin_write: "BEGIN",
+            for_update: " FOR UPDATE",
+            anonymous_params: false,
+            ordered_changes: false,
+        }
+    }
+}
+
+/// Opens a dedicated synchronous [`EventLog`] (a connection of its own), for backends that have
+/// one; see [`super::EventStore::event_log`].
+pub type EventLogOpener = Box<dyn Fn() -> StoreResult<Box<dyn EventLog>> + Send + Sync>;
+
+/// A store over one reader pool and one writer pool (the same pool on PostgreSQL).
+pub struct SqlStore {
+    dialect: Dialect,
+    reader: AnyPool,
+    writer: AnyPool,
+    /// Key inserts waiting to be committed together (see [`SqlStore::new`]).
+    key_inserts: mpsc::Sender<group_commit::KeyInsert>,
+    /// Opens the event writer's own connection, where the backend offers one.
+    event_log: Option<EventLogOpener>,
+}
+
+type Tx = Transaction<'static, Any>;
+
+impl SqlStore {
+    /// A store over its pools. Starts the group committer of key inserts: concurrent
+    /// `insert_key` calls share one transaction (each inside its own savepoint, so one failure
+    /// fails only itself), which spends one durable commit on many keys.
+    pub(in crate::store) fn new(dialect: Dialect, reader: AnyPool, writer: AnyPool) -> Self {
+        let key_inserts = group_commit::start(writer.clone(), dialect.begin_write);
+        SqlStore {
+            dialect,
+            reader,
+            writer,
+            key_inserts,
+            event_log: None,
+        }
+    }
+
+    /// Gives the event writer a dedicated connection, opened by `open` whenever it starts.
+    pub(in crate::store) fn with_event_log(mut self, open: EventLogOpener) -> Self {
+        self.event_log = Some(open);
+        self
+    }
+
+    async fn begin(&self) -> StoreResult<Tx> {
+        Ok(self.writer.begin_with(self.dialect.begin_write).await?)
+    }
+
+    /// Ends a transaction whose main statement touched `rows` rows: rolls back and answers
+    /// `false` when it touched none; otherwise appends the change-feed entry `(kind, entity,
+    /// time)` and the audit events, commits, and answers `true`.
+    async fn finish(
+        mut tx: Tx,
+        rows: u64,
+        change: Option<(ChangeKind, &str, i64)>,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        if rows == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some((kind, entity, time)) = change {
+            Self::insert_change(&mut tx, kind, entity, time).await?;
+        }
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Runs one UPDATE that must touch at most one row, with its change-feed entry and audit
+    /// events; commits only when a row was touched. Returns whether one was.
+    async fn update_one(
+        &self,
+        sql: &'static str,
+        binds: (i64, i64, &str),
+        change: Option<ChangeKind>,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(sql)
+            .bind(binds.0)
+            .bind(binds.1)
+            .bind(binds.2)
+            .execute(&mut *tx)
+            .await?;
+        let change = change.map(|kind| (kind, binds.2, binds.1));
+        Self::finish(tx, done.rows_affected(), change, audit).await
+    }
+
+    async fn insert_audit(tx: &mut Tx, events: &[AuditEvent]) -> StoreResult<()> {
+        for e in events {
+            let targets = serde_json::to_string(&e.targets)
+                .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?;
+            sqlx::query(
+                "INSERT INTO audit_logs (id, workspace_id, bucket, event, time_m, description, actor_type, \
+                 actor_id, actor_name, remote_ip, user_agent, targets) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&e.id)
+            .bind(&e.workspace_id)
+            .bind(crate::model::audit::BUCKET)
+            .bind(e.event)
+            .bind(e.time_ms)
+            .bind(&e.description)
+            .bind(&e.actor.kind)
+            .bind(&e.actor.id)
+            .bind(&e.actor.name)
+            .bind(&e.actor.remote_ip)
+            .bind(&e.actor.user_agent)
+            .bind(targets)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_change(
+        tx: &mut Tx,
+        kind: ChangeKind,
+        entity_id: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO changes (kind, entity_id, created_at_m) VALUES ($1, $2, $3)")
+            .bind(kind.as_str())
+            .bind(entity_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends `rows` parenthesised tuples of `columns` parameters, for a multi-row `VALUES`:
+    /// `?` on SQLite (which looks numbered parameters up one by one, quadratic in a long
+    /// statement), `$1, $2, ...` on PostgreSQL.
+    fn push_value_rows(&self, sql: &mut String, rows: usize, columns: usize) {
+        use std::fmt::Write;
+        for i in 0..rows {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for c in 0..columns {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                if self.dialect.anonymous_params {
+                    sql.push('?');
+                } else {
+                    let _ = write!(sql, "${}", i * columns + c + 1);
+                }
+            }
+            sql.push(')');
+        }
+    }
+}
+
+/// A 0/1 integer column as a flag.
+fn flag(row: &AnyRow, column: &str) -> StoreResult<bool> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+/// `$start, $start+1, …` for `n` values.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `%text%` for a LIKE (with `ESCAPE '\'`) that matches `text` literally, without case.
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{}%", escaped.to_lowercase())
+}
