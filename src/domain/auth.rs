@@ -14,7 +14,7 @@ use crate::domain::invalidation::Invalidate;
 use crate::domain::keys::hash::digest_key;
 use crate::domain::keys::hash::Digest;
 use crate::model::{ChangeKind, RootKeyAuth};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{AdminStore, StoreError};
 
 /// An authenticated root key: who is calling, for which workspace, with which permissions.
 #[derive(Debug, Clone)]
@@ -101,13 +101,13 @@ impl Invalidate for RootKeyCache {
 
 /// Authenticates root keys against the store, through the cache.
 pub struct Authenticator {
-    store: SharedStore,
+    store: Arc<dyn AdminStore>,
     clock: SharedClock,
     cache: Arc<RootKeyCache>,
 }
 
 impl Authenticator {
-    pub fn new(store: SharedStore, clock: SharedClock, cache: Arc<RootKeyCache>) -> Self {
+    pub fn new(store: Arc<dyn AdminStore>, clock: SharedClock, cache: Arc<RootKeyCache>) -> Self {
         Authenticator {
             store,
             clock,

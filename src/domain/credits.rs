@@ -10,8 +10,12 @@
 //!   transaction every [`FLUSH_INTERVAL`] and at shutdown. Exact for any concurrency in one process.
 //!   A crash (kill -9) can lose the spends of the last flush interval: the database then shows a
 //!   balance up to that much higher than what was acknowledged.
-//! - [`DatabaseLedger`] (PostgreSQL, several nodes) spends with one conditional `UPDATE` per
-//!   verification, so the database row is the only truth and nodes can never overspend together.
+//! - [`DatabaseLedger`] (PostgreSQL, several nodes) runs the same rule on the key's row inside one
+//!   transaction that holds the row's lock (`SELECT ... FOR UPDATE`, then `UPDATE`), so the
+//!   database row is the only truth and nodes can never overspend together.
+//!
+//! The rule itself (refill if due, then spend) is written once, in [`spend`] and [`apply`]; the
+//! store only locks, reads and writes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -22,7 +26,7 @@ use time::{Date, Month, OffsetDateTime, Time};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::model::{CreditOp, CreditRow, CreditState, CreditUpdate, CreditWrite, StoredCredits};
-use crate::store::{SharedStore, StoreResult};
+use crate::store::{CreditStore, StoreResult};
 
 /// How often [`LocalLedger`] writes dirty balances back.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -220,7 +224,7 @@ const SHARDS: usize = 64;
 
 /// The in-memory ledger of a single server process.
 pub struct LocalLedger {
-    store: SharedStore,
+    store: Arc<dyn CreditStore>,
     shards: Vec<StdMutex<HashMap<String, Arc<Mutex<Slot>>>>>,
     dirty: StdMutex<HashSet<String>>,
     flush_lock: Arc<Mutex<()>>,
@@ -244,7 +248,7 @@ fn balance_of(row: Option<CreditRow>) -> Option<Balance> {
 }
 
 impl LocalLedger {
-    pub fn new(store: SharedStore) -> Self {
+    pub fn new(store: Arc<dyn CreditStore>) -> Self {
         LocalLedger {
             store,
             shards: (0..SHARDS).map(|_| StdMutex::new(HashMap::new())).collect(),
@@ -402,13 +406,14 @@ impl Ledger for LocalLedger {
     }
 }
 
-/// The ledger of several nodes over one PostgreSQL database: every spend is one atomic statement.
+/// The ledger of several nodes over one PostgreSQL database: every spend is one transaction over
+/// the key's locked row.
 pub struct DatabaseLedger {
-    store: SharedStore,
+    store: Arc<dyn CreditStore>,
 }
 
 impl DatabaseLedger {
-    pub fn new(store: SharedStore) -> Self {
+    pub fn new(store: Arc<dyn CreditStore>) -> Self {
         DatabaseLedger { store }
     }
 }

@@ -5,7 +5,7 @@
 //! inserts up to [`BATCH`] rows per transaction, at least every [`FLUSH_INTERVAL`], and drains the
 //! rest at shutdown. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
 //! its own with a prepared statement) the writer is a dedicated thread that blocks on the channel;
-//! otherwise it is an async task using [`crate::store::Store::insert_verifications`]. If the
+//! otherwise it is an async task using [`crate::store::EventStore::insert_verifications`]. If the
 //! database falls so far behind that the channel fills, events are dropped and counted rather than
 //! slowing verifications down. Events older than [`RETENTION_MS`] are pruned.
 //!
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::keys::cache::CachedKey;
 use crate::model::{LastUse, NewVerification};
-use crate::store::{EventLog, SharedStore};
+use crate::store::{EventLog, EventStore};
 
 /// Events kept in memory before new ones are dropped.
 pub const CAPACITY: usize = 100_000;
@@ -110,13 +110,16 @@ impl EventSink {
 /// The writer side.
 pub struct EventWriter {
     rx: Receiver<PendingEvent>,
-    store: SharedStore,
+    store: Arc<dyn EventStore>,
     last_used: LastUsed,
     rounds: Arc<Rounds>,
 }
 
 /// A connected sink and writer; the writer updates `lastUsedAt` every `last_used_interval`.
-pub fn channel(store: SharedStore, last_used_interval: Duration) -> (EventSink, EventWriter) {
+pub fn channel(
+    store: Arc<dyn EventStore>,
+    last_used_interval: Duration,
+) -> (EventSink, EventWriter) {
     let (tx, rx) = mpsc::sync_channel(CAPACITY);
     let rounds = Arc::new(Rounds::default());
     (
@@ -346,7 +349,7 @@ impl EventWriter {
 }
 
 /// Prunes events older than [`RETENTION_MS`] about once an hour, until `shutdown`.
-async fn prune_loop(store: SharedStore, mut shutdown: watch::Receiver<bool>) {
+async fn prune_loop(store: Arc<dyn EventStore>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let cutoff = SystemClock.now_ms() - RETENTION_MS;
         if let Err(err) = store.prune_verifications(cutoff).await {

@@ -8,7 +8,7 @@ use crate::domain::ratelimit::named::{merge_limits, LimitInput};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{ChangeKind, Identity};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{IdentityStore, StoreError};
 
 /// The largest identity `meta`, serialized: 1 MiB.
 pub const MAX_META_BYTES: usize = 1_048_576;
@@ -25,12 +25,12 @@ pub fn meta_too_large(bytes: usize) -> String {
 
 /// Identities: creation, updates and deletion, keeping the verification cache in step.
 pub struct IdentityService {
-    store: SharedStore,
+    store: Arc<dyn IdentityStore>,
     invalidator: Arc<Invalidator>,
 }
 
 impl IdentityService {
-    pub fn new(store: SharedStore, invalidator: Arc<Invalidator>) -> Self {
+    pub fn new(store: Arc<dyn IdentityStore>, invalidator: Arc<Invalidator>) -> Self {
         IdentityService { store, invalidator }
     }
 

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::model::{Change, ChangeKind};
-use crate::store::{SharedStore, StoreResult};
+use crate::store::{ChangeStore, StoreResult};
 
 /// How often the feed is read. Revocation reaches other processes within this plus one query.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -69,7 +69,7 @@ pub trait ChangeBus: Send + Sync + 'static {
 /// The change bus over the store's `changes` table: polled, with a window or a cursor (see the
 /// module documentation), and pruned now and then.
 pub struct PolledChanges {
-    store: SharedStore,
+    store: Arc<dyn ChangeStore>,
     seen: Mutex<Seen>,
 }
 
@@ -83,7 +83,7 @@ struct Seen {
 }
 
 impl PolledChanges {
-    pub fn new(store: SharedStore) -> Self {
+    pub fn new(store: Arc<dyn ChangeStore>) -> Self {
         PolledChanges {
             store,
             seen: Mutex::new(Seen::default()),

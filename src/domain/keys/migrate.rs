@@ -8,7 +8,7 @@ use crate::domain::keys::{Interval, KeyError, RefillInput};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{Api, ChangeKind, Migration, NewKey};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{MigrationStore, SharedStore, StoreError};
 
 /// Hashes are already keyward's (base64 SHA-256 of the key): plain verification finds them.
 pub const SHA256: &str = "sha256";
@@ -93,12 +93,12 @@ pub struct ImportResult {
 
 /// Migrations and the keys imported under them.
 pub struct MigrationService {
-    store: SharedStore,
+    store: Arc<dyn MigrationStore>,
     invalidator: Arc<Invalidator>,
 }
 
 impl MigrationService {
-    pub fn new(store: SharedStore, invalidator: Arc<Invalidator>) -> Self {
+    pub fn new(store: Arc<dyn MigrationStore>, invalidator: Arc<Invalidator>) -> Self {
         MigrationService { store, invalidator }
     }
 

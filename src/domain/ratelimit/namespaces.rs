@@ -9,7 +9,7 @@ use crate::domain::ratelimit::{namespace_key, CounterError, Counters, LimitCheck
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{ChangeKind, Namespace, Override};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{LimitStore, StoreError};
 
 /// Whether `identifier` matches an override pattern where `*` stands for any run of characters.
 pub fn wildcard_match(pattern: &str, identifier: &str) -> bool {
@@ -120,7 +120,7 @@ impl Invalidate for NamespaceCache {
 
 /// Namespaces and overrides, through the per-node cache; and the counters.
 pub struct LimitService {
-    pub store: SharedStore,
+    pub store: Arc<dyn LimitStore>,
     pub counters: Arc<dyn Counters>,
     cache: Arc<NamespaceCache>,
     invalidator: Arc<Invalidator>,
@@ -128,7 +128,7 @@ pub struct LimitService {
 
 impl LimitService {
     pub fn new(
-        store: SharedStore,
+        store: Arc<dyn LimitStore>,
         counters: Arc<dyn Counters>,
         cache: Arc<NamespaceCache>,
         invalidator: Arc<Invalidator>,

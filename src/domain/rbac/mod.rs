@@ -15,7 +15,7 @@ use crate::domain::invalidation::Invalidator;
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{ChangeKind, KeyRow, Permission, RbacChange, Role, SetChange};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{RbacStore, StoreError};
 
 /// Why an RBAC operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -229,12 +229,12 @@ pub fn key_change(
 
 /// Permissions and roles, and what keys hold of them.
 pub struct RbacService {
-    store: SharedStore,
+    store: Arc<dyn RbacStore>,
     invalidator: Arc<Invalidator>,
 }
 
 impl RbacService {
-    pub fn new(store: SharedStore, invalidator: Arc<Invalidator>) -> Self {
+    pub fn new(store: Arc<dyn RbacStore>, invalidator: Arc<Invalidator>) -> Self {
         RbacService { store, invalidator }
     }
 
