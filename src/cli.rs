@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// How often keys' `lastUsedAt` is written from recent verifications (e.g. 60s, 500ms).
     #[arg(long, env = "KEYWARD_LAST_USED_INTERVAL", default_value = "60s", value_parser = parse_interval)]
     pub last_used_interval: std::time::Duration,
+    /// Cluster mode: share rate-limit counters with every node through this Redis
+    /// (redis://[:PASSWORD@]HOST:PORT[/DB]).
+    #[arg(long, env = "KEYWARD_REDIS")]
+    pub redis: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,13 +238,15 @@ async fn serve(
         .with_context(|| format!("could not listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
-    tracing::info!(%addr, backend = store.backend(), %public_url, "keyward listening");
+    let cluster = args.redis.is_some();
+    tracing::info!(%addr, backend = store.backend(), %public_url, cluster, "keyward listening");
     let config = ServerConfig {
         public_url,
         key_cache_capacity: args.key_cache_capacity,
         last_used_interval: args.last_used_interval,
+        redis_url: args.redis,
     };
-    server::build(store, topology, clock, &config)
+    server::build(store, topology, clock, &config)?
         .serve(listener, server::shutdown_signal())
         .await?;
     tracing::info!("keyward stopped");

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
+use crate::cluster::counters::{ClusterCounters, RedisCounters};
 use crate::domain::apis::ApiService;
 use crate::domain::auth::Authenticator;
 use crate::domain::auth::RootKeyCache;
@@ -22,7 +23,7 @@ use crate::domain::keys::cache::KeyCache;
 use crate::domain::keys::migrate::MigrationService;
 use crate::domain::keys::KeyService;
 use crate::domain::ratelimit::namespaces::{LimitService, NamespaceCache};
-use crate::domain::ratelimit::{duration_of_key, LocalCounters};
+use crate::domain::ratelimit::{duration_of_key, CounterError, Counters, LocalCounters};
 use crate::domain::rbac::RbacService;
 use crate::domain::Services;
 use crate::http::{app, AppState};
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub key_cache_capacity: usize,
     /// How often keys' `lastUsedAt` is written ([`events::LAST_USED_INTERVAL`] by default).
     pub last_used_interval: std::time::Duration,
+    /// Cluster mode: the Redis that every node shares rate-limit counters through.
+    pub redis_url: Option<String>,
 }
 
 /// The default capacity of the verification cache.
@@ -49,6 +52,7 @@ pub struct Server {
     events: EventWriter,
     local_ledger: Option<Arc<LocalLedger>>,
     counters: Arc<LocalCounters>,
+    cluster_counters: Option<Arc<ClusterCounters>>,
 }
 
 /// Wires the services. The ledger follows the topology: one process on SQLite decides credits in
@@ -58,7 +62,7 @@ pub fn build(
     topology: Topology,
     clock: SharedClock,
     config: &ServerConfig,
-) -> Server {
+) -> Result<Server, CounterError> {
     let (sink, events) = events::channel(store.clone(), config.last_used_interval);
     let (ledger, local_ledger): (Arc<dyn Ledger>, Option<Arc<LocalLedger>>) = match topology {
         Topology::SingleProcess => {
@@ -68,6 +72,18 @@ pub fn build(
         Topology::Shared => (Arc::new(DatabaseLedger::new(store.clone())), None),
     };
     let counters = Arc::new(LocalCounters::new());
+    // Cluster mode decides rate limits in Redis, with this node's counters as the fallback.
+    let cluster_counters = match &config.redis_url {
+        Some(url) => Some(Arc::new(ClusterCounters::new(
+            RedisCounters::new(url)?,
+            counters.clone(),
+        ))),
+        None => None,
+    };
+    let shared_counters: Arc<dyn Counters> = match &cluster_counters {
+        Some(cluster) => cluster.clone(),
+        None => counters.clone(),
+    };
     // Every per-node cache, and the one invalidator that local mutations and the change feed
     // both report to.
     let key_cache = Arc::new(KeyCache::new(config.key_cache_capacity));
@@ -84,7 +100,7 @@ pub fn build(
         invalidator.clone(),
         ledger,
         sink,
-        counters.clone(),
+        shared_counters.clone(),
     ));
     let services = Services {
         auth: Arc::new(Authenticator::new(
@@ -98,7 +114,7 @@ pub fn build(
         rbac: Arc::new(RbacService::new(store.clone(), invalidator.clone())),
         limits: Arc::new(LimitService::new(
             store.clone(),
-            counters.clone(),
+            shared_counters.clone(),
             namespace_cache,
             invalidator.clone(),
         )),
@@ -106,13 +122,14 @@ pub fn build(
     };
     let bus: Arc<dyn ChangeBus> = Arc::new(PolledChanges::new(store));
     let feed = Arc::new(ChangeFeed::new(bus, invalidator));
-    Server {
+    Ok(Server {
         state: AppState::new(services, clock, &config.public_url),
         feed,
         events,
         local_ledger,
         counters,
-    }
+        cluster_counters,
+    })
 }
 
 /// Handles on the background workers, so tests can run a round themselves instead of waiting
@@ -121,6 +138,8 @@ pub fn build(
 pub struct Workers {
     /// Receives changes made by other processes and applies them (`run_once`).
     pub feed: Arc<ChangeFeed>,
+    /// Cluster mode's counters (with `--redis`), which count their local fallbacks.
+    pub cluster_counters: Option<Arc<ClusterCounters>>,
 }
 
 impl Server {
@@ -131,6 +150,7 @@ impl Server {
     pub fn workers(&self) -> Workers {
         Workers {
             feed: self.feed.clone(),
+            cluster_counters: self.cluster_counters.clone(),
         }
     }
 
@@ -147,6 +167,7 @@ impl Server {
             events,
             local_ledger,
             counters,
+            ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = vec![

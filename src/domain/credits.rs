@@ -308,7 +308,7 @@ impl LocalLedger {
                 tracing::error!(error = %err, "credit flush failed; will retry");
             }
             rounds += 1;
-            if rounds % 600 == 0 {
+            if rounds.is_multiple_of(600) {
                 self.evict_clean();
             }
         }

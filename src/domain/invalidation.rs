@@ -110,7 +110,7 @@ impl ChangeBus for PolledChanges {
             seen.polls += 1;
             (seen.cursor, seen.polls)
         };
-        if polls % PRUNE_EVERY == 0 {
+        if polls.is_multiple_of(PRUNE_EVERY) {
             self.prune().await;
         }
         // The first read (and every read where order is not guaranteed) is of the window.

@@ -114,7 +114,7 @@ async fn workspaces_and_scoped_root_keys_can_be_made_and_listed_from_the_cli() {
 #[tokio::test]
 async fn cli_mistakes_fail_with_a_clear_message_and_change_nothing() {
     let app = spawn_app().await;
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["root-key", "disable", "key_nope"], "does not exist"),
         (
             &[
@@ -135,6 +135,16 @@ async fn cli_mistakes_fail_with_a_clear_message_and_change_nothing() {
                 "often",
             ],
             "--last-used-interval",
+        ),
+        (
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--redis",
+                "http://not-redis",
+            ],
+            "invalid Redis URL",
         ),
         (&["workspace", "enable", "ws_nope"], "does not exist"),
         (

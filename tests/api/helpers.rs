@@ -86,6 +86,18 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with the given interval between `lastUsedAt` updates.
 pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp {
+    spawn_app_options(last_used_interval, None).await
+}
+
+/// [`spawn_app`] in cluster mode, sharing rate-limit counters through the Redis at `redis_url`.
+pub async fn spawn_cluster_app(redis_url: &str) -> TestApp {
+    spawn_app_options(Duration::from_millis(100), Some(redis_url.to_string())).await
+}
+
+async fn spawn_app_options(
+    last_used_interval: std::time::Duration,
+    redis_url: Option<String>,
+) -> TestApp {
     let (database_url, dir) = fresh_database().await;
     let (store, topology) = store::connect_backend(&database_url)
         .await
@@ -103,19 +115,54 @@ pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp 
     let key = admin::create_root_key(&store, now, &workspace.id, Some("test"), &[], None)
         .await
         .expect("root key");
+    start_server(
+        ServerParts {
+            database_url,
+            store,
+            topology,
+            clock,
+            workspace_id: workspace.id,
+            root_key: key.plaintext,
+            root_key_id: key.record.id,
+            dir,
+        },
+        last_used_interval,
+        redis_url,
+    )
+    .await
+}
 
+/// What a server under test is started over.
+struct ServerParts {
+    database_url: String,
+    store: SharedStore,
+    topology: store::Topology,
+    clock: ManualClock,
+    workspace_id: String,
+    root_key: String,
+    root_key_id: String,
+    dir: Option<tempfile::TempDir>,
+}
+
+async fn start_server(
+    parts: ServerParts,
+    last_used_interval: std::time::Duration,
+    redis_url: Option<String>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let base_url = format!("http://{addr}");
-    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let shared_clock: SharedClock = Arc::new(parts.clock.clone());
     let config = ServerConfig {
         public_url: base_url.clone(),
         key_cache_capacity: 10_000,
         last_used_interval,
+        redis_url,
     };
-    let server = keyward::server::build(store.clone(), topology, shared_clock, &config);
+    let server = keyward::server::build(parts.store.clone(), parts.topology, shared_clock, &config)
+        .expect("build the server");
     let state = server.state().clone();
     let workers = server.workers();
     let (tx, rx) = oneshot::channel::<()>();
@@ -125,17 +172,17 @@ pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp 
     TestApp {
         base_url,
         client: reqwest::Client::new(),
-        database_url,
-        store,
-        clock,
-        workspace_id: workspace.id,
-        root_key: key.plaintext,
-        root_key_id: key.record.id,
+        database_url: parts.database_url,
+        store: parts.store,
+        clock: parts.clock,
+        workspace_id: parts.workspace_id,
+        root_key: parts.root_key,
+        root_key_id: parts.root_key_id,
         state,
         workers,
         shutdown: Some(tx),
         stopped: Some(stopped),
-        _dir: dir,
+        _dir: parts.dir,
     }
 }
 
@@ -193,6 +240,29 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// A second node: another server over the same database (its own connections, caches and
+    /// counters), with the same workspace and root key, in cluster mode when `redis_url` is set.
+    pub async fn spawn_peer(&self, redis_url: Option<&str>) -> TestApp {
+        let (store, topology) = store::connect_backend(&self.database_url)
+            .await
+            .expect("open store");
+        start_server(
+            ServerParts {
+                database_url: self.database_url.clone(),
+                store,
+                topology,
+                clock: self.clock.clone(),
+                workspace_id: self.workspace_id.clone(),
+                root_key: self.root_key.clone(),
+                root_key_id: self.root_key_id.clone(),
+                dir: None,
+            },
+            Duration::from_millis(100),
+            redis_url.map(str::to_string),
+        )
+        .await
+    }
+
     /// Stops the server the way SIGTERM does and waits until it has flushed everything; the
     /// database (and its temp dir) stays, for the test to inspect through `store`.
     pub async fn stop(&mut self) {

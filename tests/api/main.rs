@@ -8,6 +8,7 @@
 mod apis;
 mod auth;
 mod cli;
+mod cluster;
 mod errors;
 mod helpers;
 mod identities;

@@ -1,0 +1,325 @@
+//! Cluster mode (`serve --redis URL`): two nodes over one database share rate-limit counters
+//! through Redis and admit exactly the limit together; a node whose Redis is unreachable keeps
+//! answering from its own counters without stalling, and goes back to Redis when it returns.
+//!
+//! These tests need Redis: `KEYWARD_TEST_REDIS` names the shared one (scripts/test sets it after
+//! starting Redis), and the failure test starts a private `redis-server` on a free port (it never
+//! stops the shared one). Without `KEYWARD_TEST_REDIS` they are skipped with a message.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{eventually, spawn_cluster_app, TestApp};
+
+fn shared_redis() -> Option<String> {
+    match std::env::var("KEYWARD_TEST_REDIS") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("KEYWARD_TEST_REDIS is not set: cluster-mode test skipped");
+            None
+        }
+    }
+}
+
+/// A name no earlier run has used, since the shared Redis keeps its counters between runs.
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        keyward::ids::new_id(keyward::ids::Prefix::Request)
+    )
+}
+
+fn passed(body: &Value) -> bool {
+    body["data"]["success"] == true || body["data"]["passed"] == true
+}
+
+/// Sends every body to `path` at once, alternating between the nodes; returns the response
+/// bodies (each a 200).
+async fn race(nodes: [&TestApp; 2], path: &str, bodies: Vec<Value>) -> Vec<Value> {
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, body) in bodies.into_iter().enumerate() {
+        let node = nodes[i % 2];
+        let request = node
+            .client
+            .post(format!("{}{path}", node.base_url))
+            .bearer_auth(&node.root_key)
+            .json(&body);
+        calls.spawn(async move {
+            let response = request.send().await.expect("send");
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("JSON body")
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(body) = calls.join_next().await {
+        out.push(body.expect("call"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn two_nodes_sharing_redis_admit_exactly_the_limit() {
+    let Some(redis) = shared_redis() else { return };
+    let a = spawn_cluster_app(&redis).await;
+    let b = a.spawn_peer(Some(&redis)).await;
+    let identifier = unique("user");
+    let body =
+        json!({"namespace": "api", "identifier": identifier, "limit": 50, "duration": 600_000});
+    let responses = race([&a, &b], "/v2/ratelimit.limit", vec![body; 100]).await;
+    let admitted = responses.iter().filter(|r| passed(r)).count();
+    assert_eq!(admitted, 50, "two nodes together admit exactly the limit");
+    for node in [&a, &b] {
+        let counters = node
+            .workers
+            .cluster_counters
+            .as_ref()
+            .expect("cluster mode");
+        assert_eq!(counters.fallbacks(), 0, "every decision was made in Redis");
+    }
+}
+
+#[tokio::test]
+async fn a_multi_limit_batch_is_exact_and_all_or_nothing_across_nodes() {
+    let Some(redis) = shared_redis() else { return };
+    let a = spawn_cluster_app(&redis).await;
+    let b = a.spawn_peer(Some(&redis)).await;
+    let identifier = unique("user");
+    let batch = json!([
+        {"namespace": "tight", "identifier": identifier, "limit": 30, "duration": 600_000},
+        {"namespace": "loose", "identifier": identifier, "limit": 1000, "duration": 600_000}
+    ]);
+    let responses = race([&a, &b], "/v2/ratelimit.multiLimit", vec![batch; 60]).await;
+    assert_eq!(responses.iter().filter(|r| passed(r)).count(), 30);
+    // Refused batches counted nothing: the loose limit saw exactly the 30 admitted ones.
+    let peek = a
+        .post(
+            "/v2/ratelimit.limit",
+            json!({"namespace": "loose", "identifier": identifier, "limit": 1000, "duration": 600_000, "cost": 0}),
+        )
+        .await;
+    peek.assert_ok("/v2/ratelimit.limit");
+    assert_eq!(peek.body["data"]["remaining"], 970);
+}
+
+#[tokio::test]
+async fn key_rate_limits_in_verification_are_shared_by_the_nodes() {
+    let Some(redis) = shared_redis() else { return };
+    let a = spawn_cluster_app(&redis).await;
+    let b = a.spawn_peer(Some(&redis)).await;
+    let api = a.create_api("payments").await;
+    let created = a
+        .post(
+            "/v2/keys.createKey",
+            json!({"apiId": api, "ratelimits": [{"name": "requests", "limit": 20, "duration": 600_000, "autoApply": true}]}),
+        )
+        .await;
+    created.assert_ok("/v2/keys.createKey");
+    let key = created.body["data"]["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let responses = race(
+        [&a, &b],
+        "/v2/keys.verifyKey",
+        vec![json!({"key": key}); 40],
+    )
+    .await;
+    let valid = responses
+        .iter()
+        .filter(|r| r["data"]["valid"] == true)
+        .count();
+    assert_eq!(valid, 20);
+    assert!(responses
+        .iter()
+        .filter(|r| r["data"]["valid"] != true)
+        .all(|r| r["data"]["code"] == "RATE_LIMITED"));
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_falls_back_to_local_counters_without_stalling() {
+    if shared_redis().is_none() {
+        return;
+    }
+    // Nothing listens on port 1: every connection attempt is refused at once.
+    let app = spawn_cluster_app("redis://127.0.0.1:1").await;
+    let identifier = unique("user");
+    let mut admitted = 0;
+    for _ in 0..10 {
+        let started = Instant::now();
+        let r = app
+            .post(
+                "/v2/ratelimit.limit",
+                json!({"namespace": "api", "identifier": identifier, "limit": 5, "duration": 600_000}),
+            )
+            .await;
+        r.assert_ok("/v2/ratelimit.limit");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a request waited {:?} on an unreachable Redis",
+            started.elapsed()
+        );
+        admitted += usize::from(passed(&r.body));
+    }
+    assert_eq!(
+        admitted, 5,
+        "the node's own counters still enforce the limit"
+    );
+    let counters = app.workers.cluster_counters.as_ref().expect("cluster mode");
+    assert_eq!(counters.fallbacks(), 10);
+    assert!(!counters.using_redis());
+}
+
+/// A `redis-server` of this test's own, on a free port, without persistence.
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start_on(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/ensure-services.sh installs it)");
+        PrivateRedis { port, child }
+    }
+
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        PrivateRedis::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let port = self.port;
+        eventually(
+            Duration::from_secs(5),
+            "redis-server accepts connections",
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await;
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn losing_redis_falls_back_and_its_return_restores_cluster_mode() {
+    if shared_redis().is_none() {
+        return;
+    }
+    let mut redis = PrivateRedis::start();
+    redis.wait_ready().await;
+    let app = spawn_cluster_app(&redis.url()).await;
+    let counters = app.workers.cluster_counters.clone().expect("cluster mode");
+    let identifier = unique("user");
+    let call = || {
+        app.post(
+            "/v2/ratelimit.limit",
+            json!({"namespace": "api", "identifier": identifier, "limit": 1000, "duration": 600_000}),
+        )
+    };
+    assert!(passed(&call().await.body));
+    assert_eq!(counters.fallbacks(), 0);
+
+    redis.stop();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let r = call().await;
+        r.assert_ok("/v2/ratelimit.limit");
+        assert!(passed(&r.body));
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    assert!(
+        counters.fallbacks() >= 5,
+        "decided locally while Redis was down"
+    );
+    assert!(!counters.using_redis());
+
+    let port = redis.port;
+    let _back = PrivateRedis::start_on(port);
+    _back.wait_ready().await;
+    let counters = &counters;
+    eventually(
+        Duration::from_secs(5),
+        "the node went back to Redis by itself",
+        || async move {
+            let r = call().await;
+            if counters.using_redis() && passed(&r.body) {
+                Ok(())
+            } else {
+                Err(format!("still local ({} fallbacks)", counters.fallbacks()))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_redis_window_answers_as_the_local_one_does() {
+    use keyward::cluster::counters::RedisCounters;
+    use keyward::domain::ratelimit::{LimitCheck, LocalCounters};
+    let Some(redis) = shared_redis() else { return };
+    let redis = RedisCounters::new(&redis).expect("Redis URL");
+    let local = LocalCounters::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64;
+    let (a, b) = (unique("a"), unique("b"));
+    let check = |key: &str, limit: i64, cost: i64| LimitCheck {
+        key: key.to_string(),
+        limit,
+        duration_ms: 86_400_000,
+        cost,
+    };
+    // Single checks, costs, a peek, a limit of zero, a batch that fails (and counts nothing), the
+    // same counter twice in one batch, and a batch that passes.
+    let script: Vec<Vec<LimitCheck>> = vec![
+        vec![check(&a, 5, 1)],
+        vec![check(&a, 5, 3)],
+        vec![check(&a, 5, 0)],
+        vec![check(&a, 5, 2)],
+        vec![check(&a, 0, 1)],
+        vec![check(&b, 10, 4), check(&a, 5, 1)],
+        vec![check(&b, 10, 4), check(&b, 10, 4)],
+        vec![check(&b, 10, 1), check(&a, 6, 1)],
+        vec![check(&b, 10, 0)],
+    ];
+    for (step, checks) in script.iter().enumerate() {
+        let shared = redis.decide(checks).await.expect("Redis decides");
+        let own = local.decide_now(checks, now);
+        let summary = |o: &[keyward::domain::ratelimit::LimitOutcome]| {
+            o.iter()
+                .map(|o| (o.passed, o.remaining))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(summary(&shared), summary(&own), "step {step}: {checks:?}");
+        for outcome in &shared {
+            assert_eq!(outcome.reset % 86_400_000, 0, "reset is a cell boundary");
+        }
+    }
+}
