@@ -17,6 +17,7 @@ use crate::domain::auth::Authenticator;
 use crate::domain::auth::RootKeyCache;
 use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
 use crate::domain::events::{self, EventWriter};
+use crate::domain::health::{HealthService, Probe};
 use crate::domain::identities::IdentityService;
 use crate::domain::invalidation::{ChangeBus, ChangeFeed, Invalidator, PolledChanges};
 use crate::domain::keys::cache::KeyCache;
@@ -119,6 +120,13 @@ pub fn build(
             invalidator.clone(),
         )),
         keys,
+        health: Arc::new(HealthService::new(
+            store.clone(),
+            cluster_counters
+                .iter()
+                .map(|c| c.clone() as Arc<dyn Probe>)
+                .collect(),
+        )),
     };
     let bus: Arc<dyn ChangeBus> = Arc::new(PolledChanges::new(store));
     let feed = Arc::new(ChangeFeed::new(bus, invalidator));

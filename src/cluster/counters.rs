@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
+use crate::domain::health::Probe;
 use crate::domain::ratelimit::{CounterError, Counters, LimitCheck, LimitOutcome, LocalCounters};
 
 /// The longest a request waits on Redis before it is decided locally.
@@ -59,6 +60,16 @@ impl RedisCounters {
             .await
             .cloned()
             .map_err(|err| CounterError(format!("connecting to Redis: {err}")))
+    }
+
+    /// Asks Redis for a `PONG`.
+    pub async fn ping(&self) -> Result<(), CounterError> {
+        let mut connection = self.connection().await?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(|err| CounterError(format!("Redis: {err}")))?;
+        Ok(())
     }
 
     /// Decides a batch in Redis, on Redis's clock.
@@ -133,6 +144,17 @@ impl ClusterCounters {
 
     fn elapsed_ms(&self) -> i64 {
         i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+#[async_trait]
+impl Probe for ClusterCounters {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.redis.ping().await.map_err(|err| err.0)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod apis;
 pub mod auth;
 pub mod credits;
 pub mod events;
+pub mod health;
 pub mod identities;
 pub mod invalidation;
 pub mod keys;
@@ -24,6 +25,7 @@ pub struct Services {
     pub identities: Arc<identities::IdentityService>,
     pub rbac: Arc<rbac::RbacService>,
     pub limits: Arc<ratelimit::namespaces::LimitService>,
+    pub health: Arc<health::HealthService>,
 }
 
 /// The failure of the storage below the domain, as the domain's callers see it.

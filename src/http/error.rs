@@ -64,7 +64,7 @@ error_codes! {
     ProtectedResource => ("err:unkey:application:protected_resource", 412, "Resource is protected"),
     PreconditionFailed => ("err:unkey:application:precondition_failed", 412, "Precondition Failed"),
     UnexpectedError => ("err:unkey:application:unexpected_error", 500, "Internal Server Error"),
-    ServiceUnavailable => ("err:unkey:application:service_unavailable", 500, "Internal Server Error"),
+    ServiceUnavailable => ("err:unkey:application:service_unavailable", 503, "Service Unavailable"),
     AuthenticationMissing => ("err:unkey:authentication:missing", 400, "Bad Request"),
     AuthenticationMalformed => ("err:unkey:authentication:malformed", 400, "Bad Request"),
     AuthenticationKeyNotFound => ("err:unkey:authentication:key_not_found", 401, "Unauthorized"),

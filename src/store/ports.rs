@@ -17,6 +17,9 @@ pub trait AdminStore: Send + Sync + 'static {
     /// Which backend this is, for logs (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 
+    /// Runs the cheapest query there is, to tell whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
     async fn count_workspaces(&self) -> StoreResult<i64>;
     async fn create_workspace(
         &self,

@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod errors;
+mod health;
 mod helpers;
 mod identities;
 mod keys;

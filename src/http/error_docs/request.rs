@@ -119,8 +119,9 @@ pub const UNEXPECTED_ERROR: ErrorDoc = ErrorDoc {
 pub const SERVICE_UNAVAILABLE: ErrorDoc = ErrorDoc {
     what_happened: "keyward could not reach or use its storage while handling the request: \
             the SQLite file, or PostgreSQL or Redis in a multi-node setup. This is usually \
-            temporary. As with every 5xx, the body leaves out the cause; it is in the server \
-            log under the request id.",
+            temporary, so keyward answers 503 (Unkey answers 500), and `GET /ready` answers 503 \
+            too while the node's database does not respond. As with every 5xx, the body leaves \
+            out the cause; it is in the server log under the request id.",
     example_detail: "The storage backend could not complete the request. Please try again.",
     how_to_fix: &[
         "Retry with exponential backoff.",

@@ -1,10 +1,15 @@
-//! `GET /v2/liveness`: unauthenticated health check for load balancers.
+//! Health checks for load balancers, both unauthenticated: `GET /v2/liveness` (the process serves
+//! HTTP) and keyward's own `GET /ready` (the node can serve: its database answers; the state of
+//! Redis in cluster mode is reported alongside).
 
+use axum::extract::State;
 use axum::routing::{get, MethodRouter};
 use serde::Serialize;
 
 use super::{Method, Operation};
-use crate::http::schema::{object, required, string};
+use crate::domain::health::DependencyState;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::schema::{object, optional, required, string};
 use crate::http::{ApiResponse, AppState};
 
 #[derive(Serialize)]
@@ -16,20 +21,80 @@ async fn liveness() -> ApiResponse<Liveness> {
     ApiResponse::data(Liveness { message: "OK" })
 }
 
+/// `data` of a ready node: `"up"` or `"down"` for each dependency (`redis` only in cluster mode).
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+    database: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'static str>,
+}
+
+fn word(state: &DependencyState) -> &'static str {
+    match state {
+        DependencyState::Up => "up",
+        DependencyState::Down(_) => "down",
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> Result<ApiResponse<Ready>, ApiError> {
+    let report = state.health.readiness().await;
+    if let DependencyState::Down(why) = &report.database {
+        tracing::warn!(reason = %why, "not ready: the database does not answer");
+        return Err(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "This node is not ready: its database does not answer.",
+        ));
+    }
+    let redis = report
+        .others
+        .iter()
+        .find(|(name, _)| *name == "redis")
+        .map(|(_, s)| word(s));
+    Ok(ApiResponse::data(Ready {
+        status: "ready",
+        database: word(&report.database),
+        redis,
+    }))
+}
+
 pub fn routes() -> Vec<(Operation, MethodRouter<AppState>)> {
-    vec![(
-        Operation {
-            path: "/v2/liveness",
-            method: Method::Get,
-            operation_id: "liveness",
-            tag: "liveness",
-            summary: "Health check",
-            permissions: "None: this route needs no authentication.",
-            request: None,
-            response: object(vec![required("message", string())]),
-            paginated: false,
-            errors: &[500],
-        },
-        get(liveness),
-    )]
+    vec![
+        (
+            Operation {
+                path: "/v2/liveness",
+                method: Method::Get,
+                operation_id: "liveness",
+                tag: "liveness",
+                summary: "Health check",
+                permissions: "None: this route needs no authentication.",
+                request: None,
+                response: object(vec![required("message", string())]),
+                paginated: false,
+                errors: &[500],
+            },
+            get(liveness),
+        ),
+        (
+            Operation {
+                path: "/ready",
+                method: Method::Get,
+                operation_id: "ready",
+                tag: "liveness",
+                summary:
+                    "Readiness (keyward extension): 200 while the node's database answers, 503 \
+                          when it does not; in cluster mode, Redis's state is reported too",
+                permissions: "None: this route needs no authentication.",
+                request: None,
+                response: object(vec![
+                    required("status", string()),
+                    required("database", string().one_of(&["up", "down"])),
+                    optional("redis", string().one_of(&["up", "down"])),
+                ]),
+                paginated: false,
+                errors: &[500, 503],
+            },
+            get(ready),
+        ),
+    ]
 }

@@ -44,6 +44,11 @@ impl AdminStore for SqlStore {
         self.dialect.name
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
     async fn count_workspaces(&self) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM workspaces")
             .fetch_one(&self.reader)

@@ -1,0 +1,97 @@
+//! The health checks: `GET /ready` answers 200 while the node's database answers and 503 when it
+//! does not; Redis's state is reported in cluster mode but never makes a node unready.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{eventually, spawn_app, spawn_cluster_app, TestApp, TestResponse};
+
+async fn ready(app: &TestApp) -> TestResponse {
+    app.send(app.client.get(format!("{}/ready", app.base_url)))
+        .await
+}
+
+#[tokio::test]
+async fn a_node_whose_database_answers_is_ready_and_needs_no_key() {
+    let app = spawn_app().await;
+    let r = ready(&app).await;
+    r.assert_ok("/ready");
+    assert_eq!(r.body["data"]["status"], "ready");
+    assert_eq!(r.body["data"]["database"], "up");
+    assert!(
+        r.body["data"].get("redis").is_none(),
+        "no Redis outside cluster mode"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_reported_but_leaves_the_node_ready() {
+    let app = spawn_cluster_app("redis://127.0.0.1:1").await;
+    let r = ready(&app).await;
+    r.assert_ok("/ready");
+    assert_eq!(r.body["data"]["redis"], "down");
+    assert_eq!(r.body["data"]["database"], "up");
+}
+
+#[tokio::test]
+async fn a_reachable_redis_is_reported_up() {
+    let Ok(redis) = std::env::var("KEYWARD_TEST_REDIS") else {
+        eprintln!("KEYWARD_TEST_REDIS is not set: test skipped");
+        return;
+    };
+    let app = spawn_cluster_app(&redis).await;
+    let r = ready(&app).await;
+    r.assert_ok("/ready");
+    assert_eq!(r.body["data"]["redis"], "up");
+}
+
+#[tokio::test]
+async fn a_node_whose_database_is_gone_is_not_ready_and_says_so_quickly() {
+    // Only PostgreSQL's database can be taken away from under a running node here.
+    let Ok(admin_url) = std::env::var("KEYWARD_TEST_POSTGRES") else {
+        eprintln!("KEYWARD_TEST_POSTGRES is not set: test skipped");
+        return;
+    };
+    let app = spawn_app().await;
+    ready(&app).await.assert_ok("/ready");
+    let name = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_string();
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect as admin");
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE \"{name}\" WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop the node's database");
+    let app = &app;
+    eventually(
+        Duration::from_secs(5),
+        "the node reports itself unready",
+        || async move {
+            let started = Instant::now();
+            let r = ready(app).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "a readiness check took {:?}",
+                started.elapsed()
+            );
+            if r.status == 503 {
+                r.assert_error(
+                    503,
+                    "unkey/application/service_unavailable",
+                    "Service Unavailable",
+                );
+                Ok(())
+            } else {
+                Err(r.body.to_string())
+            }
+        },
+    )
+    .await;
+}
