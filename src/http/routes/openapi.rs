@@ -18,6 +18,7 @@ fn error_component(status: u16) -> &'static str {
         412 => "PreconditionFailedErrorResponse",
         413 => "PayloadTooLargeErrorResponse",
         429 => "TooManyRequestsErrorResponse",
+        503 => "ServiceUnavailableErrorResponse",
         _ => "InternalServerErrorResponse",
     }
 }
@@ -48,7 +49,7 @@ fn components() -> Value {
         json!({"type": "object", "required": ["hasMore"], "properties": {
             "cursor": {"type": "string", "minLength": 1, "maxLength": 1024}, "hasMore": {"type": "boolean"}}}),
     );
-    for status in [400u16, 401, 403, 404, 409, 410, 412, 413, 429, 500] {
+    for status in [400u16, 401, 403, 404, 409, 410, 412, 413, 429, 500, 503] {
         schemas.insert(
             error_component(status).into(),
             json!({"type": "object", "required": ["meta", "error"], "properties": {
@@ -88,7 +89,10 @@ pub fn document(server_url: &str) -> Value {
             json!({"description": "Success", "content": {"application/json": {"schema": {
                 "type": "object", "required": required, "properties": data, "additionalProperties": false}}}}),
         );
-        for status in op.errors {
+        // Every route that can fail inside the server can also find its storage unavailable.
+        let unavailable = op.errors.contains(&500) && !op.errors.contains(&503);
+        let statuses = op.errors.iter().chain(unavailable.then_some(&503u16));
+        for status in statuses {
             let codes: Vec<&str> = ErrorCode::ALL
                 .iter()
                 .filter(|c| c.status().as_u16() == *status)
