@@ -119,8 +119,8 @@ pub trait KeyStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 }
 
-/// Key balances. The store keeps them; the domain decides how they change
-/// (`crate::domain::credits`).
+/// Key balances. The store keeps them; how they change (refill, then spend) is decided above it,
+/// by the credit rule the domain owns, and handed in as `decide`.
 #[async_trait]
 pub trait CreditStore: Send + Sync + 'static {
     /// A key's stored balance, for the ledgers.
