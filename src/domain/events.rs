@@ -94,6 +94,9 @@ impl EventSink {
 
     /// Waits until the writer has finished a round that began after this call, so that every
     /// event recorded before it is written (or was dropped and counted).
+    ///
+    /// For tests and tools that must see the events in the store; it waits as long as it takes,
+    /// so call it only while the server (and so its writer) runs.
     pub async fn written(&self) {
         let start = self.rounds.done.load(Ordering::SeqCst);
         loop {
