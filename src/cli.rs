@@ -30,6 +30,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "KEYWARD_DATABASE", default_value = DEFAULT_DATABASE, hide_env_values = true)]
     pub database: String,
 
+    /// Cluster mode: the Redis every node shares rate limits, credits and cache invalidation
+    /// through (redis://[:PASSWORD@]HOST:PORT[/DB]). Operator commands given it tell the running
+    /// nodes of their changes at once.
+    #[arg(long, global = true, env = "KEYWARD_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `keyward=debug`.
     #[arg(long, global = true, env = "KEYWARD_LOG", default_value = "info")]
     pub log: String,
@@ -108,10 +114,6 @@ pub struct ServeArgs {
     /// How often keys' `lastUsedAt` is written from recent verifications (e.g. 60s, 500ms).
     #[arg(long, env = "KEYWARD_LAST_USED_INTERVAL", default_value = "60s", value_parser = parse_interval)]
     pub last_used_interval: std::time::Duration,
-    /// Cluster mode: share rate-limit counters with every node through this Redis
-    /// (redis://[:PASSWORD@]HOST:PORT[/DB]).
-    #[arg(long, env = "KEYWARD_REDIS")]
-    pub redis: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,13 +213,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .context("could not open the database")?;
     let clock: SharedClock = Arc::new(SystemClock);
+    let now = clock.now_ms();
     match cli.command {
-        Command::Serve(args) => serve(store, topology, clock, args).await,
-        Command::Workspace(cmd) => workspace(store, clock.now_ms(), cmd).await,
-        Command::RootKey(cmd) => root_key(store, clock.now_ms(), cmd).await,
-        Command::Api(cmd) => api(store, clock.now_ms(), cmd).await,
-        Command::Migration(cmd) => migration(store, clock.now_ms(), cmd).await,
-        Command::Namespace(cmd) => namespace(store, clock.now_ms(), cmd).await,
+        Command::Serve(args) => return serve(store, topology, clock, args, cli.redis).await,
+        Command::Workspace(cmd) => workspace(store, now, cmd).await?,
+        Command::RootKey(cmd) => root_key(store, now, cmd).await?,
+        Command::Api(cmd) => api(store, now, cmd).await?,
+        Command::Migration(cmd) => migration(store, now, cmd).await?,
+        Command::Namespace(cmd) => namespace(store, now, cmd).await?,
+    }
+    if let Some(url) = &cli.redis {
+        tell_nodes(url).await;
+    }
+    Ok(())
+}
+
+/// After an operator command: asks every running node to read the change feed now, so the
+/// change reaches them at once rather than at their next safety poll.
+async fn tell_nodes(url: &str) {
+    let told = match crate::cluster::link::RedisLink::new(url) {
+        Ok(link) => crate::cluster::changes::announce_poll(&link).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = told {
+        tracing::warn!(error = %err, "could not tell the running nodes through Redis; they will see the change at their next poll");
     }
 }
 
@@ -226,6 +245,7 @@ async fn serve(
     topology: Topology,
     clock: SharedClock,
     args: ServeArgs,
+    redis: Option<String>,
 ) -> anyhow::Result<()> {
     if let Some((workspace, key)) = admin::bootstrap(&store, clock.now_ms()).await? {
         println!("keyward: this database was empty, so it now has a first workspace and root key.");
@@ -238,13 +258,13 @@ async fn serve(
         .with_context(|| format!("could not listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let cluster = args.redis.is_some();
+    let cluster = redis.is_some();
     tracing::info!(%addr, backend = store.backend(), %public_url, cluster, "keyward listening");
     let config = ServerConfig {
         public_url,
         key_cache_capacity: args.key_cache_capacity,
         last_used_interval: args.last_used_interval,
-        redis_url: args.redis,
+        redis_url: redis,
     };
     server::build(store, topology, clock, &config)?
         .serve(listener, server::shutdown_signal())

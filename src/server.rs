@@ -11,7 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
+use crate::cluster::changes::{self, Publisher, Subscriber};
 use crate::cluster::counters::{ClusterCounters, RedisCounters};
+use crate::cluster::credits::RedisLedger;
+use crate::cluster::link::{LinkError, RedisLink};
 use crate::domain::apis::ApiService;
 use crate::domain::auth::Authenticator;
 use crate::domain::auth::RootKeyCache;
@@ -19,12 +22,14 @@ use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
 use crate::domain::events::{self, EventWriter};
 use crate::domain::health::{HealthService, Probe};
 use crate::domain::identities::IdentityService;
-use crate::domain::invalidation::{ChangeBus, ChangeFeed, Invalidator, PolledChanges};
+use crate::domain::invalidation::{
+    ChangeBus, ChangeFeed, Invalidator, PolledChanges, POLL_INTERVAL, SAFETY_POLL_INTERVAL,
+};
 use crate::domain::keys::cache::KeyCache;
 use crate::domain::keys::migrate::MigrationService;
 use crate::domain::keys::KeyService;
 use crate::domain::ratelimit::namespaces::{LimitService, NamespaceCache};
-use crate::domain::ratelimit::{duration_of_key, CounterError, Counters, LocalCounters};
+use crate::domain::ratelimit::{duration_of_key, Counters, LocalCounters};
 use crate::domain::rbac::RbacService;
 use crate::domain::Services;
 use crate::http::{app, AppState};
@@ -39,7 +44,7 @@ pub struct ServerConfig {
     pub key_cache_capacity: usize,
     /// How often keys' `lastUsedAt` is written ([`events::LAST_USED_INTERVAL`] by default).
     pub last_used_interval: std::time::Duration,
-    /// Cluster mode: the Redis that every node shares rate-limit counters through.
+    /// Cluster mode: the Redis every node shares rate limits, credits and invalidation through.
     pub redis_url: Option<String>,
 }
 
@@ -53,34 +58,49 @@ pub struct Server {
     events: EventWriter,
     local_ledger: Option<Arc<LocalLedger>>,
     counters: Arc<LocalCounters>,
-    cluster_counters: Option<Arc<ClusterCounters>>,
+    redis: Option<Arc<RedisLink>>,
+    cluster: Option<ClusterWorkers>,
+}
+
+/// Cluster mode's workers: announcing this node's changes, hearing the others'.
+struct ClusterWorkers {
+    publisher: Publisher,
+    subscriber: Subscriber,
 }
 
 /// Wires the services. The ledger follows the topology: one process on SQLite decides credits in
-/// memory; nodes sharing PostgreSQL decide them in the database.
+/// memory; nodes sharing PostgreSQL decide them in the database, or in Redis in cluster mode.
 pub fn build(
     store: SharedStore,
     topology: Topology,
     clock: SharedClock,
     config: &ServerConfig,
-) -> Result<Server, CounterError> {
+) -> Result<Server, LinkError> {
     let (sink, events) = events::channel(store.clone(), config.last_used_interval);
-    let (ledger, local_ledger): (Arc<dyn Ledger>, Option<Arc<LocalLedger>>) = match topology {
-        Topology::SingleProcess => {
-            let local = Arc::new(LocalLedger::new(store.clone()));
-            (local.clone(), Some(local))
-        }
-        Topology::Shared => (Arc::new(DatabaseLedger::new(store.clone())), None),
-    };
-    let counters = Arc::new(LocalCounters::new());
-    // Cluster mode decides rate limits in Redis, with this node's counters as the fallback.
-    let cluster_counters = match &config.redis_url {
-        Some(url) => Some(Arc::new(ClusterCounters::new(
-            RedisCounters::new(url)?,
-            counters.clone(),
-        ))),
+    let redis = match &config.redis_url {
+        Some(url) => Some(Arc::new(RedisLink::new(url)?)),
         None => None,
     };
+    let (ledger, local_ledger): (Arc<dyn Ledger>, Option<Arc<LocalLedger>>) =
+        match (topology, &redis) {
+            (Topology::SingleProcess, _) => {
+                let local = Arc::new(LocalLedger::new(store.clone()));
+                (local.clone(), Some(local))
+            }
+            (Topology::Shared, Some(link)) => (
+                Arc::new(RedisLedger::new(link.clone(), store.clone())),
+                None,
+            ),
+            (Topology::Shared, None) => (Arc::new(DatabaseLedger::new(store.clone())), None),
+        };
+    let counters = Arc::new(LocalCounters::new());
+    // Cluster mode decides rate limits in Redis, with this node's counters as the fallback.
+    let cluster_counters = redis.as_ref().map(|link| {
+        Arc::new(ClusterCounters::new(
+            RedisCounters::new(link.clone()),
+            counters.clone(),
+        ))
+    });
     let shared_counters: Arc<dyn Counters> = match &cluster_counters {
         Some(cluster) => cluster.clone(),
         None => counters.clone(),
@@ -90,11 +110,19 @@ pub fn build(
     let key_cache = Arc::new(KeyCache::new(config.key_cache_capacity));
     let root_key_cache = Arc::new(RootKeyCache::default());
     let namespace_cache = Arc::new(NamespaceCache::default());
-    let invalidator = Arc::new(Invalidator::new(vec![
+    let mut invalidator = Invalidator::new(vec![
         key_cache.clone(),
         root_key_cache.clone(),
         namespace_cache.clone(),
-    ]));
+    ]);
+    // Cluster mode announces this node's changes to the others through Redis.
+    let mut publisher = None;
+    if let Some(link) = &redis {
+        let (announcer, worker) = changes::announcements(link.clone());
+        invalidator = invalidator.announcing(announcer);
+        publisher = Some(worker);
+    }
+    let invalidator = Arc::new(invalidator);
     let keys = Arc::new(KeyService::new(
         store.clone(),
         key_cache,
@@ -129,14 +157,26 @@ pub fn build(
         )),
     };
     let bus: Arc<dyn ChangeBus> = Arc::new(PolledChanges::new(store));
-    let feed = Arc::new(ChangeFeed::new(bus, invalidator));
+    let interval = match redis {
+        Some(_) => SAFETY_POLL_INTERVAL,
+        None => POLL_INTERVAL,
+    };
+    let feed = Arc::new(ChangeFeed::new(bus, invalidator, interval));
+    let cluster = match (&redis, publisher) {
+        (Some(link), Some(publisher)) => Some(ClusterWorkers {
+            subscriber: Subscriber::new(link, publisher.node(), feed.clone()),
+            publisher,
+        }),
+        _ => None,
+    };
     Ok(Server {
         state: AppState::new(services, clock, &config.public_url),
         feed,
         events,
         local_ledger,
         counters,
-        cluster_counters,
+        redis,
+        cluster,
     })
 }
 
@@ -146,8 +186,8 @@ pub fn build(
 pub struct Workers {
     /// Receives changes made by other processes and applies them (`run_once`).
     pub feed: Arc<ChangeFeed>,
-    /// Cluster mode's counters (with `--redis`), which count their local fallbacks.
-    pub cluster_counters: Option<Arc<ClusterCounters>>,
+    /// Cluster mode's link to Redis (with `--redis`), which counts the calls Redis did not answer.
+    pub redis: Option<Arc<RedisLink>>,
 }
 
 impl Server {
@@ -158,7 +198,7 @@ impl Server {
     pub fn workers(&self) -> Workers {
         Workers {
             feed: self.feed.clone(),
-            cluster_counters: self.cluster_counters.clone(),
+            redis: self.redis.clone(),
         }
     }
 
@@ -175,6 +215,7 @@ impl Server {
             events,
             local_ledger,
             counters,
+            cluster,
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -188,7 +229,11 @@ impl Server {
             )),
         ];
         if let Some(ledger) = local_ledger {
-            tasks.push(tokio::spawn(ledger.run(stop_rx)));
+            tasks.push(tokio::spawn(ledger.run(stop_rx.clone())));
+        }
+        if let Some(cluster) = cluster {
+            tasks.push(tokio::spawn(cluster.publisher.run(stop_rx.clone())));
+            tasks.push(tokio::spawn(cluster.subscriber.run(stop_rx)));
         }
         let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, router)

@@ -13,6 +13,9 @@
 //! - [`DatabaseLedger`] (PostgreSQL, several nodes) runs the same rule on the key's row inside one
 //!   transaction that holds the row's lock (`SELECT ... FOR UPDATE`, then `UPDATE`), so the
 //!   database row is the only truth and nodes can never overspend together.
+//! - In cluster mode (`--redis`) the ledger is `cluster::credits::RedisLedger`, which moves
+//!   credits from the row into Redis in blocks and spends them there, with [`DatabaseLedger`] as
+//!   its fallback.
 //!
 //! The rule itself (refill if due, then spend) is written once, in [`spend`] and [`apply`]; the
 //! store only locks, reads and writes.
@@ -178,11 +181,62 @@ fn locked_refill(known: Option<Refill>, stored: &StoredCredits) -> Option<Refill
     known.filter(|_| stored.refill_amount.is_some())
 }
 
+/// [`spend`] on credits read under lock, with `returned` credits (held outside the database until
+/// now) added back first: the write that records the outcome, the balance after, and the outcome.
+/// `None` for an unlimited key (nothing to write). `refill` is the schedule the caller knows.
+pub fn spend_stored(
+    stored: &StoredCredits,
+    refill: Option<Refill>,
+    returned: i64,
+    cost: i64,
+    now: i64,
+) -> Option<(CreditWrite, Balance, Spend)> {
+    let before = stored_balance(stored)?;
+    let whole = Balance {
+        remaining: before.remaining.saturating_add(returned),
+        ..before
+    };
+    let (after, outcome) = spend(whole, locked_refill(refill, stored), cost, now);
+    let write = CreditWrite {
+        remaining: Some(after.remaining),
+        refill_amount: stored.refill_amount,
+        refill_day: stored.refill_day,
+        // Unchanged (possibly still unset) unless refilled.
+        last_refill_at: if after.refilled_at != before.refilled_at {
+            Some(after.refilled_at)
+        } else {
+            stored.last_refill_at
+        },
+    };
+    Some((write, after, outcome))
+}
+
 /// Held by a management operation that changes a key's credits: no spend of that key and no
 /// flush runs until it is dropped, and the ledger reloads the key afterwards.
 pub struct LedgerGuard {
     _flush: Option<OwnedMutexGuard<()>>,
     slot: Option<OwnedMutexGuard<Slot>>,
+    on_release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl LedgerGuard {
+    /// A guard that holds nothing (a ledger whose truth is the database row).
+    pub fn none() -> Self {
+        LedgerGuard {
+            _flush: None,
+            slot: None,
+            on_release: None,
+        }
+    }
+
+    /// A guard that runs `release` when dropped (it must not block: spawn what waits).
+    pub fn releasing(release: impl FnOnce() + Send + 'static) -> Self {
+        LedgerGuard {
+            _flush: None,
+            slot: None,
+            on_release: Some(Box::new(release)),
+        }
+    }
 }
 
 impl Drop for LedgerGuard {
@@ -190,6 +244,9 @@ impl Drop for LedgerGuard {
         if let Some(slot) = self.slot.as_mut() {
             slot.balance = None;
             slot.dirty = false;
+        }
+        if let Some(release) = self.on_release.take() {
+            release();
         }
     }
 }
@@ -199,9 +256,10 @@ impl Drop for LedgerGuard {
 pub trait Ledger: Send + Sync + 'static {
     /// Spends `cost` credits of the key, applying any due refill first.
     async fn spend(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend>;
-    /// The balance this ledger holds in memory for a key, if any (never waits, never reads the
-    /// database): views of a key prefer it to the stored value, which may lag.
-    fn peek(&self, key_id: &str) -> Option<Balance>;
+    /// The key's balance as this ledger knows it, given the one stored in its row (which may
+    /// lag behind the ledger, or leave out what the ledger holds elsewhere): for views of a key.
+    /// Never fails; never reads the database.
+    async fn balance(&self, key_id: &str, stored: Balance) -> Balance;
     /// The key's balance now, with any due refill applied, without spending: for verifications
     /// that end before the credit step but still report the balance.
     async fn current(&self, key: &KeyCredits<'_>, now: i64) -> StoreResult<Option<i64>>;
@@ -239,7 +297,8 @@ fn shard_of(key_id: &str) -> usize {
     (h % SHARDS as u64) as usize
 }
 
-fn balance_of(row: Option<CreditRow>) -> Option<Balance> {
+/// A stored row's balance; `None` when the key is gone or unlimited.
+pub fn balance_of(row: Option<CreditRow>) -> Option<Balance> {
     let row = row?;
     Some(Balance {
         remaining: row.remaining?,
@@ -339,14 +398,14 @@ impl Ledger for LocalLedger {
         Ok(outcome)
     }
 
-    fn peek(&self, key_id: &str) -> Option<Balance> {
+    async fn balance(&self, key_id: &str, stored: Balance) -> Balance {
         let slot = self.shards[shard_of(key_id)]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key_id)
-            .cloned()?;
-        let slot = slot.try_lock().ok()?;
-        slot.balance.flatten()
+            .cloned();
+        let held = slot.and_then(|slot| slot.try_lock().ok().and_then(|s| s.balance.flatten()));
+        held.unwrap_or(stored)
     }
 
     async fn current(&self, key: &KeyCredits<'_>, now: i64) -> StoreResult<Option<i64>> {
@@ -371,6 +430,7 @@ impl Ledger for LocalLedger {
         Ok(LedgerGuard {
             _flush: Some(flush),
             slot: Some(slot),
+            on_release: None,
         })
     }
 
@@ -424,20 +484,9 @@ impl Ledger for DatabaseLedger {
         // Stays `Unlimited` for a key that is gone (`decide` never runs) or has no balance.
         let mut outcome = Spend::Unlimited;
         let mut decide = |stored: &StoredCredits| {
-            let before = stored_balance(stored)?;
-            let (after, spent) = spend(before, locked_refill(key.refill, stored), cost, now);
+            let (write, _, spent) = spend_stored(stored, key.refill, 0, cost, now)?;
             outcome = spent;
-            Some(CreditWrite {
-                remaining: Some(after.remaining),
-                refill_amount: stored.refill_amount,
-                refill_day: stored.refill_day,
-                // Unchanged (possibly still unset) unless refilled.
-                last_refill_at: if after.refilled_at != before.refilled_at {
-                    Some(after.refilled_at)
-                } else {
-                    stored.last_refill_at
-                },
-            })
+            Some(write)
         };
         self.store
             .modify_credits(key.key_id, &mut decide, None)
@@ -445,8 +494,8 @@ impl Ledger for DatabaseLedger {
         Ok(outcome)
     }
 
-    fn peek(&self, _key_id: &str) -> Option<Balance> {
-        None
+    async fn balance(&self, _key_id: &str, stored: Balance) -> Balance {
+        stored
     }
 
     async fn current(&self, key: &KeyCredits<'_>, now: i64) -> StoreResult<Option<i64>> {
@@ -459,10 +508,7 @@ impl Ledger for DatabaseLedger {
     }
 
     async fn exclusive(&self, _key_id: &str) -> StoreResult<LedgerGuard> {
-        Ok(LedgerGuard {
-            _flush: None,
-            slot: None,
-        })
+        Ok(LedgerGuard::none())
     }
 
     async fn flush(&self) -> StoreResult<()> {

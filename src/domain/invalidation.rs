@@ -6,7 +6,11 @@
 //! change and a remote one take exactly the same path. Each cache says, by implementing
 //! [`Invalidate`], which kinds of change concern it.
 //!
-//! Today's bus is [`PolledChanges`], which reads the `changes` table every [`POLL_INTERVAL`]. On
+//! In cluster mode a node also announces each change it makes through Redis ([`Announce`],
+//! implemented in `cluster::changes`), and every node applies what it hears at once; the poll then
+//! runs every [`SAFETY_POLL_INTERVAL`], only to repair a lost announcement.
+//!
+//! The poll is [`PolledChanges`], which reads the `changes` table every [`POLL_INTERVAL`]. On
 //! PostgreSQL it reads the rows of the last [`WINDOW_MS`] and applies those it has not applied yet:
 //! a window rather than "after the last sequence number" also catches a transaction that took a
 //! lower sequence number but committed later. Where sequence numbers become visible in order
@@ -27,6 +31,9 @@ use crate::store::{ChangeStore, StoreResult};
 
 /// How often the feed is read. Revocation reaches other processes within this plus one query.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the feed is read in cluster mode, where announcements carry changes at once and the
+/// poll only repairs a lost one.
+pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How far back each read looks; covers slow transactions and modest clock skew between nodes.
 pub const WINDOW_MS: i64 = 10_000;
 /// How long rows stay in the table before pruning.
@@ -40,18 +47,43 @@ pub trait Invalidate: Send + Sync {
     fn invalidate(&self, kind: ChangeKind, entity: &str);
 }
 
+/// How a node tells the others at once of a change it made (cluster mode's fast path; the
+/// change is in the `changes` table already, so a lost announcement costs only time).
+pub trait Announce: Send + Sync {
+    /// Sends the change on its way without waiting.
+    fn announce(&self, kind: ChangeKind, entity: &str);
+}
+
 /// The one entry point of invalidation: every cache of this node, told of every change.
 pub struct Invalidator {
     caches: Vec<Arc<dyn Invalidate>>,
+    announcer: Option<Arc<dyn Announce>>,
 }
 
 impl Invalidator {
     pub fn new(caches: Vec<Arc<dyn Invalidate>>) -> Self {
-        Invalidator { caches }
+        Invalidator {
+            caches,
+            announcer: None,
+        }
     }
 
-    /// Applies one change, made here or reported by the bus.
+    /// Also announces every change made on this node to the others.
+    pub fn announcing(mut self, announcer: Arc<dyn Announce>) -> Self {
+        self.announcer = Some(announcer);
+        self
+    }
+
+    /// Applies a change made on this node, and announces it.
     pub fn apply(&self, kind: ChangeKind, entity: &str) {
+        self.receive(kind, entity);
+        if let Some(announcer) = &self.announcer {
+            announcer.announce(kind, entity);
+        }
+    }
+
+    /// Applies a change another process made.
+    pub fn receive(&self, kind: ChangeKind, entity: &str) {
         for cache in &self.caches {
             cache.invalidate(kind, entity);
         }
@@ -142,30 +174,42 @@ impl ChangeBus for PolledChanges {
 pub struct ChangeFeed {
     bus: Arc<dyn ChangeBus>,
     invalidator: Arc<Invalidator>,
+    interval: Duration,
 }
 
 impl ChangeFeed {
-    pub fn new(bus: Arc<dyn ChangeBus>, invalidator: Arc<Invalidator>) -> Self {
-        ChangeFeed { bus, invalidator }
+    /// A feed that reads the bus every `interval` ([`POLL_INTERVAL`] alone; in cluster mode,
+    /// where announcements carry changes at once, [`SAFETY_POLL_INTERVAL`]).
+    pub fn new(bus: Arc<dyn ChangeBus>, invalidator: Arc<Invalidator>, interval: Duration) -> Self {
+        ChangeFeed {
+            bus,
+            invalidator,
+            interval,
+        }
+    }
+
+    /// The invalidator this feed reports to.
+    pub fn invalidator(&self) -> &Arc<Invalidator> {
+        &self.invalidator
     }
 
     /// Receives once and applies what is new. Returns how many changes were applied.
     pub async fn run_once(&self) -> StoreResult<usize> {
         let changes = self.bus.receive().await?;
         for change in &changes {
-            self.invalidator.apply(change.kind, &change.entity_id);
+            self.invalidator.receive(change.kind, &change.entity_id);
         }
         Ok(changes.len())
     }
 
-    /// Runs every [`POLL_INTERVAL`] until `shutdown` turns true.
+    /// Runs every interval until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if let Err(err) = self.run_once().await {
                 tracing::warn!(error = %err, "change feed poll failed");
             }
             tokio::select! {
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = tokio::time::sleep(self.interval) => {}
                 _ = shutdown.changed() => return,
             }
         }

@@ -170,8 +170,8 @@ pub fn json_object(text: Option<&str>) -> Option<Value> {
 }
 
 /// A key as `keys.getKey`, `keys.whoami` and `apis.listKeys` show it.
-pub fn key_data(state: &AppState, key: KeyRow) -> KeyData {
-    let remaining = state.keys.remaining(&key, state.now());
+pub async fn key_data(state: &AppState, key: KeyRow) -> KeyData {
+    let remaining = state.keys.remaining(&key, state.now()).await;
     KeyData {
         credits: key.remaining.map(|_| CreditsData {
             remaining,

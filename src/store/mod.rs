@@ -39,6 +39,20 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+impl StoreError {
+    /// Whether the operation surely never reached the database (no connection could be had), so
+    /// nothing of it can have been written.
+    pub fn never_reached_database(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+            StoreError::Database(sqlx::Error::Io(io)) => {
+                io.kind() == std::io::ErrorKind::ConnectionRefused
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A synchronous writer of verification events with a connection of its own, for a dedicated

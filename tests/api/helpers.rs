@@ -243,12 +243,17 @@ impl TestApp {
     /// A second node: another server over the same database (its own connections, caches and
     /// counters), with the same workspace and root key, in cluster mode when `redis_url` is set.
     pub async fn spawn_peer(&self, redis_url: Option<&str>) -> TestApp {
-        let (store, topology) = store::connect_backend(&self.database_url)
+        self.spawn_peer_at(&self.database_url, redis_url).await
+    }
+
+    /// [`TestApp::spawn_peer`] reaching the same database through another URL (a proxy's).
+    pub async fn spawn_peer_at(&self, database_url: &str, redis_url: Option<&str>) -> TestApp {
+        let (store, topology) = store::connect_backend(database_url)
             .await
             .expect("open store");
         start_server(
             ServerParts {
-                database_url: self.database_url.clone(),
+                database_url: database_url.to_string(),
                 store,
                 topology,
                 clock: self.clock.clone(),

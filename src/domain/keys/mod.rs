@@ -217,14 +217,14 @@ impl KeyService {
         })
     }
 
-    /// A key's balance as of `now`, with any due refill applied, without spending or waiting:
-    /// the ledger's in-memory balance when it has one, else the stored one.
-    pub fn remaining(&self, key: &KeyRow, now: i64) -> Option<i64> {
-        let stored = key.remaining?;
-        let mut balance = self.ledger.peek(&key.id).unwrap_or(Balance {
-            remaining: stored,
+    /// A key's balance as of `now`, with any due refill applied, without spending: the stored
+    /// one as the ledger knows it (see [`Ledger::balance`]).
+    pub async fn remaining(&self, key: &KeyRow, now: i64) -> Option<i64> {
+        let stored = Balance {
+            remaining: key.remaining?,
             refilled_at: key.last_refill_at.unwrap_or(key.created_at),
-        });
+        };
+        let mut balance = self.ledger.balance(&key.id, stored).await;
         balance.refill(refill_of(key), now);
         Some(balance.remaining)
     }
@@ -304,7 +304,14 @@ impl KeyService {
                 Target::new("api", &key.api_id, None),
             ],
         );
-        let _guard = self.ledger.exclusive(&key.id).await?;
+        // Revocation never waits on the ledger: a deleted key's balance no longer matters.
+        let _guard = match self.ledger.exclusive(&key.id).await {
+            Ok(guard) => Some(guard),
+            Err(err) => {
+                tracing::warn!(key_id = %key.id, error = %err, "deleting a key whose credits the ledger could not take back");
+                None
+            }
+        };
         let done = self
             .store
             .delete_key(&key.id, permanent, now, &[event])

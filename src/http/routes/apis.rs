@@ -207,11 +207,10 @@ async fn list_keys(
             body.external_id.as_deref(),
         )
         .await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(|k| key_data(&state, k))
-        .collect();
+    let mut items = Vec::with_capacity(page.items.len());
+    for key in page.items {
+        items.push(key_data(&state, key).await);
+    }
     Ok(ApiResponse::page(items, page.next_cursor))
 }
 

@@ -155,7 +155,7 @@ async fn get_key(
     if body.decrypt {
         return Err(vault_missing());
     }
-    Ok(ApiResponse::data(key_data(&state, key)))
+    Ok(ApiResponse::data(key_data(&state, key).await))
 }
 
 // ---- keys.whoami ----
@@ -196,7 +196,7 @@ async fn whoami(
         .find_by_id(&key.id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))?;
-    Ok(ApiResponse::data(key_data(&state, row)))
+    Ok(ApiResponse::data(key_data(&state, row).await))
 }
 
 // ---- keys.deleteKey ----

@@ -1,0 +1,378 @@
+//! Credits in cluster mode: spent in Redis, never overspent, durable in the database.
+//!
+//! # The protocol
+//!
+//! A key's credits live in two places, and each credit is in exactly one of them:
+//! - its database row, the durable part (`remaining`), changed only in row-locked transactions;
+//! - its *holding* in Redis (`keyward:cr:v1:<key id>`): `held` credits moved out of the row,
+//!   spent by `credits.lua` atomically, one script call per verification.
+//!
+//! A spend that `held` covers is one Redis call and touches no database. Otherwise the node
+//! *moves* credits, under a per-key lock in Redis (`<holding>:lock`, with an expiry): the script
+//! hands it what was still held (zeroing `held`), and the node, in one row-locked transaction,
+//! adds that back to the row, applies the credit rule of [`crate::domain::credits`] (refill if
+//! due, then spend), and takes up to [`MOVE_BLOCK`] credits out of the row again; then it
+//! installs them as the new holding. A due refill always moves, so the database decides refills.
+//! The holding also records the row's balance after the move (`db`); since only moves and spends
+//! on the row (which lower it) change the row between moves, `held + db` is the balance a
+//! verification reports, and `held + db < cost` refuses without a move.
+//!
+//! Credits cross between the two places only by taking them out of one before putting them into
+//! the other, so a crash or a failure in between loses them (the key is refused sooner than it
+//! should be) and never lets them be spent twice: **never overspend; when in doubt, refuse.**
+//!
+//! A management change of a key's credits (`updateCredits`, `updateKey` with credits, `rerollKey`)
+//! first *fences* the key: it takes the lock and every held credit back into the row, so the row
+//! is exact while the change is made; dropping the guard forgets the holding, and the next spend
+//! moves from the changed row.
+//!
+//! # Failures (docs/cluster.md)
+//!
+//! - Redis unreachable: spends go to [`DatabaseLedger`], the row-locked transaction, on the
+//!   row's part only; what Redis holds waits for Redis (refused meanwhile, not overspent).
+//!   Management changes of credits answer 503 then, since part of the balance is out of reach;
+//!   deletion still works.
+//! - Redis restarts without persistence, or fails over to a replica that missed writes: the held
+//!   credits of each key (at most [`MOVE_BLOCK`]) are lost; keys start again from their rows.
+//! - A node dies while it holds a move lock: the lock expires after [`MOVE_LOCK`]; the credits
+//!   it had taken back are lost.
+//! - The database unreachable: spends that `held` covers go on; a move answers 503 and hands
+//!   back what it took when the transaction surely never started.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::cluster::link::RedisLink;
+use crate::domain::credits::{
+    balance_of, last_refill_boundary, spend_stored, Balance, DatabaseLedger, KeyCredits, Ledger,
+    LedgerGuard, Spend,
+};
+use crate::model::{CreditWrite, StoredCredits};
+use crate::store::{CreditStore, StoreError, StoreResult};
+
+/// The most credits a move takes out of a row: what a Redis data loss can cost per key.
+pub const MOVE_BLOCK: i64 = 1000;
+/// How long a move lock lives if its node never releases it.
+pub const MOVE_LOCK: Duration = Duration::from_secs(2);
+/// How long a management fence lives if its node never releases it.
+pub const FENCE_LOCK: Duration = Duration::from_secs(10);
+/// How long a spend waits for another node's move before it spends on the row instead.
+const BUSY_WAIT: Duration = Duration::from_millis(200);
+/// How long a management change waits for a move in flight.
+const FENCE_WAIT: Duration = Duration::from_secs(3);
+/// Prefix of every holding, versioned with the script's layout.
+const KEY_PREFIX: &str = "keyward:cr:v1:";
+
+/// The script's answers (see credits.lua).
+const SPENT: i64 = 0;
+const SHORT: i64 = 1;
+const MOVE: i64 = 2;
+const BUSY: i64 = 3;
+const DONE: i64 = 4;
+
+/// The cluster's ledger: credits held in Redis, moved from and to the database row.
+pub struct RedisLedger {
+    link: Arc<RedisLink>,
+    store: Arc<dyn CreditStore>,
+    database: DatabaseLedger,
+    script: redis::Script,
+}
+
+fn holding(key_id: &str) -> String {
+    format!("{KEY_PREFIX}{key_id}")
+}
+
+fn token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl RedisLedger {
+    pub fn new(link: Arc<RedisLink>, store: Arc<dyn CreditStore>) -> Self {
+        RedisLedger {
+            link,
+            database: DatabaseLedger::new(store.clone()),
+            store,
+            script: redis::Script::new(include_str!("credits.lua")),
+        }
+    }
+
+    /// Runs one operation of the script on a key's holding.
+    async fn run(&self, key_id: &str, args: &[String]) -> Result<(i64, i64), StoreError> {
+        let key = holding(key_id);
+        let mut invocation = self.script.prepare_invoke();
+        invocation.key(&key).key(format!("{key}:lock"));
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let answer: (i64, i64) = self
+            .link
+            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await
+            .map_err(|err| StoreError::Failed(format!("credits in Redis: {err}")))?;
+        Ok(answer)
+    }
+
+    /// Moves credits for a spend (the caller holds the lock and took back `taken`).
+    async fn move_and_spend(
+        &self,
+        key: &KeyCredits<'_>,
+        cost: i64,
+        now: i64,
+        lock: &str,
+        taken: i64,
+    ) -> StoreResult<Spend> {
+        let mut outcome = Spend::Unlimited;
+        let mut moved: Option<(i64, i64, i64)> = None;
+        let mut decide = |stored: &StoredCredits| {
+            let (mut write, after, spent) = spend_stored(stored, key.refill, taken, cost, now)?;
+            let block = after.remaining.clamp(0, MOVE_BLOCK);
+            write.remaining = Some(after.remaining - block);
+            moved = Some((block, after.remaining - block, after.refilled_at));
+            outcome = spent;
+            Some(write)
+        };
+        match self
+            .store
+            .modify_credits(key.key_id, &mut decide, None)
+            .await
+        {
+            Ok(_) => {}
+            Err(err) => {
+                self.hand_back(key.key_id, lock, taken, &err).await;
+                return Err(err);
+            }
+        }
+        let (block, db, at) = moved.unwrap_or((0, 0, 0));
+        let install = match moved {
+            // An unlimited or vanished key: nothing to hold, free the lock.
+            None => vec!["put_back".into(), lock.into(), "0".into()],
+            Some(_) => vec![
+                "install".into(),
+                lock.into(),
+                block.to_string(),
+                db.to_string(),
+                at.to_string(),
+            ],
+        };
+        if let Err(err) = self.run(key.key_id, &install).await {
+            // The row no longer has them and Redis may not: refuse them rather than risk
+            // spending them twice.
+            tracing::error!(
+                key_id = key.key_id,
+                credits = block,
+                error = %err,
+                "credits moved out of the database could not be handed to Redis and are lost"
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// After a failed transaction: gives what a move or fence took back to Redis when the
+    /// database surely never saw it, else logs it as lost.
+    async fn hand_back(&self, key_id: &str, lock: &str, taken: i64, err: &StoreError) {
+        let give = if err.never_reached_database() {
+            taken
+        } else {
+            0
+        };
+        if taken != give {
+            tracing::error!(
+                key_id,
+                credits = taken,
+                error = %err,
+                "credits taken back from Redis may or may not have reached the database; \
+                 they are withheld rather than risk spending them twice"
+            );
+        }
+        let args = ["put_back".into(), lock.into(), give.to_string()];
+        if let Err(err) = self.run(key_id, &args).await {
+            tracing::warn!(key_id, error = %err, "could not free a credit lock in Redis; it expires by itself");
+        }
+    }
+}
+
+#[async_trait]
+impl Ledger for RedisLedger {
+    async fn spend(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend> {
+        let boundary = key
+            .refill
+            .map_or(-1, |refill| last_refill_boundary(now, refill.day));
+        let lock = token();
+        let args = [
+            "spend".to_string(),
+            cost.to_string(),
+            boundary.to_string(),
+            lock.clone(),
+            millis(MOVE_LOCK).to_string(),
+        ];
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let answer = match self.run(key.key_id, &args).await {
+                Ok(answer) => answer,
+                // Redis is out of reach: the row's part, exactly, in the database.
+                Err(_) => return self.database.spend(key, cost, now).await,
+            };
+            match answer {
+                (SPENT, after) => return Ok(Spend::Spent(after)),
+                (SHORT, balance) => return Ok(Spend::Insufficient(balance)),
+                (MOVE, taken) => return self.move_and_spend(key, cost, now, &lock, taken).await,
+                (BUSY, _) if started.elapsed() < BUSY_WAIT => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                // Another node has been moving for long: spend on the row, which is exact.
+                (BUSY, _) => return self.database.spend(key, cost, now).await,
+                (code, _) => {
+                    return Err(StoreError::Failed(format!(
+                        "credits in Redis: unexpected answer {code}"
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn balance(&self, key_id: &str, stored: Balance) -> Balance {
+        let key = holding(key_id);
+        let held = self
+            .link
+            .call(|mut connection| async move {
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("held")
+                    .query_async::<Option<i64>>(&mut connection)
+                    .await
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        Balance {
+            remaining: stored.remaining.saturating_add(held),
+            ..stored
+        }
+    }
+
+    async fn current(&self, key: &KeyCredits<'_>, now: i64) -> StoreResult<Option<i64>> {
+        let key_holding = holding(key.key_id);
+        let read = self
+            .link
+            .call(|mut connection| async move {
+                redis::cmd("HMGET")
+                    .arg(&key_holding)
+                    .arg("held")
+                    .arg("db")
+                    .arg("at")
+                    .query_async::<(Option<i64>, Option<i64>, Option<i64>)>(&mut connection)
+                    .await
+            })
+            .await;
+        let Ok((held, db, at)) = read else {
+            return self.database.current(key, now).await;
+        };
+        let held = held.unwrap_or(0);
+        let due = |at: i64| {
+            key.refill
+                .is_some_and(|refill| at < last_refill_boundary(now, refill.day))
+        };
+        if let (Some(db), Some(at)) = (db, at) {
+            if !due(at) {
+                return Ok(Some(held.saturating_add(db)));
+            }
+        }
+        let stored = balance_of(self.store.load_credits(key.key_id).await?);
+        Ok(stored.map(|mut balance| {
+            balance.remaining = balance.remaining.saturating_add(held);
+            balance.refill(key.refill, now);
+            balance.remaining
+        }))
+    }
+
+    async fn exclusive(&self, key_id: &str) -> StoreResult<LedgerGuard> {
+        let lock = token();
+        let args = [
+            "fence".to_string(),
+            lock.clone(),
+            millis(FENCE_LOCK).to_string(),
+        ];
+        let started = Instant::now();
+        let taken = loop {
+            match self.run(key_id, &args).await? {
+                (DONE, taken) => break taken,
+                (BUSY, _) if started.elapsed() < FENCE_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (BUSY, _) => {
+                    return Err(StoreError::Failed(format!(
+                        "the credits of key {key_id} are being moved by another node"
+                    )))
+                }
+                (code, _) => {
+                    return Err(StoreError::Failed(format!(
+                        "credits in Redis: unexpected answer {code}"
+                    )))
+                }
+            }
+        };
+        if taken != 0 {
+            let mut decide = |stored: &StoredCredits| {
+                Some(CreditWrite {
+                    remaining: Some(stored.remaining?.saturating_add(taken)),
+                    refill_amount: stored.refill_amount,
+                    refill_day: stored.refill_day,
+                    last_refill_at: stored.last_refill_at,
+                })
+            };
+            if let Err(err) = self.store.modify_credits(key_id, &mut decide, None).await {
+                self.hand_back(key_id, &lock, taken, &err).await;
+                return Err(err);
+            }
+        }
+        let ledger = ReleaseHandle {
+            link: self.link.clone(),
+            script: self.script.clone(),
+            key_id: key_id.to_string(),
+            lock,
+        };
+        Ok(LedgerGuard::releasing(move || {
+            tokio::spawn(ledger.release());
+        }))
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// What a fence's guard needs to lift it once the management change is done.
+struct ReleaseHandle {
+    link: Arc<RedisLink>,
+    script: redis::Script,
+    key_id: String,
+    lock: String,
+}
+
+impl ReleaseHandle {
+    async fn release(self) {
+        let key = holding(&self.key_id);
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(&key)
+            .key(format!("{key}:lock"))
+            .arg("release")
+            .arg(&self.lock);
+        let released: Result<(i64, i64), _> = self
+            .link
+            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await;
+        if let Err(err) = released {
+            tracing::warn!(key_id = %self.key_id, error = %err, "could not lift a credit fence in Redis; it expires by itself");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The one connection a node keeps to Redis, and the failure policy every cluster-mode component
+//! shares through it.
+//!
+//! Policy (DECISIONS.md, docs/cluster.md): no request waits on Redis longer than
+//! [`REDIS_TIMEOUT`]. A call that fails or times out makes the caller decide without Redis (each
+//! component has its own fallback), and the link leaves Redis alone for [`RETRY_AFTER`]; the next
+//! call after that tries again, so cluster mode comes back by itself. The switches are logged once
+//! each way, and [`RedisLink::fallbacks`] counts the calls that were not sent.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+
+/// The longest a request waits on Redis before it is decided without it.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long Redis is left alone after a failure before it is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A failed or skipped Redis call, as text for logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LinkError(pub String);
+
+/// A node's shared connection to Redis, with the timeout and the back-off around each call.
+pub struct RedisLink {
+    client: redis::Client,
+    /// Made on first use (so a node starts while Redis is down); it reconnects by itself.
+    connection: OnceCell<ConnectionManager>,
+    started: Instant,
+    /// Milliseconds since `started` before which Redis is not tried (0: try it).
+    retry_at_ms: AtomicI64,
+    /// Whether Redis is being left alone (for logging the switches once).
+    degraded: AtomicBool,
+    fallbacks: AtomicU64,
+}
+
+impl RedisLink {
+    /// A link to the Redis at `url` (`redis://[:password@]host:port[/db]`). Checks the URL only;
+    /// the connection is made on first use.
+    pub fn new(url: &str) -> Result<Self, LinkError> {
+        let client = redis::Client::open(url)
+            .map_err(|err| LinkError(format!("invalid Redis URL: {err}")))?;
+        Ok(RedisLink {
+            client,
+            connection: OnceCell::new(),
+            started: Instant::now(),
+            retry_at_ms: AtomicI64::new(0),
+            degraded: AtomicBool::new(false),
+            fallbacks: AtomicU64::new(0),
+        })
+    }
+
+    /// The client, for what needs a connection of its own (a pub/sub subscription).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, LinkError> {
+        self.connection
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await
+            .cloned()
+            .map_err(|err| LinkError(format!("connecting to Redis: {err}")))
+    }
+
+    /// Runs `call` on the shared connection, within [`REDIS_TIMEOUT`], unless Redis is being left
+    /// alone after a recent failure. An error means the caller must decide without Redis.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, LinkError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if self.elapsed_ms() < self.retry_at_ms.load(Ordering::Relaxed) {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            return Err(LinkError(
+                "Redis is being left alone after a failure".into(),
+            ));
+        }
+        let attempt = async {
+            let connection = self.connection().await?;
+            call(connection)
+                .await
+                .map_err(|err| LinkError(format!("Redis: {err}")))
+        };
+        let failure = match tokio::time::timeout(REDIS_TIMEOUT, attempt).await {
+            Ok(Ok(value)) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "Redis answers again: rate limits and credits are shared by every node"
+                    );
+                }
+                return Ok(value);
+            }
+            Ok(Err(err)) => err,
+            Err(_) => LinkError(format!("no answer within {} ms", REDIS_TIMEOUT.as_millis())),
+        };
+        self.rest();
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error = %failure,
+                "Redis unavailable: rate limits fall back to this node's counters, credits to the \
+                 database"
+            );
+        }
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        Err(failure)
+    }
+
+    /// Leaves Redis alone for [`RETRY_AFTER`].
+    fn rest(&self) {
+        let retry = self.elapsed_ms() + i64::try_from(RETRY_AFTER.as_millis()).unwrap_or(0);
+        self.retry_at_ms.store(retry, Ordering::Relaxed);
+    }
+
+    /// Asks Redis for a `PONG`, within the timeout (for readiness; it ignores and does not
+    /// change the back-off).
+    pub async fn ping(&self) -> Result<(), LinkError> {
+        let attempt = async {
+            let mut connection = self.connection().await?;
+            let _: String = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(|err| LinkError(format!("Redis: {err}")))?;
+            Ok(())
+        };
+        tokio::time::timeout(REDIS_TIMEOUT * 10, attempt)
+            .await
+            .unwrap_or_else(|_| Err(LinkError("no answer to PING".into())))
+    }
+
+    /// How many calls were not answered by Redis (failed, timed out, or skipped while resting).
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Whether calls currently go to Redis (false while it is being left alone).
+    pub fn using_redis(&self) -> bool {
+        !self.degraded.load(Ordering::Relaxed)
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+}
