@@ -114,6 +114,9 @@ pub struct ServeArgs {
     /// How often keys' `lastUsedAt` is written from recent verifications (e.g. 60s, 500ms).
     #[arg(long, env = "KEYWARD_LAST_USED_INTERVAL", default_value = "60s", value_parser = parse_interval)]
     pub last_used_interval: std::time::Duration,
+    /// The longest a request may take (a database that stopped answering): past it, 503.
+    #[arg(long, env = "KEYWARD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,6 +268,7 @@ async fn serve(
         key_cache_capacity: args.key_cache_capacity,
         last_used_interval: args.last_used_interval,
         redis_url: redis,
+        request_timeout: args.request_timeout,
     };
     server::build(store, topology, clock, &config)?
         .serve(listener, server::shutdown_signal())

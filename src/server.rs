@@ -46,7 +46,13 @@ pub struct ServerConfig {
     pub last_used_interval: std::time::Duration,
     /// Cluster mode: the Redis every node shares rate limits, credits and invalidation through.
     pub redis_url: Option<String>,
+    /// The longest a request may take before it is answered 503 ([`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: std::time::Duration,
 }
+
+/// The default bound of a request: well past any healthy one, short enough for a load balancer
+/// to retry elsewhere.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The default capacity of the verification cache.
 pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
@@ -170,7 +176,7 @@ pub fn build(
         _ => None,
     };
     Ok(Server {
-        state: AppState::new(services, clock, &config.public_url),
+        state: AppState::new(services, clock, &config.public_url, config.request_timeout),
         feed,
         events,
         local_ledger,

@@ -2,7 +2,7 @@
 //! preference, public URL) and runs the rest of the request inside its [`super::scope`], so that
 //! an error rendered anywhere below (a handler, an extractor rejection, the 404 fallback) carries
 //! the same request id as the `X-Request-Id` header, without threading it through every
-//! signature.
+//! signature. It also bounds every request by the server's request timeout (503 past it).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -42,9 +42,27 @@ pub async fn request_context(
         public_url: state.public_url.clone(),
     };
     let request_id = context.request_id.clone();
+    let timeout = state.request_timeout;
     let response = with_context(context, async move {
-        let response = next.run(request).await;
-        envelope_bare_errors(response)
+        // A dependency that hangs (a database behind a dead network path) must not hold the
+        // caller: past the bound the request is dropped, which rolls back any transaction it
+        // had open, and answered 503.
+        match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => envelope_bare_errors(response),
+            Err(_) => {
+                tracing::error!(
+                    request_id = %super::scope::current_request_id(),
+                    timeout_ms = timeout.as_millis() as u64,
+                    "request timed out"
+                );
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "The request did not complete in time: a storage backend is not answering. \
+                     Please try again.",
+                )
+                .into_response()
+            }
+        }
     })
     .await;
     let mut response = response;

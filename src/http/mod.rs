@@ -46,6 +46,8 @@ pub struct StateInner {
     /// Base of error `type` URLs, without a trailing slash.
     pub public_url: Arc<str>,
     pub body_limit: usize,
+    /// The longest a request may take before it is answered 503 (see [`context`]).
+    pub request_timeout: std::time::Duration,
 }
 
 impl std::ops::Deref for StateInner {
@@ -57,12 +59,18 @@ impl std::ops::Deref for StateInner {
 }
 
 impl AppState {
-    pub fn new(services: Services, clock: SharedClock, public_url: &str) -> Self {
+    pub fn new(
+        services: Services,
+        clock: SharedClock,
+        public_url: &str,
+        request_timeout: std::time::Duration,
+    ) -> Self {
         AppState(Arc::new(StateInner {
             services,
             clock,
             public_url: Arc::from(public_url.trim_end_matches('/')),
             body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout,
         }))
     }
 

@@ -14,7 +14,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub async fn connect(url: &str) -> StoreResult<SqlStore> {
     let pool = AnyPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+        // A database that cannot be reached fails requests in seconds, well inside the request
+        // timeout; the pool reconnects by itself when it is back.
+        .acquire_timeout(Duration::from_secs(3))
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;

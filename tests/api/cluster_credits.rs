@@ -356,9 +356,13 @@ async fn while_the_database_is_unreachable_cached_verifications_go_on() {
     let api = node.create_api("payments").await;
     let (_, plain) = create_key(&node, &api, json!({})).await;
     let (_, paid) = create_key(&node, &api, json!({"credits": {"remaining": 5}})).await;
+    let (_, unmoved) = create_key(&node, &api, json!({"credits": {"remaining": 5}})).await;
     // Cache both keys (and the root key) on the node; the paid key's credits move to Redis.
     node.verify(json!({"key": plain})).await;
     node.verify(json!({"key": paid})).await;
+    // Cached too, but refused before its credits: none of them moved to Redis.
+    node.verify(json!({"key": unmoved, "permissions": "not.granted"}))
+        .await;
 
     proxy.cut();
     for _ in 0..3 {
@@ -378,6 +382,15 @@ async fn while_the_database_is_unreachable_cached_verifications_go_on() {
             ("VALID".into(), json!(0)),
         ],
         "credits Redis holds need no database"
+    );
+    // A spend that needs the database (nothing of this key's balance is in Redis yet): 503.
+    let r = node
+        .post("/v2/keys.verifyKey", json!({"key": unmoved}))
+        .await;
+    r.assert_error(
+        503,
+        "unkey/application/service_unavailable",
+        "Service Unavailable",
     );
     // Management needs the database: 503, within a bound.
     let started = Instant::now();
@@ -416,4 +429,52 @@ async fn while_the_database_is_unreachable_cached_verifications_go_on() {
         code(&node.verify(json!({"key": paid})).await),
         "USAGE_EXCEEDED"
     );
+}
+
+#[tokio::test]
+async fn a_database_that_hangs_holds_no_request_past_the_bound() {
+    let Some(redis) = cluster_env() else { return };
+    let first = spawn_cluster_app(&redis).await;
+    let proxy = Proxy::start(crate::faults::address_of(&first.database_url)).await;
+    let node = first
+        .spawn_peer_at(&through(&first.database_url, &proxy), Some(&redis))
+        .await;
+    let api = node.create_api("payments").await;
+    let (_, key) = create_key(&node, &api, json!({})).await;
+    node.verify(json!({"key": key})).await;
+
+    // Packets stop, connections stay open: nothing fails fast any more.
+    proxy.freeze();
+    let started = Instant::now();
+    assert_eq!(code(&node.verify(json!({"key": key})).await), "VALID");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let started = Instant::now();
+    let r = node
+        .post("/v2/apis.createApi", json!({"name": "during-partition"}))
+        .await;
+    let took = started.elapsed();
+    r.assert_error(
+        503,
+        "unkey/application/service_unavailable",
+        "Service Unavailable",
+    );
+    // The test servers' request timeout is 3 s.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    proxy.restore();
+    let node = &node;
+    eventually(
+        Duration::from_secs(10),
+        "management works again",
+        || async move {
+            let r = node
+                .post("/v2/apis.createApi", json!({"name": "after-partition"}))
+                .await;
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(r.body.to_string())
+            }
+        },
+    )
+    .await;
 }

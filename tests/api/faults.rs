@@ -1,6 +1,7 @@
 //! Fault injection for the cluster tests: a TCP proxy between a node and PostgreSQL or Redis that
 //! the test can cut (every open connection is closed and new ones are closed at once, as when the
-//! service goes down) and restore, without touching the service itself.
+//! service goes down), freeze (connections stay open and nothing moves, as when a network path
+//! dies silently) and restore, without touching the service itself.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use tokio::task::AbortHandle;
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    frozen: tokio::sync::watch::Sender<bool>,
     links: Arc<Mutex<Vec<AbortHandle>>>,
     accept: AbortHandle,
 }
@@ -22,6 +24,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
         let cut = Arc::new(AtomicBool::new(false));
+        let (frozen, frozen_rx) = tokio::sync::watch::channel(false);
         let links = Arc::new(Mutex::new(Vec::new()));
         let accept = {
             let (cut, links) = (cut.clone(), links.clone());
@@ -34,10 +37,21 @@ impl Proxy {
                         drop(inbound);
                         continue;
                     }
+                    let mut freeze = frozen_rx.clone();
                     let link = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let frozen = async move {
+                            let _ = freeze.wait_for(|frozen| *frozen).await;
+                        };
+                        tokio::select! {
+                            biased;
+                            // Frozen: keep both ends open and move nothing, for good.
+                            _ = frozen => std::future::pending::<()>().await,
+                            _ = async {
+                                if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
+                                        .await;
+                                }
+                            } => {}
                         }
                     });
                     links.lock().unwrap().push(link.abort_handle());
@@ -48,6 +62,7 @@ impl Proxy {
         Proxy {
             port,
             cut,
+            frozen,
             links,
             accept,
         }
@@ -61,7 +76,18 @@ impl Proxy {
         }
     }
 
+    /// Stops moving bytes on every connection, old and new, without closing any.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Ends a cut or a freeze (frozen connections are closed; new ones are forwarded).
     pub fn restore(&self) {
+        if self.frozen.send_replace(false) {
+            for link in self.links.lock().unwrap().drain(..) {
+                link.abort();
+            }
+        }
         self.cut.store(false, Ordering::SeqCst);
     }
 }

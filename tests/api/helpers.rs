@@ -160,6 +160,7 @@ async fn start_server(
         key_cache_capacity: 10_000,
         last_used_interval,
         redis_url,
+        request_timeout: Duration::from_secs(3),
     };
     let server = keyward::server::build(parts.store.clone(), parts.topology, shared_clock, &config)
         .expect("build the server");
