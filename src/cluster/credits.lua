@@ -39,7 +39,9 @@ if op == 'spend' then
   elseif boundary >= 0 and at < boundary then
     move = true                      -- a refill is due: the database decides it
   elseif held >= cost then
-    redis.call('HINCRBY', KEYS[1], 'held', -cost)
+    if cost > 0 then
+      redis.call('HINCRBY', KEYS[1], 'held', 0 - cost)
+    end
     return {0, held - cost + db}
   elseif held + db < cost then
     return {1, held + db}            -- db only ever falls between moves: surely not enough

@@ -478,3 +478,70 @@ async fn a_database_that_hangs_holds_no_request_past_the_bound() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_redis_ledger_spends_as_the_credit_rule_says() {
+    use keyward::cluster::credits::RedisLedger;
+    use keyward::cluster::link::RedisLink;
+    use keyward::domain::credits::{spend, Balance, KeyCredits, Ledger, Refill};
+    use std::sync::Arc;
+    let Some(redis) = cluster_env() else { return };
+    let app = spawn_cluster_app(&redis).await;
+    let api = app.create_api("payments").await;
+    let (key_id, _) = create_key(
+        &app,
+        &api,
+        json!({"credits": {"remaining": 2500, "refill": {"interval": "daily", "amount": 1200}}}),
+    )
+    .await;
+    let created_at = get_key(&app, &key_id).await["createdAt"].as_i64().unwrap();
+    // Two ledgers with links of their own: two nodes, as far as Redis can tell.
+    let links = [
+        Arc::new(RedisLink::new(&redis).expect("Redis URL")),
+        Arc::new(RedisLink::new(&redis).expect("Redis URL")),
+    ];
+    let nodes = links
+        .clone()
+        .map(|link| RedisLedger::new(link, app.store.clone()));
+    let refill = Some(Refill {
+        amount: 1200,
+        day: None,
+    });
+    let terms = KeyCredits {
+        key_id: &key_id,
+        refill,
+        created_at,
+    };
+    let mut model = Balance {
+        remaining: 2500,
+        refilled_at: created_at,
+    };
+    let costs = [1, 7, 300, 0, 999, 1001, 50, 2, 640, 1200, 3, 1];
+    let mut now = created_at;
+    for step in 0..120 {
+        let cost = costs[step % costs.len()];
+        if step % 9 == 8 {
+            now += 7 * 3_600_000; // crosses a midnight every three or four jumps
+        }
+        let expected;
+        (model, expected) = spend(model, refill, cost, now);
+        let got = nodes[step % 2]
+            .spend(&terms, cost, now)
+            .await
+            .expect("spend");
+        assert_eq!(
+            got,
+            expected,
+            "step {step}: cost {cost} at {now} ({} calls Redis did not answer)",
+            links[step % 2].fallbacks()
+        );
+        let current = nodes[(step + 1) % 2]
+            .current(&terms, now)
+            .await
+            .expect("current");
+        assert_eq!(current, Some(model.remaining), "step {step}: balance");
+    }
+    for link in &links {
+        assert_eq!(link.fallbacks(), 0, "every call was answered by Redis");
+    }
+}
