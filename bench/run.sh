@@ -2,6 +2,7 @@
 # keyward load benchmark: a release server on SQLite, driven by wrk on loopback.
 # Prints requests/s, p50 and p99 of each scenario, with its ratio to GET /v2/liveness measured on
 # the same server in the same run, and a summary against the targets. Not a test; never run in CI.
+# With BENCH_CLUSTER=1 it then runs bench/cluster.sh (PostgreSQL-only vs two nodes with Redis).
 # See bench/README.md for the scenarios and the BENCH_* knobs.
 set -euo pipefail
 
@@ -578,4 +579,13 @@ done
 if [[ -n "$CRASH_OUT" ]]; then
     echo "crash-credits.py (BENCH_CRASH=1):"
     sed 's/^/  /' <<<"$CRASH_OUT"
+fi
+
+# ---- cluster scenarios (BENCH_CLUSTER=1) -----------------------------------------------------
+
+# The same binary, on PostgreSQL and Redis: a single node against two in cluster mode. It prints
+# its own summary; bench/cluster.sh runs them alone.
+if [[ "${BENCH_CLUSTER:-0}" == "1" ]]; then
+    log "BENCH_CLUSTER=1: the cluster scenarios (bench/cluster.sh)"
+    BENCH_BIN="$BIN" "$BENCH_DIR/cluster.sh" || echo "bench: bench/cluster.sh exited with status $?" >&2
 fi
