@@ -948,7 +948,8 @@ async fn killing_one_node_mid_traffic_leaves_the_other_serving_without_overspend
 
 /// While Redis is unavailable: `ratelimit.limit` on each node, one call at a time, and a
 /// verification of a key with credits; every call answers 200 within [`STALL_BOUND`]. Each node
-/// admits exactly the limit on its own (its local counters), so both together admit twice it.
+/// admits exactly the limit on its own (its local counters), so both together admit twice it,
+/// and each logs the switch.
 async fn serves_without_redis(cluster: &Cluster, metered: &str) {
     let identifier = unique("user");
     let mut slowest = Duration::ZERO;
@@ -988,11 +989,19 @@ async fn serves_without_redis(cluster: &Cluster, metered: &str) {
         );
     }
     eprintln!("without Redis, the slowest of 32 calls took {slowest:?}");
+    for node in [A, B] {
+        let log = cluster.nodes[node].log_text();
+        assert!(
+            log.contains("Redis unavailable"),
+            "node {node} logs the fallback (docs/cluster.md):\n{log}"
+        );
+    }
 }
 
 /// Waits until Redis is back in use on both nodes: `/ready` says `"redis":"up"` and a fresh
 /// limit called on both at once admits exactly the limit (with either node still deciding
-/// locally, more would pass); then checks once more. Returns how long it took.
+/// locally, more would pass); then checks once more, and that each node logged its return.
+/// Returns how long it took.
 async fn cluster_mode_returns(cluster: &Cluster) -> Duration {
     let since = Instant::now();
     eventually(
@@ -1015,6 +1024,13 @@ async fn cluster_mode_returns(cluster: &Cluster) -> Duration {
     .await;
     let took = since.elapsed();
     assert_eq!(cluster.admitted_together(10, 30).await, 10, "shared again");
+    for node in [A, B] {
+        let log = cluster.nodes[node].log_text();
+        assert!(
+            log.contains("Redis answers again"),
+            "node {node} logs its return to cluster mode (docs/cluster.md):\n{log}"
+        );
+    }
     took
 }
 
