@@ -1099,9 +1099,19 @@ async fn cluster_mode_returns(cluster: &Cluster) -> Duration {
     took
 }
 
+/// Both nodes are ready and report Redis `state`. A readiness check may wait on Redis up to its
+/// own probe timeout (not [`STALL_BOUND`]: it asks Redis directly, unlike requests); the time is
+/// printed.
 async fn redis_reported(cluster: &Cluster, state: &str) {
     for node in [A, B] {
+        let started = Instant::now();
         let r = cluster.ready(node).await;
+        let took = started.elapsed();
+        eprintln!("GET /ready on node {node} with Redis {state}: {took:?}");
+        assert!(
+            took < keyward::domain::health::PROBE_TIMEOUT + STALL_BOUND,
+            "node {node}: GET /ready took {took:?}"
+        );
         r.assert_ok("/ready");
         assert_eq!(r.body["data"]["status"], "ready", "node {node}");
         assert_eq!(r.body["data"]["database"], "up", "node {node}");
