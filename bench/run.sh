@@ -2,12 +2,13 @@
 # keyward load benchmark: a release server on SQLite, driven by wrk on loopback.
 # Prints requests/s, p50 and p99 of each scenario, with its ratio to GET /v2/liveness measured on
 # the same server in the same run, and a summary against the targets. Not a test; never run in CI.
+# With BENCH_CLUSTER=1 it then runs bench/cluster.sh (PostgreSQL-only vs two nodes with Redis).
 # See bench/README.md for the scenarios and the BENCH_* knobs.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
-BIN="$REPO/target/release/keyward"
+BIN="${BENCH_BIN:-$REPO/target/release/keyward}"
 
 DURATION="${BENCH_DURATION:-10s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
@@ -24,45 +25,22 @@ CRASH="${BENCH_CRASH:-0}"
 ROUNDS="${BENCH_ROUNDS:-1}"
 export BENCH_DIR BENCH_CONNECTIONS="$CONNECTIONS" BENCH_THREADS="$THREADS"
 
-log() { printf '\n== %s  [%s]\n' "$*" "$(date +%T)"; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# log, die, bench_prerequisites, wait_no_rustc, json_field, plain, cpu_ticks, machine_ticks,
+# end_wrk_when_marked, parse_result, ms
+source "$BENCH_DIR/common.sh"
 
 # ---- prerequisites -------------------------------------------------------------------------
 
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-[[ -x /usr/bin/time ]] || missing+=(time)
-if (( ${#missing[@]} > 0 )); then
-    log "installing ${missing[*]}"
-    apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }
-fi
-for tool in curl python3; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is needed"
-done
+bench_prerequisites
 
-if [[ "${BENCH_BUILD:-1}" == "0" ]]; then
-    [[ -x "$BIN" ]] || die "BENCH_BUILD=0 but there is no $BIN"
-    echo "bench: BENCH_BUILD=0: using the existing $BIN (built $(date -r "$BIN" '+%F %T'))"
+if [[ -n "${BENCH_BIN:-}" || "${BENCH_BUILD:-1}" == "0" ]]; then
+    [[ -x "$BIN" ]] || die "there is no executable $BIN (BENCH_BIN, or BENCH_BUILD=0 with the release build)"
+    echo "bench: using the existing $BIN (built $(date -r "$BIN" '+%F %T'))"
 else
     log "building the release binary"
     (cd "$REPO" && cargo build --release) || die "cargo build --release failed (BENCH_BUILD=0 runs the existing binary)"
 fi
 
-# The server and wrk share the machine's cores: numbers taken while something compiles are noise.
-# Before each measured run the script waits for rustc to finish; run_wrk marks runs during which
-# other processes used the CPU anyway.
-wait_no_rustc() {
-    local waited=0
-    while pgrep -x rustc >/dev/null 2>&1; do
-        if (( waited >= IDLE_WAIT )); then
-            echo "bench: WARNING: rustc is still running after ${IDLE_WAIT}s; numbers will be noisy" >&2
-            break
-        fi
-        (( waited == 0 )) && echo "waiting for running rustc processes to finish (up to ${IDLE_WAIT}s)..."
-        sleep 5
-        waited=$((waited + 5))
-    done
-}
 wait_no_rustc
 
 # ---- workspace, temp dir, server -----------------------------------------------------------
@@ -107,13 +85,6 @@ trap 'exit 130' INT TERM
 
 PORT="${BENCH_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 BASE="http://127.0.0.1:$PORT"
-
-json_field() { # json_field PATH.TO.FIELD < json
-    python3 -c 'import json,sys
-v=json.load(sys.stdin)
-for p in sys.argv[1].split("."): v=v[p]
-print(v)' "$1"
-}
 
 WORKSPACE="$("$BIN" --database "$DB_URL" --log warn workspace create --name bench --json | json_field workspaceId)"
 ROOT_KEY="$("$BIN" --database "$DB_URL" --log warn root-key create --workspace "$WORKSPACE" --name bench --json | json_field key)"
@@ -173,11 +144,6 @@ R_NOTE=""
 BASE_RPS=""
 VERIFIED=0 # verifications answered during wrk runs, to compare with the events stored
 
-plain() { sed 's/\x1b\[[0-9;]*m//g'; } # strips the colours of the server's log
-
-CLK_TCK="$(getconf CLK_TCK)"
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of a process
-
 # settle: waits (up to BENCH_SETTLE seconds) until the server uses under 5% of a core, so work left
 # over from the previous scenario (such as flushing verification events) does not bleed into the next.
 settle() { # settle [MAX_SECONDS]
@@ -193,9 +159,6 @@ settle() { # settle [MAX_SECONDS]
         echo "waited $(awk -v w="$waited" 'BEGIN { print w / 2 }')s for the server to go idle"
     fi
 }
-
-# Machine-wide CPU from /proc/stat, in ticks: "busy steal" (busy = user nice system irq softirq).
-machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
 
 # run_wrk NAME SCRIPT URL: runs one measured scenario and sets R_* from its result line; prints
 # how much CPU the server, wrk and everything else on the machine used meanwhile. A run during
@@ -271,31 +234,6 @@ run_ratio() {
     echo "  rounds: ratios ${R_RATIOS// /, } (median $R_RATIO); rates ${rates[*]} req/s (median $R_RPS)"
 }
 
-# end_wrk_when_marked NAME: waits for the wrk run in WRK_PID; once every wrk thread has written its
-# BENCH_MARKER_DIR/NAME.<tid> marker (a one-pass script is done), ends it with SIGINT.
-end_wrk_when_marked() {
-    while kill -0 "$WRK_PID" 2>/dev/null; do
-        if (( $(find "$BENCH_MARKER_DIR" -name "$1.*" | wc -l) >= THREADS )); then
-            kill -INT "$WRK_PID" 2>/dev/null || true
-            break
-        fi
-        sleep 0.5
-    done
-    wait "$WRK_PID" || true
-    WRK_PID=""
-}
-
-parse_result() {
-    local line
-    line="$(grep '^BENCH_RESULT' "$1" | tail -n 1)" || { cat "$1"; return 1; }
-    R_RPS="$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$line")"
-    R_P50="$(sed -n 's/.* p50_us=\([0-9]*\).*/\1/p' <<<"$line")"
-    R_P99="$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$line")"
-    R_NON2XX="$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$line")"
-    R_SOCKERR="$(sed -n 's/.* socket_errors=\([0-9]*\).*/\1/p' <<<"$line")"
-    R_REQUESTS="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$line")"
-}
-
 # record NAME KIND TARGET [REF_RPS REF_LABEL]: KIND is "ratio" (target is a minimum ratio to
 # liveness), "rel" (a minimum ratio to REF_RPS, the rate of scenario REF_LABEL in this run; the
 # ratio column stays the one to liveness, the met column shows the ratio to REF_LABEL), "rps"
@@ -345,8 +283,6 @@ failed() { # failed NAME TARGET REASON
     RESULTS+=("$1|-|-|-|-|$2|FAILED|$3")
     printf '  => %s: FAILED: %s\n' "$1" "$3"
 }
-
-ms() { awk -v u="$1" 'BEGIN { printf "%.2fms", u / 1000 }'; }
 
 # ---- run -----------------------------------------------------------------------------------
 
@@ -643,4 +579,13 @@ done
 if [[ -n "$CRASH_OUT" ]]; then
     echo "crash-credits.py (BENCH_CRASH=1):"
     sed 's/^/  /' <<<"$CRASH_OUT"
+fi
+
+# ---- cluster scenarios (BENCH_CLUSTER=1) -----------------------------------------------------
+
+# The same binary, on PostgreSQL and Redis: a single node against two in cluster mode. It prints
+# its own summary; bench/cluster.sh runs them alone.
+if [[ "${BENCH_CLUSTER:-0}" == "1" ]]; then
+    log "BENCH_CLUSTER=1: the cluster scenarios (bench/cluster.sh)"
+    BENCH_BIN="$BIN" "$BENCH_DIR/cluster.sh" || echo "bench: bench/cluster.sh exited with status $?" >&2
 fi

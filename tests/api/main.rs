@@ -16,6 +16,7 @@ mod health;
 mod helpers;
 mod identities;
 mod keys;
+mod nodes;
 mod ratelimit;
 mod rbac;
 mod sweep;
