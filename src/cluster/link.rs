@@ -115,8 +115,8 @@ impl RedisLink {
         self.retry_at_ms.store(retry, Ordering::Relaxed);
     }
 
-    /// Asks Redis for a `PONG`, within the timeout (for readiness; it ignores and does not
-    /// change the back-off).
+    /// Asks Redis for a `PONG` within [`REDIS_TIMEOUT`], like any request would wait (for
+    /// readiness; it ignores and does not change the back-off).
     pub async fn ping(&self) -> Result<(), LinkError> {
         let attempt = async {
             let mut connection = self.connection().await?;
@@ -126,9 +126,14 @@ impl RedisLink {
                 .map_err(|err| LinkError(format!("Redis: {err}")))?;
             Ok(())
         };
-        tokio::time::timeout(REDIS_TIMEOUT * 10, attempt)
+        tokio::time::timeout(REDIS_TIMEOUT, attempt)
             .await
-            .unwrap_or_else(|_| Err(LinkError("no answer to PING".into())))
+            .unwrap_or_else(|_| {
+                Err(LinkError(format!(
+                    "no answer to PING within {} ms",
+                    REDIS_TIMEOUT.as_millis()
+                )))
+            })
     }
 
     /// How many calls were not answered by Redis (failed, timed out, or skipped while resting).

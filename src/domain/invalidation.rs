@@ -32,8 +32,9 @@ use crate::store::{ChangeStore, StoreResult};
 /// How often the feed is read. Revocation reaches other processes within this plus one query.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the feed is read in cluster mode, where announcements carry changes at once and the
-/// poll only repairs a lost one.
-pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// poll repairs a lost one, and carries the changes of operator commands run without `--redis`
+/// (so those too reach every node within a second).
+pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How far back each read looks; covers slow transactions and modest clock skew between nodes.
 pub const WINDOW_MS: i64 = 10_000;
 /// How long rows stay in the table before pruning.

@@ -362,7 +362,8 @@ async fn changes_reach_the_other_node_through_redis_within_a_second() {
     assert_eq!(verify_code(&b, &root, &key).await, "VALID");
     assert_eq!(verify_code(&b, &root, &key).await, "VALID");
 
-    // The safety poll runs every 2 s in cluster mode: each of these is Redis's doing.
+    // Announced through Redis (the nodes also poll every 500 ms; see the next test for a proof
+    // that the announcement alone suffices).
     let mut took = Vec::new();
     a.post(
         "/v2/keys.updateKey",
@@ -424,4 +425,41 @@ async fn changes_reach_the_other_node_through_redis_within_a_second() {
         .await,
     );
     eprintln!("changes reached node B after {took:?}");
+}
+
+#[tokio::test]
+async fn an_announcement_alone_revokes_a_key_on_a_node_that_cannot_poll() {
+    let Some(redis) = shared_redis() else { return };
+    let a = spawn_cluster_app(&redis).await;
+    // SQLite has no server to cut; PostgreSQL only.
+    if !a.database_url.starts_with("postgres") {
+        eprintln!("needs PostgreSQL: skipped");
+        return;
+    }
+    let proxy = crate::faults::Proxy::start(crate::faults::address_of(&a.database_url)).await;
+    let b = a
+        .spawn_peer_at(
+            &crate::faults::through(&a.database_url, &proxy),
+            Some(&redis),
+        )
+        .await;
+    let api = a.create_api("payments").await;
+    let (key_id, key) = crate::keys::create_key(&a, &api, json!({})).await;
+    assert_eq!(verify_code(&b, &b.root_key, &key).await, "VALID");
+    // B can no longer read the change feed: only Redis can tell it.
+    proxy.cut();
+    assert_eq!(verify_code(&b, &b.root_key, &key).await, "VALID", "cached");
+    a.post(
+        "/v2/keys.updateKey",
+        json!({"keyId": key_id, "enabled": false}),
+    )
+    .await
+    .assert_ok("/v2/keys.updateKey");
+    // Dropped from B's cache, the key needs the database B cannot reach: refused with 503,
+    // never accepted.
+    let took = time_until(Duration::from_secs(1), "revoked on B", || async {
+        verify_code(&b, &b.root_key, &key).await != "VALID"
+    })
+    .await;
+    eprintln!("the announcement reached node B after {took:?}");
 }
