@@ -62,7 +62,11 @@ pub fn announcements(link: Arc<RedisLink>) -> (Arc<Announcements>, Publisher) {
 
 /// Publishes a message once, outside any server (the command line): every node then polls.
 pub async fn announce_poll(link: &RedisLink) -> Result<(), crate::cluster::link::LinkError> {
-    let message = format!("{:016x} poll", rand::random::<u64>());
+    publish(link, format!("{:016x} poll", rand::random::<u64>())).await
+}
+
+/// Puts one message on [`CHANNEL`], within the link's bound.
+async fn publish(link: &RedisLink, message: String) -> Result<(), crate::cluster::link::LinkError> {
     link.call(|mut connection| async move {
         redis::cmd("PUBLISH")
             .arg(CHANNEL)
@@ -103,17 +107,7 @@ impl Publisher {
     }
 
     async fn publish(&self, message: String) {
-        let sent = self
-            .link
-            .call(|mut connection| async move {
-                redis::cmd("PUBLISH")
-                    .arg(CHANNEL)
-                    .arg(message)
-                    .query_async::<i64>(&mut connection)
-                    .await
-            })
-            .await;
-        if let Err(err) = sent {
+        if let Err(err) = publish(&self.link, message).await {
             tracing::debug!(error = %err, "announcement not published; the change feed's poll will carry it");
         }
     }

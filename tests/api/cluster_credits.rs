@@ -249,6 +249,36 @@ async fn refills_happen_once_across_nodes() {
     assert_eq!(remaining(&a, &key_id).await, 0);
 }
 
+/// A node (the second one; the first is returned to keep it alive) whose database is reached
+/// through a proxy the test can cut or freeze.
+async fn node_behind_database_proxy(redis: &str) -> (TestApp, TestApp, Proxy) {
+    let first = spawn_cluster_app(redis).await;
+    let proxy = Proxy::start(crate::faults::address_of(&first.database_url)).await;
+    let node = first
+        .spawn_peer_at(&through(&first.database_url, &proxy), Some(redis))
+        .await;
+    (first, node, proxy)
+}
+
+/// Management works again (after the database came back), with no restart.
+async fn management_recovers(node: &TestApp) {
+    eventually(
+        Duration::from_secs(10),
+        "management works again",
+        || async move {
+            let r = node
+                .post("/v2/apis.createApi", json!({"name": "after-outage"}))
+                .await;
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(r.body.to_string())
+            }
+        },
+    )
+    .await;
+}
+
 /// A node whose Redis is reached through a proxy the test can cut.
 async fn node_behind_redis_proxy(redis: &str) -> (TestApp, Proxy) {
     let proxy = Proxy::start(crate::faults::address_of(redis)).await;
@@ -348,11 +378,7 @@ async fn a_key_is_deleted_even_while_redis_is_unreachable() {
 #[tokio::test]
 async fn while_the_database_is_unreachable_cached_verifications_go_on() {
     let Some(redis) = cluster_env() else { return };
-    let first = spawn_cluster_app(&redis).await;
-    let proxy = Proxy::start(crate::faults::address_of(&first.database_url)).await;
-    let node = first
-        .spawn_peer_at(&through(&first.database_url, &proxy), Some(&redis))
-        .await;
+    let (_first, node, proxy) = node_behind_database_proxy(&redis).await;
     let api = node.create_api("payments").await;
     let (_, plain) = create_key(&node, &api, json!({})).await;
     let (_, paid) = create_key(&node, &api, json!({"credits": {"remaining": 5}})).await;
@@ -409,22 +435,7 @@ async fn while_the_database_is_unreachable_cached_verifications_go_on() {
     );
     // Recovery needs no restart.
     proxy.restore();
-    let node = &node;
-    eventually(
-        Duration::from_secs(10),
-        "management works again",
-        || async move {
-            let r = node
-                .post("/v2/apis.createApi", json!({"name": "after-outage"}))
-                .await;
-            if r.status == 200 {
-                Ok(())
-            } else {
-                Err(r.body.to_string())
-            }
-        },
-    )
-    .await;
+    management_recovers(&node).await;
     assert_eq!(
         code(&node.verify(json!({"key": paid})).await),
         "USAGE_EXCEEDED"
@@ -434,11 +445,7 @@ async fn while_the_database_is_unreachable_cached_verifications_go_on() {
 #[tokio::test]
 async fn a_database_that_hangs_holds_no_request_past_the_bound() {
     let Some(redis) = cluster_env() else { return };
-    let first = spawn_cluster_app(&redis).await;
-    let proxy = Proxy::start(crate::faults::address_of(&first.database_url)).await;
-    let node = first
-        .spawn_peer_at(&through(&first.database_url, &proxy), Some(&redis))
-        .await;
+    let (_first, node, proxy) = node_behind_database_proxy(&redis).await;
     let api = node.create_api("payments").await;
     let (_, key) = create_key(&node, &api, json!({})).await;
     node.verify(json!({"key": key})).await;
@@ -461,22 +468,7 @@ async fn a_database_that_hangs_holds_no_request_past_the_bound() {
     // The test servers' request timeout is 3 s.
     assert!(took < Duration::from_secs(5), "took {took:?}");
     proxy.restore();
-    let node = &node;
-    eventually(
-        Duration::from_secs(10),
-        "management works again",
-        || async move {
-            let r = node
-                .post("/v2/apis.createApi", json!({"name": "after-partition"}))
-                .await;
-            if r.status == 200 {
-                Ok(())
-            } else {
-                Err(r.body.to_string())
-            }
-        },
-    )
-    .await;
+    management_recovers(&node).await;
 }
 
 #[tokio::test]
