@@ -3,7 +3,7 @@
 //! Layers, one direction: [`http`] (parse, authorize, respond) -> [`domain`] (the rules) ->
 //! [`store`] (SQL), all speaking the records of [`model`]. [`cluster`] implements domain seams
 //! over Redis for several nodes. [`cli`] is the command line, [`server`] wires the services and
-//! runs the HTTP service.
+//! runs the HTTP service; [`telemetry`] holds the metrics.
 
 pub mod cli;
 pub mod clock;
@@ -14,3 +14,4 @@ pub mod ids;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod telemetry;

@@ -5,7 +5,8 @@
 //! [`REDIS_TIMEOUT`]. A call that fails or times out makes the caller decide without Redis (each
 //! component has its own fallback), and the link leaves Redis alone for [`RETRY_AFTER`]; the next
 //! call after that tries again, so cluster mode comes back by itself. The switches are logged once
-//! each way, and [`RedisLink::fallbacks`] counts the calls that were not sent.
+//! each way, and [`RedisLink::fallbacks`] (and the metric `keyward_redis_fallbacks_total`) counts
+//! the calls Redis did not answer.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -74,7 +75,7 @@ impl RedisLink {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if self.elapsed_ms() < self.retry_at_ms.load(Ordering::Relaxed) {
-            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            self.count_fallback();
             return Err(LinkError(
                 "Redis is being left alone after a failure".into(),
             ));
@@ -105,8 +106,13 @@ impl RedisLink {
                  database"
             );
         }
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.count_fallback();
         Err(failure)
+    }
+
+    fn count_fallback(&self) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::telemetry::REDIS_FALLBACKS).increment(1);
     }
 
     /// Leaves Redis alone for [`RETRY_AFTER`].

@@ -48,6 +48,8 @@ pub struct StateInner {
     pub body_limit: usize,
     /// The longest a request may take before it is answered 503 (see [`context`]).
     pub request_timeout: std::time::Duration,
+    /// What `GET /metrics` renders (`None`: another recorder owns the process's metrics).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl std::ops::Deref for StateInner {
@@ -71,6 +73,7 @@ impl AppState {
             public_url: Arc::from(public_url.trim_end_matches('/')),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout,
+            metrics: crate::telemetry::recorder(),
         }))
     }
 
@@ -180,6 +183,7 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .merge(routes::docs::router())
+        .route("/metrics", axum::routing::get(routes::liveness::metrics))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             routes::panic_response,
         ))

@@ -164,6 +164,28 @@ async fn an_unreachable_redis_falls_back_to_local_counters_without_stalling() {
     let counters = app.workers.redis.as_ref().expect("cluster mode");
     assert!(counters.fallbacks() >= 10);
     assert!(!counters.using_redis());
+    // The same count, for Prometheus (the process's total: other tests' nodes add to it).
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text().await.expect("body");
+    let total: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("keyward_redis_fallbacks_total "))
+        .unwrap_or_else(|| panic!("no fallback counter in:\n{text}"))
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(total >= 10.0, "{total}");
+    assert!(text.contains("# TYPE keyward_redis_fallbacks_total counter"));
 }
 
 /// A `redis-server` of this test's own, on a free port, without persistence.

@@ -1,6 +1,6 @@
 //! Health checks for load balancers, both unauthenticated: `GET /v2/liveness` (the process serves
 //! HTTP) and keyward's own `GET /ready` (the node can serve: its database answers; the state of
-//! Redis in cluster mode is reported alongside).
+//! Redis in cluster mode is reported alongside); and `GET /metrics`, for Prometheus.
 
 use axum::extract::State;
 use axum::routing::{get, MethodRouter};
@@ -56,6 +56,24 @@ async fn ready(State(state): State<AppState>) -> Result<ApiResponse<Ready>, ApiE
         database: word(&report.database),
         redis,
     }))
+}
+
+/// `GET /metrics`: the process's metrics in Prometheus's text format (see `crate::telemetry`).
+pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 pub fn routes() -> Vec<(Operation, MethodRouter<AppState>)> {
