@@ -63,6 +63,48 @@ pub enum Command {
     /// Rate-limit namespaces.
     #[command(subcommand)]
     Namespace(NamespaceCommand),
+    /// The audit log: check its hash chain, export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check a workspace's hash chain: exits 0 and says how many events it holds when every link
+    /// holds, else names the first broken one and exits 1.
+    Verify {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Write a workspace's audit events as NDJSON (one JSON object per line) to stdout, in log
+    /// order, for a SIEM.
+    Export {
+        #[arg(long)]
+        workspace: String,
+        /// Only events at or after this time: RFC 3339 (2026-12-01T00:00:00Z) or an age (24h, 7d).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+    },
+}
+
+/// `--since`: an RFC 3339 instant, or an age before now; unix milliseconds.
+fn parse_since(text: &str) -> Result<i64, String> {
+    let at = match humantime::parse_rfc3339_weak(text) {
+        Ok(at) => at,
+        Err(_) => {
+            let age = humantime::parse_duration(text).map_err(|_| {
+                "expected RFC 3339 (2026-12-01T00:00:00Z) or an age (24h, 7d)".to_string()
+            })?;
+            std::time::SystemTime::now()
+                .checked_sub(age)
+                .ok_or("that age reaches before 1970")?
+        }
+    };
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "before 1970".to_string())?
+        .as_millis();
+    i64::try_from(ms).map_err(|_| "too far in the future".to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,6 +266,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api(cmd) => api(store, now, cmd).await?,
         Command::Migration(cmd) => migration(store, now, cmd).await?,
         Command::Namespace(cmd) => namespace(store, now, cmd).await?,
+        // Reads only: nothing to tell the nodes.
+        Command::Audit(cmd) => return audit(store, cmd).await,
     }
     if let Some(url) = &cli.redis {
         tell_nodes(url).await;
@@ -391,6 +435,54 @@ async fn api(store: SharedStore, now: i64, cmd: ApiCommand) -> anyhow::Result<()
             } else {
                 println!("{id} accepts verifications only from {}", ips.join(", "));
             }
+        }
+    }
+    Ok(())
+}
+
+async fn audit(store: SharedStore, cmd: AuditCommand) -> anyhow::Result<()> {
+    use crate::domain::audit::{AuditService, ChainReport};
+    use std::io::Write as _;
+    let service = AuditService::new(store);
+    match cmd {
+        AuditCommand::Verify { workspace } => match service.verify(&workspace).await? {
+            ChainReport::Intact { chained, unchained } => {
+                println!("audit log of {workspace}: intact, {chained} chained events");
+                if unchained > 0 {
+                    println!("  ({unchained} earlier events predate the chain and carry no hash)");
+                }
+            }
+            ChainReport::Broken { seq, id, reason } => {
+                println!(
+                    "audit log of {workspace}: BROKEN at position {seq} (event {id}): {reason}"
+                );
+                std::process::exit(1);
+            }
+        },
+        AuditCommand::Export { workspace, since } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let mut write = |e: &crate::model::StoredAuditEvent| -> Result<(), std::io::Error> {
+                let line = json!({
+                    "id": e.id,
+                    "position": e.seq,
+                    "time": e.time_ms,
+                    "workspaceId": e.workspace_id,
+                    "bucket": e.bucket,
+                    "event": e.event,
+                    "description": e.description,
+                    "actor": {"type": e.actor_type, "id": e.actor_id, "name": e.actor_name},
+                    "remoteIp": e.remote_ip,
+                    "userAgent": e.user_agent,
+                    "correlationId": e.correlation_id,
+                    "meta": e.meta.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
+                    "targets": e.targets,
+                    "hash": e.hash,
+                    "previousHash": e.prev_hash,
+                });
+                writeln!(out, "{line}")
+            };
+            service.for_each(&workspace, since, &mut write).await??;
+            out.flush()?;
         }
     }
     Ok(())

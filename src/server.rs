@@ -16,6 +16,7 @@ use crate::cluster::counters::{ClusterCounters, RedisCounters};
 use crate::cluster::credits::RedisLedger;
 use crate::cluster::link::{LinkError, RedisLink};
 use crate::domain::apis::ApiService;
+use crate::domain::audit::AuditService;
 use crate::domain::auth::Authenticator;
 use crate::domain::auth::RootKeyCache;
 use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
@@ -154,6 +155,7 @@ pub fn build(
             invalidator.clone(),
         )),
         keys,
+        audit: Arc::new(AuditService::new(store.clone())),
         health: Arc::new(HealthService::new(
             store.clone(),
             cluster_counters

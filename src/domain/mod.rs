@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 pub mod admin;
 pub mod apis;
+pub mod audit;
 pub mod auth;
 pub mod credits;
 pub mod events;
@@ -26,6 +27,7 @@ pub struct Services {
     pub rbac: Arc<rbac::RbacService>,
     pub limits: Arc<ratelimit::namespaces::LimitService>,
     pub health: Arc<health::HealthService>,
+    pub audit: Arc<audit::AuditService>,
 }
 
 /// The failure of the storage below the domain, as the domain's callers see it.

@@ -219,6 +219,7 @@ impl Caller {
             ),
             remote_ip: self.remote_ip(),
             user_agent: self.user_agent(),
+            correlation_id: Some(crate::http::scope::current_request_id()),
         }
     }
 }

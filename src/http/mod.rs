@@ -143,6 +143,16 @@ impl<T: Serialize> ApiResponse<T> {
         }
     }
 
+    /// A page of a log that grows: `cursor` continues after the last item even when nothing
+    /// more is there yet (`hasMore` false), so a poller can resume from it.
+    pub fn log_page(data: T, cursor: Option<String>, has_more: bool) -> Self {
+        ApiResponse {
+            meta: Meta::current(),
+            data,
+            pagination: Some(Pagination { has_more, cursor }),
+        }
+    }
+
     pub fn page(data: T, next_cursor: Option<String>) -> Self {
         ApiResponse {
             meta: Meta::current(),

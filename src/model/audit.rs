@@ -19,10 +19,13 @@ pub struct Actor {
     pub remote_ip: Option<String>,
     #[serde(skip)]
     pub user_agent: Option<String>,
+    /// Shared by every event of one request (its request id) or one command-line run.
+    #[serde(skip)]
+    pub correlation_id: Option<String>,
 }
 
 impl Actor {
-    /// The operator acting through the command line.
+    /// The operator acting through the command line; one run is one correlation.
     pub fn cli() -> Self {
         Actor {
             kind: "system".into(),
@@ -30,6 +33,7 @@ impl Actor {
             name: Some("keyward CLI".into()),
             remote_ip: None,
             user_agent: None,
+            correlation_id: Some(ids::new_id(Prefix::Request)),
         }
     }
 }
@@ -95,12 +99,41 @@ impl AuditEvent {
 pub struct StoredAuditEvent {
     pub id: String,
     pub workspace_id: String,
+    /// Position in the workspace's log: assigned in commit order, gap-free, from 1.
+    pub seq: i64,
+    pub bucket: String,
     pub event: String,
     pub time_ms: i64,
     pub description: String,
     pub actor_type: String,
     pub actor_id: String,
+    pub actor_name: Option<String>,
     pub remote_ip: Option<String>,
     pub user_agent: Option<String>,
+    pub correlation_id: Option<String>,
+    pub meta: Option<String>,
     pub targets: serde_json::Value,
+    /// The hash chain: the previous event's hash and this one's (`None` for events written
+    /// before the chain existed).
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+}
+
+/// Which audit events to read: one workspace, after a position, with optional filters (each
+/// list matches any of its values; an empty list matches everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub workspace_id: String,
+    /// Only events after this position.
+    pub after_seq: i64,
+    pub limit: i64,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub bucket: Option<String>,
+    pub events: Vec<String>,
+    pub actor_ids: Vec<String>,
+    pub actor_types: Vec<String>,
+    pub target_ids: Vec<String>,
+    pub target_types: Vec<String>,
+    pub correlation_id: Option<String>,
 }

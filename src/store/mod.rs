@@ -19,6 +19,7 @@ pub use ports::{
     AdminStore, ApiStore, AuditStore, ChangeStore, CreditStore, EventStore, IdentityStore,
     KeyStore, LimitStore, MigrationStore, RbacStore,
 };
+pub use sql::chain_hash;
 
 /// A failure of the storage backend itself (not "row not found", which is a value).
 #[derive(Debug, thiserror::Error)]

@@ -408,4 +408,6 @@ pub trait AuditStore: Send + Sync + 'static {
         workspace_id: &str,
         limit: i64,
     ) -> StoreResult<Vec<StoredAuditEvent>>;
+    /// Audit events matching `query`, in log order (by position), at most `query.limit`.
+    async fn audit_page(&self, query: &AuditQuery) -> StoreResult<Vec<StoredAuditEvent>>;
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod apis;
+mod audit;
 mod auth;
 mod cli;
 mod cluster;

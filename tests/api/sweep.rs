@@ -331,6 +331,12 @@ fn rows(f: &Fixture) -> Vec<Row> {
             Forbidden,
             "/namespace",
         ),
+        row(
+            "POST /v2/audit.getLogs",
+            json!({"limit": 10}),
+            Forbidden,
+            "/limit",
+        ),
         // Deletions last.
         row(
             "POST /v2/ratelimit.deleteOverride",

@@ -163,6 +163,8 @@ const ROOT_VOCABULARY: &[(&str, &[&str])] = &[
             "delete_identity",
         ],
     ),
+    // keyward's own: reading the audit log (`audit.getLogs`).
+    ("audit", &["read_audit_log"]),
 ];
 
 /// The workspace-wide (`*`) grant of every action: what a root key created without explicit

@@ -13,6 +13,7 @@ use super::schema::Schema;
 use super::AppState;
 
 pub mod apis;
+pub mod audit;
 pub mod docs;
 pub mod identities;
 pub mod keys;
@@ -65,6 +66,7 @@ pub fn all() -> Vec<(Operation, MethodRouter<AppState>)> {
     routes.extend(permissions::routes());
     routes.extend(ratelimit::routes());
     routes.extend(identities::routes());
+    routes.extend(audit::routes());
     routes
 }
 

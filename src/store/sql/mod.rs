@@ -18,6 +18,7 @@ use crate::model::ChangeKind;
 mod admin;
 mod apis;
 mod audit;
+pub use audit::chain_hash;
 mod changes;
 mod credits;
 mod events;
@@ -160,29 +161,90 @@ impl SqlStore {
         Self::finish(tx, done.rows_affected(), change, audit).await
     }
 
+    /// Appends audit events to their workspaces' chains: each takes the next position after the
+    /// workspace's head (whose row lock orders concurrent writers, so positions follow commit
+    /// order with no gaps) and the hash over its content and the previous event's hash.
     async fn insert_audit(tx: &mut Tx, events: &[AuditEvent]) -> StoreResult<()> {
         for e in events {
-            let targets = serde_json::to_string(&e.targets)
+            let targets_text = serde_json::to_string(&e.targets)
                 .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?;
             sqlx::query(
-                "INSERT INTO audit_logs (id, workspace_id, bucket, event, time_m, description, actor_type, \
-                 actor_id, actor_name, remote_ip, user_agent, targets) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, 0, '') \
+                 ON CONFLICT (workspace_id) DO NOTHING",
             )
-            .bind(&e.id)
             .bind(&e.workspace_id)
-            .bind(crate::model::audit::BUCKET)
-            .bind(e.event)
-            .bind(e.time_ms)
-            .bind(&e.description)
-            .bind(&e.actor.kind)
-            .bind(&e.actor.id)
-            .bind(&e.actor.name)
-            .bind(&e.actor.remote_ip)
-            .bind(&e.actor.user_agent)
-            .bind(targets)
             .execute(&mut **tx)
             .await?;
+            let head = sqlx::query(
+                "UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash",
+            )
+            .bind(&e.workspace_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let seq: i64 = head.try_get("seq")?;
+            let prev_hash: String = head.try_get("hash")?;
+            let mut record = crate::model::StoredAuditEvent {
+                id: e.id.clone(),
+                workspace_id: e.workspace_id.clone(),
+                seq,
+                bucket: crate::model::audit::BUCKET.to_string(),
+                event: e.event.to_string(),
+                time_ms: e.time_ms,
+                description: e.description.clone(),
+                actor_type: e.actor.kind.clone(),
+                actor_id: e.actor.id.clone(),
+                actor_name: e.actor.name.clone(),
+                remote_ip: e.actor.remote_ip.clone(),
+                user_agent: e.actor.user_agent.clone(),
+                correlation_id: e.actor.correlation_id.clone(),
+                meta: None,
+                targets: serde_json::from_str(&targets_text)
+                    .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?,
+                prev_hash: Some(prev_hash.clone()),
+                hash: None,
+            };
+            let hash = audit::chain_hash(&prev_hash, &record);
+            record.hash = Some(hash.clone());
+            sqlx::query(
+                "INSERT INTO audit_logs (id, workspace_id, bucket, event, time_m, description, actor_type, \
+                 actor_id, actor_name, remote_ip, user_agent, targets, seq, correlation_id, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(&record.id)
+            .bind(&record.workspace_id)
+            .bind(&record.bucket)
+            .bind(&record.event)
+            .bind(record.time_ms)
+            .bind(&record.description)
+            .bind(&record.actor_type)
+            .bind(&record.actor_id)
+            .bind(&record.actor_name)
+            .bind(&record.remote_ip)
+            .bind(&record.user_agent)
+            .bind(&targets_text)
+            .bind(seq)
+            .bind(&record.correlation_id)
+            .bind(&prev_hash)
+            .bind(&hash)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("UPDATE audit_heads SET hash = $2 WHERE workspace_id = $1")
+                .bind(&e.workspace_id)
+                .bind(&hash)
+                .execute(&mut **tx)
+                .await?;
+            for target in &e.targets {
+                sqlx::query(
+                    "INSERT INTO audit_log_targets (log_id, workspace_id, type, target_id) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&e.id)
+                .bind(&e.workspace_id)
+                .bind(target.kind)
+                .bind(&target.id)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         Ok(())
     }
