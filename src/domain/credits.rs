@@ -468,13 +468,73 @@ impl Ledger for LocalLedger {
 
 /// The ledger of several nodes over one PostgreSQL database: every spend is one transaction over
 /// the key's locked row.
+///
+/// Spends of one key on this node also take turns in memory first ([`KeyTurns`]), so a hot key
+/// has one transaction at a time waiting on its row instead of every pooled connection: the rest
+/// of the pool stays free for other keys, events and management.
 pub struct DatabaseLedger {
     store: Arc<dyn CreditStore>,
+    turns: KeyTurns,
 }
 
 impl DatabaseLedger {
     pub fn new(store: Arc<dyn CreditStore>) -> Self {
-        DatabaseLedger { store }
+        DatabaseLedger {
+            store,
+            turns: KeyTurns::default(),
+        }
+    }
+}
+
+/// One queue per key in use: an async lock made on first use and dropped by the last holder.
+struct KeyTurns {
+    shards: Vec<StdMutex<HashMap<String, Arc<Mutex<()>>>>>,
+}
+
+impl Default for KeyTurns {
+    fn default() -> Self {
+        KeyTurns {
+            shards: (0..SHARDS).map(|_| StdMutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+/// A key's turn; dropping it lets the next spend of that key go.
+struct Turn<'a> {
+    turns: &'a KeyTurns,
+    key_id: String,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl KeyTurns {
+    async fn take(&self, key_id: &str) -> Turn<'_> {
+        let lock = self.shards[shard_of(key_id)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key_id.to_string())
+            .or_default()
+            .clone();
+        Turn {
+            turns: self,
+            key_id: key_id.to_string(),
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut shard = self.turns.shards[shard_of(&self.key_id)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.guard = None;
+        // Nobody waits (only the map holds it): forget the key.
+        if shard
+            .get(&self.key_id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            shard.remove(&self.key_id);
+        }
     }
 }
 
@@ -488,6 +548,7 @@ impl Ledger for DatabaseLedger {
             outcome = spent;
             Some(write)
         };
+        let _turn = self.turns.take(key.key_id).await;
         self.store
             .modify_credits(key.key_id, &mut decide, None)
             .await?;
@@ -591,6 +652,20 @@ mod tests {
         };
         assert!(rich.refill(daily, at(2026, 3, 6, 0)));
         assert_eq!(rich.remaining, 50);
+    }
+
+    #[tokio::test]
+    async fn a_keys_turns_follow_each_other_and_are_forgotten_after() {
+        let turns = KeyTurns::default();
+        let first = turns.take("key_a").await;
+        // Another key goes at once; the same key waits for the first turn.
+        drop(turns.take("key_b").await);
+        let waiting = tokio::time::timeout(Duration::from_millis(50), turns.take("key_a")).await;
+        assert!(waiting.is_err(), "the same key must wait its turn");
+        drop(first);
+        drop(turns.take("key_a").await);
+        let held: usize = turns.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert_eq!(held, 0, "keys nobody waits for are forgotten");
     }
 
     const DAILY: Option<Refill> = Some(Refill {
