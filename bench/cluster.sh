@@ -144,20 +144,8 @@ nodes_ticks() {
     echo "$sum"
 }
 
-# settle: waits (up to BENCH_SETTLE seconds) until the nodes together use under 5% of a core.
-settle() {
-    local waited=0 a b
-    while (( waited < SETTLE * 2 )); do
-        a="$(nodes_ticks)"; sleep 0.5; b="$(nodes_ticks)"
-        (( (b - a) * 40 < CLK_TCK )) && break
-        waited=$((waited + 1))
-    done
-    if (( waited >= SETTLE * 2 )); then
-        echo "nodes still busy after ${SETTLE}s; going on anyway"
-    elif (( waited > 0 )); then
-        echo "waited $(awk -v w="$waited" 'BEGIN { print w / 2 }')s for the nodes to go idle"
-    fi
-}
+# settle: waits (up to BENCH_SETTLE seconds) until the nodes together are idle.
+settle() { wait_idle "the nodes" "$SETTLE" nodes_ticks; }
 
 # "pid ticks" of every PostgreSQL and Redis process: the database and Redis work for the nodes, so
 # their CPU is accounted apart from "other processes" (which marks a run noisy).

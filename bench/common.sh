@@ -77,3 +77,21 @@ parse_result() {
 }
 
 ms() { awk -v u="$1" 'BEGIN { printf "%.2fms", u / 1000 }'; }
+
+# wait_idle WHAT MAX_SECONDS TICKS_COMMAND...: waits until TICKS_COMMAND (which prints CPU ticks)
+# grows by under 5% of a core per half second, at most MAX_SECONDS, so work left over from the
+# previous scenario (such as flushing verification events) does not bleed into the next.
+wait_idle() {
+    local what="$1" max="$2" waited=0 a b
+    shift 2
+    while (( waited < max * 2 )); do
+        a="$("$@")"; sleep 0.5; b="$("$@")"
+        (( (b - a) * 40 < CLK_TCK )) && break
+        waited=$((waited + 1))
+    done
+    if (( waited >= max * 2 )); then
+        echo "$what still busy after ${max}s; going on anyway"
+    elif (( waited > 0 )); then
+        echo "waited $(awk -v w="$waited" 'BEGIN { print w / 2 }')s for $what to go idle"
+    fi
+}

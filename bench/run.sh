@@ -144,21 +144,9 @@ R_NOTE=""
 BASE_RPS=""
 VERIFIED=0 # verifications answered during wrk runs, to compare with the events stored
 
-# settle: waits (up to BENCH_SETTLE seconds) until the server uses under 5% of a core, so work left
-# over from the previous scenario (such as flushing verification events) does not bleed into the next.
-settle() { # settle [MAX_SECONDS]
-    local max="${1:-$SETTLE}" waited=0 a b
-    while (( waited < max * 2 )); do
-        a="$(cpu_ticks "$SERVER_PID")"; sleep 0.5; b="$(cpu_ticks "$SERVER_PID")"
-        (( (b - a) * 40 < CLK_TCK )) && break
-        waited=$((waited + 1))
-    done
-    if (( waited >= max * 2 )); then
-        echo "server still busy after ${max}s; going on anyway"
-    elif (( waited > 0 )); then
-        echo "waited $(awk -v w="$waited" 'BEGIN { print w / 2 }')s for the server to go idle"
-    fi
-}
+# settle [MAX_SECONDS]: waits (up to BENCH_SETTLE seconds) until the server is idle.
+server_ticks() { cpu_ticks "$SERVER_PID"; }
+settle() { wait_idle "the server" "${1:-$SETTLE}" server_ticks; }
 
 # run_wrk NAME SCRIPT URL: runs one measured scenario and sets R_* from its result line; prints
 # how much CPU the server, wrk and everything else on the machine used meanwhile. A run during
