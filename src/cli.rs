@@ -156,6 +156,9 @@ pub struct ServeArgs {
     /// How often keys' `lastUsedAt` is written from recent verifications (e.g. 60s, 500ms).
     #[arg(long, env = "KEYWARD_LAST_USED_INTERVAL", default_value = "60s", value_parser = parse_interval)]
     pub last_used_interval: std::time::Duration,
+    /// How many days audit events are kept (removed hourly past that).
+    #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS", default_value_t = crate::domain::audit::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub audit_retention_days: u32,
     /// The longest a request may take (a database that stopped answering): past it, 503.
     #[arg(long, env = "KEYWARD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
     pub request_timeout: std::time::Duration,
@@ -313,6 +316,9 @@ async fn serve(
         last_used_interval: args.last_used_interval,
         redis_url: redis,
         request_timeout: args.request_timeout,
+        audit_retention: std::time::Duration::from_secs(
+            u64::from(args.audit_retention_days) * 86_400,
+        ),
     };
     server::build(store, topology, clock, &config)?
         .serve(listener, server::shutdown_signal())
@@ -446,10 +452,17 @@ async fn audit(store: SharedStore, cmd: AuditCommand) -> anyhow::Result<()> {
     let service = AuditService::new(store);
     match cmd {
         AuditCommand::Verify { workspace } => match service.verify(&workspace).await? {
-            ChainReport::Intact { chained, unchained } => {
+            ChainReport::Intact {
+                chained,
+                unchained,
+                pruned,
+            } => {
                 println!("audit log of {workspace}: intact, {chained} chained events");
                 if unchained > 0 {
                     println!("  ({unchained} earlier events predate the chain and carry no hash)");
+                }
+                if pruned > 0 {
+                    println!("  (the first {pruned} events were removed by the retention period)");
                 }
             }
             ChainReport::Broken { seq, id, reason } => {

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// The longest a request may take before it is answered 503 ([`DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: std::time::Duration,
+    /// How long audit events are kept.
+    pub audit_retention: std::time::Duration,
 }
 
 /// The default bound of a request: well past any healthy one, short enough for a load balancer
@@ -67,6 +69,7 @@ pub struct Server {
     counters: Arc<LocalCounters>,
     redis: Option<Arc<RedisLink>>,
     cluster: Option<ClusterWorkers>,
+    audit_retention: std::time::Duration,
 }
 
 /// Cluster mode's workers: announcing this node's changes, hearing the others'.
@@ -185,6 +188,7 @@ pub fn build(
         counters,
         redis,
         cluster,
+        audit_retention: config.audit_retention,
     })
 }
 
@@ -224,6 +228,7 @@ impl Server {
             local_ledger,
             counters,
             cluster,
+            audit_retention,
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -236,6 +241,12 @@ impl Server {
                 stop_rx.clone(),
             )),
         ];
+        tasks.push(tokio::spawn(
+            state
+                .audit
+                .clone()
+                .run_retention(audit_retention, stop_rx.clone()),
+        ));
         if let Some(ledger) = local_ledger {
             tasks.push(tokio::spawn(ledger.run(stop_rx.clone())));
         }

@@ -12,12 +12,22 @@ use crate::store::{chain_hash, AuditStore, StoreResult};
 
 /// How many events a chain check or an export reads per round.
 const BATCH: i64 = 500;
+/// How long audit events are kept by default (`--audit-retention-days`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+/// How often the retention is applied.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What `keyward audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainReport {
-    /// Every chained event links to the one before it; `unchained` events predate the chain.
-    Intact { chained: u64, unchained: u64 },
+    /// Every chained event links to the one before it; `unchained` events predate the chain;
+    /// the first `pruned` positions were removed by retention (the chain is checked from the
+    /// first event that is left).
+    Intact {
+        chained: u64,
+        unchained: u64,
+        pruned: i64,
+    },
     /// The first event whose link does not hold, and why.
     Broken {
         seq: i64,
@@ -75,9 +85,37 @@ impl AuditService {
         }
     }
 
+    /// Removes the events written before `before_ms` (a prefix of each workspace's log).
+    pub async fn prune(&self, before_ms: i64) -> StoreResult<u64> {
+        self.store.prune_audit(before_ms).await
+    }
+
+    /// Applies `retention` about once an hour (and once at start) until `shutdown`.
+    pub async fn run_retention(
+        self: Arc<Self>,
+        retention: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use crate::clock::{Clock, SystemClock};
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        loop {
+            let cutoff = SystemClock.now_ms().saturating_sub(retention_ms);
+            match self.prune(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "audit events past their retention removed"),
+                Err(err) => tracing::warn!(error = %err, "audit retention failed; will retry"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
     /// Walks a workspace's chain from its first event and reports the first broken link.
     pub async fn verify(&self, workspace_id: &str) -> StoreResult<ChainReport> {
-        let mut expected_seq = 1;
+        let mut expected_seq: Option<i64> = None;
+        let mut pruned = 0;
         let mut prev: Option<String> = None;
         let (mut chained, mut unchained) = (0u64, 0u64);
         let mut check = |e: &StoredAuditEvent| -> Result<(), ChainReport> {
@@ -88,10 +126,15 @@ impl AuditService {
                     reason: reason.to_string(),
                 })
             };
-            if e.seq != expected_seq {
+            // Retention removes a prefix of the log: the first event left starts the check.
+            let expected = *expected_seq.get_or_insert_with(|| {
+                pruned = e.seq - 1;
+                e.seq
+            });
+            if e.seq != expected {
                 return fail("the event before it is missing");
             }
-            expected_seq += 1;
+            expected_seq = Some(expected + 1);
             let (Some(stored_prev), Some(hash)) = (&e.prev_hash, &e.hash) else {
                 if prev.is_some() {
                     return fail("it carries no hash, but the chain began before it");
@@ -111,7 +154,11 @@ impl AuditService {
         };
         Ok(match self.for_each(workspace_id, None, &mut check).await? {
             Err(broken) => broken,
-            Ok(()) => ChainReport::Intact { chained, unchained },
+            Ok(()) => ChainReport::Intact {
+                chained,
+                unchained,
+                pruned,
+            },
         })
     }
 }

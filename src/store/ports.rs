@@ -410,4 +410,7 @@ pub trait AuditStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<StoredAuditEvent>>;
     /// Audit events matching `query`, in log order (by position), at most `query.limit`.
     async fn audit_page(&self, query: &AuditQuery) -> StoreResult<Vec<StoredAuditEvent>>;
+    /// Deletes, in each workspace, every event up to the last one written before `before_ms`,
+    /// so what stays is always an unbroken end of the log. Returns how many were deleted.
+    async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64>;
 }

@@ -261,3 +261,35 @@ async fn tamper(app: &TestApp, event_id: &str) {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn retention_removes_the_oldest_events_and_the_rest_still_verifies() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.create_api(&format!("old-{i}")).await;
+    }
+    let day = 86_400_000;
+    app.clock.advance_ms(400 * day);
+    for i in 0..2 {
+        app.create_api(&format!("new-{i}")).await;
+    }
+    let removed = app.state.audit.prune(app.now() - 365 * day).await.unwrap();
+    assert!(removed >= 3, "removed {removed}");
+    let body = logs(&app, &app.root_key, json!({"events": ["api.create"]})).await;
+    let names: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["description"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let out = app.cli(&["audit", "verify", "--workspace", &app.workspace_id]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("removed by the retention period"), "{text}");
+    // Nothing more to remove.
+    assert_eq!(
+        app.state.audit.prune(app.now() - 365 * day).await.unwrap(),
+        0
+    );
+}

@@ -161,6 +161,7 @@ async fn start_server(
         last_used_interval,
         redis_url,
         request_timeout: Duration::from_secs(3),
+        audit_retention: Duration::from_secs(365 * 86_400),
     };
     let server = keyward::server::build(parts.store.clone(), parts.topology, shared_clock, &config)
         .expect("build the server");

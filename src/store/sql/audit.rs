@@ -161,7 +161,27 @@ impl AuditStore for SqlStore {
         let rows = statement.fetch_all(&self.reader).await?;
         rows.iter().map(event_of).collect()
     }
+
+    async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        sqlx::query(&format!(
+            "DELETE FROM audit_log_targets WHERE log_id IN ({PRUNED})"
+        ))
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(&format!("DELETE FROM audit_logs WHERE id IN ({PRUNED})"))
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
 }
+
+/// The events a prune removes: a prefix of each workspace's log, up to its last event before $1.
+const PRUNED: &str = "SELECT a.id FROM audit_logs a WHERE a.seq <= \
+     (SELECT MAX(b.seq) FROM audit_logs b WHERE b.workspace_id = a.workspace_id AND b.time_m < $1)";
 
 #[cfg(test)]
 mod tests {
