@@ -76,6 +76,8 @@ pub struct Server {
 struct ClusterWorkers {
     publisher: Publisher,
     subscriber: Subscriber,
+    /// Hands idle credit holdings back to the database (PostgreSQL only).
+    sweeper: Option<Arc<RedisLedger>>,
 }
 
 /// Wires the services. The ledger follows the topology: one process on SQLite decides credits in
@@ -91,18 +93,20 @@ pub fn build(
         Some(url) => Some(Arc::new(RedisLink::new(url)?)),
         None => None,
     };
-    let (ledger, local_ledger): (Arc<dyn Ledger>, Option<Arc<LocalLedger>>) =
-        match (topology, &redis) {
-            (Topology::SingleProcess, _) => {
-                let local = Arc::new(LocalLedger::new(store.clone()));
-                (local.clone(), Some(local))
-            }
-            (Topology::Shared, Some(link)) => (
-                Arc::new(RedisLedger::new(link.clone(), store.clone())),
-                None,
-            ),
-            (Topology::Shared, None) => (Arc::new(DatabaseLedger::new(store.clone())), None),
-        };
+    // The ledger, and the background work it needs (the local flusher or the Redis sweeper).
+    let local_ledger = matches!(topology, Topology::SingleProcess)
+        .then(|| Arc::new(LocalLedger::new(store.clone())));
+    let redis_ledger = match (topology, &redis) {
+        (Topology::Shared, Some(link)) => {
+            Some(Arc::new(RedisLedger::new(link.clone(), store.clone())))
+        }
+        _ => None,
+    };
+    let ledger: Arc<dyn Ledger> = match (&local_ledger, &redis_ledger) {
+        (Some(local), _) => local.clone(),
+        (None, Some(cluster)) => cluster.clone(),
+        (None, None) => Arc::new(DatabaseLedger::new(store.clone())),
+    };
     let counters = Arc::new(LocalCounters::new());
     // Cluster mode decides rate limits in Redis, with this node's counters as the fallback.
     let cluster_counters = redis.as_ref().map(|link| {
@@ -177,6 +181,7 @@ pub fn build(
         (Some(link), Some(publisher)) => Some(ClusterWorkers {
             subscriber: Subscriber::new(link, publisher.node(), feed.clone()),
             publisher,
+            sweeper: redis_ledger,
         }),
         _ => None,
     };
@@ -252,7 +257,10 @@ impl Server {
         }
         if let Some(cluster) = cluster {
             tasks.push(tokio::spawn(cluster.publisher.run(stop_rx.clone())));
-            tasks.push(tokio::spawn(cluster.subscriber.run(stop_rx)));
+            tasks.push(tokio::spawn(cluster.subscriber.run(stop_rx.clone())));
+            if let Some(sweeper) = cluster.sweeper {
+                tasks.push(tokio::spawn(sweeper.run_sweeper(stop_rx)));
+            }
         }
         let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, router)

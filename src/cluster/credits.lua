@@ -4,6 +4,7 @@
 --            held  credits moved out of the database and not yet spent
 --            db    the database's balance after the last move (an upper bound of it)
 --            at    when the balance was last refilled, as of the last move (unix ms)
+--            used  when the holding was last spent from or filled (Redis time, unix ms)
 -- KEYS[2]  the key's move lock: a token, with an expiry, held by the node moving credits
 -- ARGV[1]  the operation; the rest depends on it
 --
@@ -15,6 +16,11 @@
 --   4 DONE      (install, put_back, fence, release) the number is what was taken back, if any
 
 local op = ARGV[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 local function take_back()
   local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
@@ -41,6 +47,7 @@ if op == 'spend' then
   elseif held >= cost then
     if cost > 0 then
       redis.call('HINCRBY', KEYS[1], 'held', 0 - cost)
+      redis.call('HSET', KEYS[1], 'used', now_ms())
     end
     return {0, held - cost + db}
   elseif held + db < cost then
@@ -61,7 +68,7 @@ if op == 'install' then
   -- Only the lock's holder may describe the database; a mover whose lock expired only hands
   -- over its credits (a hash without db/at makes the next spend move again).
   if redis.call('GET', KEYS[2]) == ARGV[2] then
-    redis.call('HSET', KEYS[1], 'db', ARGV[4], 'at', ARGV[5])
+    redis.call('HSET', KEYS[1], 'db', ARGV[4], 'at', ARGV[5], 'used', now_ms())
     redis.call('DEL', KEYS[2])
   end
   return {4, 0}
@@ -88,6 +95,21 @@ if op == 'fence' then
     return {4, taken}
   end
   return {3, 0}
+end
+
+if op == 'sweep' then
+  -- ARGV: op, lock token, lock ms, idle ms. Like fence, but only for a holding nobody has used
+  -- for idle ms (and no one is moving): its credits go back to the row. {4, -1}: left alone.
+  local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
+  if used > now_ms() - tonumber(ARGV[4]) then
+    return {4, -1}
+  end
+  if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then
+    local taken = take_back()
+    redis.call('HDEL', KEYS[1], 'db', 'at')
+    return {4, taken}
+  end
+  return {4, -1}
 end
 
 if op == 'release' then

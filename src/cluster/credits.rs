@@ -33,7 +33,9 @@
 //!   Management changes of credits answer 503 then, since part of the balance is out of reach;
 //!   deletion still works.
 //! - Redis restarts without persistence, or fails over to a replica that missed writes: the held
-//!   credits of each key (at most [`MOVE_BLOCK`]) are lost; keys start again from their rows.
+//!   credits of each key spent from in the last [`IDLE_HOLDING`] (at most [`MOVE_BLOCK`] each)
+//!   are lost; keys start again from their rows. Every node hands holdings idle that long back to
+//!   their rows ([`RedisLedger::return_idle`]), so idle keys risk nothing.
 //! - A node dies while it holds a move lock: the lock expires after [`MOVE_LOCK`]; the credits
 //!   it had taken back are lost.
 //! - The database unreachable: spends that `held` covers go on; a move answers 503 and hands
@@ -58,6 +60,10 @@ pub const MOVE_BLOCK: i64 = 1000;
 pub const MOVE_LOCK: Duration = Duration::from_secs(2);
 /// How long a management fence lives if its node never releases it.
 pub const FENCE_LOCK: Duration = Duration::from_secs(10);
+/// A holding nobody spent from for this long goes back to its row.
+pub const IDLE_HOLDING: Duration = Duration::from_secs(600);
+/// How often idle holdings are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long a spend waits for another node's move before it spends on the row instead.
 const BUSY_WAIT: Duration = Duration::from_millis(200);
 /// How long a management change waits for a move in flight.
@@ -197,6 +203,107 @@ impl RedisLedger {
     }
 }
 
+impl RedisLedger {
+    /// Adds credits taken back from a holding (under `lock`) to the key's row; on failure hands
+    /// them back as [`RedisLedger::hand_back`] decides, and frees the lock.
+    async fn give_back(&self, key_id: &str, lock: &str, taken: i64) -> StoreResult<()> {
+        if taken == 0 {
+            return Ok(());
+        }
+        let mut decide = |stored: &StoredCredits| {
+            Some(CreditWrite {
+                remaining: Some(stored.remaining?.saturating_add(taken)),
+                refill_amount: stored.refill_amount,
+                refill_day: stored.refill_day,
+                last_refill_at: stored.last_refill_at,
+            })
+        };
+        if let Err(err) = self.store.modify_credits(key_id, &mut decide, None).await {
+            self.hand_back(key_id, lock, taken, &err).await;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn release_handle(&self, key_id: &str, lock: String) -> ReleaseHandle {
+        ReleaseHandle {
+            link: self.link.clone(),
+            script: self.script.clone(),
+            key_id: key_id.to_string(),
+            lock,
+        }
+    }
+
+    /// Hands the holdings nobody has spent from for `idle` back to their keys' rows, so a Redis
+    /// data loss can only cost the credits of keys in recent use. Returns how many it returned.
+    pub async fn return_idle(&self, idle: Duration) -> StoreResult<u64> {
+        let mut cursor: u64 = 0;
+        let mut returned = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .link
+                .call(|mut connection| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{KEY_PREFIX}*"))
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await
+                .map_err(|err| StoreError::Failed(format!("credits in Redis: {err}")))?;
+            for key in keys.iter().filter(|k| !k.ends_with(":lock")) {
+                let key_id = &key[KEY_PREFIX.len()..];
+                let lock = token();
+                let args = [
+                    "sweep".to_string(),
+                    lock.clone(),
+                    millis(FENCE_LOCK).to_string(),
+                    millis(idle).to_string(),
+                ];
+                match self.run(key_id, &args).await? {
+                    (DONE, -1) => {}
+                    (DONE, taken) => {
+                        self.give_back(key_id, &lock, taken).await?;
+                        self.release_handle(key_id, lock).release().await;
+                        returned += 1;
+                    }
+                    (code, _) => {
+                        return Err(StoreError::Failed(format!(
+                            "credits in Redis: unexpected answer {code}"
+                        )))
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(returned);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Returns idle holdings every [`SWEEP_EVERY`] until `shutdown`.
+    pub async fn run_sweeper(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.return_idle(IDLE_HOLDING).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(keys = n, "idle credit holdings handed back to the database")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "returning idle credit holdings failed; will retry")
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Ledger for RedisLedger {
     async fn spend(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend> {
@@ -320,28 +427,10 @@ impl Ledger for RedisLedger {
                 }
             }
         };
-        if taken != 0 {
-            let mut decide = |stored: &StoredCredits| {
-                Some(CreditWrite {
-                    remaining: Some(stored.remaining?.saturating_add(taken)),
-                    refill_amount: stored.refill_amount,
-                    refill_day: stored.refill_day,
-                    last_refill_at: stored.last_refill_at,
-                })
-            };
-            if let Err(err) = self.store.modify_credits(key_id, &mut decide, None).await {
-                self.hand_back(key_id, &lock, taken, &err).await;
-                return Err(err);
-            }
-        }
-        let ledger = ReleaseHandle {
-            link: self.link.clone(),
-            script: self.script.clone(),
-            key_id: key_id.to_string(),
-            lock,
-        };
+        self.give_back(key_id, &lock, taken).await?;
+        let release = self.release_handle(key_id, lock);
         Ok(LedgerGuard::releasing(move || {
-            tokio::spawn(ledger.release());
+            tokio::spawn(release.release());
         }))
     }
 

@@ -189,7 +189,7 @@ async fn an_unreachable_redis_falls_back_to_local_counters_without_stalling() {
 }
 
 /// A `redis-server` of this test's own, on a free port, without persistence.
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     port: u16,
     child: std::process::Child,
 }
@@ -205,7 +205,7 @@ impl PrivateRedis {
         PrivateRedis { port, child }
     }
 
-    fn start() -> PrivateRedis {
+    pub(crate) fn start() -> PrivateRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -213,11 +213,11 @@ impl PrivateRedis {
         PrivateRedis::start_on(port)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         let port = self.port;
         eventually(
             Duration::from_secs(5),

@@ -537,3 +537,46 @@ async fn the_redis_ledger_spends_as_the_credit_rule_says() {
         assert_eq!(link.fallbacks(), 0, "every call was answered by Redis");
     }
 }
+
+#[tokio::test]
+async fn holdings_nobody_uses_go_back_to_the_database() {
+    use keyward::cluster::credits::RedisLedger;
+    use keyward::cluster::link::RedisLink;
+    if cluster_env().is_none() {
+        return;
+    }
+    // A Redis of this test's own: the sweep looks at every holding in it.
+    let redis = crate::cluster::PrivateRedis::start();
+    redis.wait_ready().await;
+    let app = spawn_cluster_app(&redis.url()).await;
+    let api = app.create_api("payments").await;
+    let (key_id, key) = create_key(&app, &api, json!({"credits": {"remaining": 100}})).await;
+    assert_eq!(outcome(&app.verify(json!({"key": key})).await).1, json!(99));
+    let row = |app: &TestApp| {
+        let (store, key_id) = (app.store.clone(), key_id.clone());
+        async move {
+            store
+                .load_credits(&key_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .remaining
+        }
+    };
+    assert_eq!(row(&app).await, Some(0), "Redis holds the 99");
+
+    let sweeper = RedisLedger::new(
+        std::sync::Arc::new(RedisLink::new(&redis.url()).unwrap()),
+        app.store.clone(),
+    );
+    assert_eq!(
+        sweeper.return_idle(Duration::from_secs(600)).await.unwrap(),
+        0
+    );
+    assert_eq!(row(&app).await, Some(0), "in use: left alone");
+    assert_eq!(sweeper.return_idle(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(row(&app).await, Some(99), "back in the row");
+    assert_eq!(remaining(&app, &key_id).await, 99);
+    // And spent from again as before.
+    assert_eq!(outcome(&app.verify(json!({"key": key})).await).1, json!(98));
+}
