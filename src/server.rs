@@ -97,9 +97,11 @@ pub fn build(
     let local_ledger = matches!(topology, Topology::SingleProcess)
         .then(|| Arc::new(LocalLedger::new(store.clone())));
     let redis_ledger = match (topology, &redis) {
-        (Topology::Shared, Some(link)) => {
-            Some(Arc::new(RedisLedger::new(link.clone(), store.clone())))
-        }
+        (Topology::Shared, Some(link)) => Some(Arc::new(RedisLedger::new(
+            link.clone(),
+            store.clone(),
+            config.request_timeout,
+        ))),
         _ => None,
     };
     let ledger: Arc<dyn Ledger> = match (&local_ledger, &redis_ledger) {

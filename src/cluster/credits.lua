@@ -8,9 +8,10 @@
 -- KEYS[2]  the key's move lock: a token, with an expiry, held by the node moving credits
 -- ARGV[1]  the operation; the rest depends on it
 --
--- Answers are {code, number}:
---   0 SPENT     the balance after (held + db)
---   1 SHORT     not enough: the balance (held + db), unchanged
+-- Answers are {code, number, db}, db the row's part as text (the caller adds it to held in
+-- integers: Lua's numbers are doubles), '' where it does not apply:
+--   0 SPENT     held after the spend, and db
+--   1 SHORT     not enough: held and db, unchanged
 --   2 MOVE      the caller holds the lock and must move credits; the number is what it took back
 --   3 BUSY      another node holds the lock; nothing changed
 --   4 DONE      (install, put_back, fence, release) the number is what was taken back, if any
@@ -35,7 +36,7 @@ if op == 'spend' then
   local cost = tonumber(ARGV[2])
   local boundary = tonumber(ARGV[3])
   if redis.call('EXISTS', KEYS[2]) == 1 then
-    return {3, 0}
+    return {3, 0, ''}
   end
   local h = redis.call('HMGET', KEYS[1], 'held', 'db', 'at')
   local held, db, at = tonumber(h[1] or '0'), tonumber(h[2]), tonumber(h[3])
@@ -49,41 +50,44 @@ if op == 'spend' then
       redis.call('HINCRBY', KEYS[1], 'held', 0 - cost)
       redis.call('HSET', KEYS[1], 'used', now_ms())
     end
-    return {0, held - cost + db}
+    return {0, held - cost, h[2]}
   elseif held + db < cost then
-    return {1, held + db}            -- db only ever falls between moves: surely not enough
+    return {1, held, h[2]}           -- db only ever falls between moves: surely not enough
   else
     move = true                      -- enough only with the database's part
   end
   redis.call('SET', KEYS[2], ARGV[4], 'PX', tonumber(ARGV[5]))
-  return {2, take_back()}
+  return {2, take_back(), ''}
 end
 
 if op == 'install' then
-  -- ARGV: op, lock token, credits to hold, database balance after, last refill
+  -- ARGV: op, lock token, credits to hold, database balance after, last refill. Only the lock's
+  -- holder hands credits over: a mover whose lock was lost to another (which the lock's lifetime,
+  -- longer than any request's, rules out) keeps them out of circulation instead of risking them.
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+    return {3, 0, ''}
+  end
   local add = tonumber(ARGV[3])
   if add ~= 0 then
     redis.call('HINCRBY', KEYS[1], 'held', add)
   end
-  -- Only the lock's holder may describe the database; a mover whose lock expired only hands
-  -- over its credits (a hash without db/at makes the next spend move again).
-  if redis.call('GET', KEYS[2]) == ARGV[2] then
-    redis.call('HSET', KEYS[1], 'db', ARGV[4], 'at', ARGV[5], 'used', now_ms())
-    redis.call('DEL', KEYS[2])
-  end
-  return {4, 0}
+  redis.call('HSET', KEYS[1], 'db', ARGV[4], 'at', ARGV[5], 'used', now_ms())
+  redis.call('DEL', KEYS[2])
+  return {4, 0, ''}
 end
 
 if op == 'put_back' then
-  -- ARGV: op, lock token, credits taken back that the database did not receive
+  -- ARGV: op, lock token, credits taken back that the database did not receive. Lock holder only,
+  -- as for install.
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+    return {3, 0, ''}
+  end
   local add = tonumber(ARGV[3])
   if add ~= 0 then
     redis.call('HINCRBY', KEYS[1], 'held', add)
   end
-  if redis.call('GET', KEYS[2]) == ARGV[2] then
-    redis.call('DEL', KEYS[2])
-  end
-  return {4, 0}
+  redis.call('DEL', KEYS[2])
+  return {4, 0, ''}
 end
 
 if op == 'fence' then
@@ -92,9 +96,9 @@ if op == 'fence' then
   if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then
     local taken = take_back()
     redis.call('HDEL', KEYS[1], 'db', 'at')
-    return {4, taken}
+    return {4, taken, ''}
   end
-  return {3, 0}
+  return {3, 0, ''}
 end
 
 if op == 'sweep' then
@@ -102,14 +106,14 @@ if op == 'sweep' then
   -- for idle ms (and no one is moving): its credits go back to the row. {4, -1}: left alone.
   local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
   if used > now_ms() - tonumber(ARGV[4]) then
-    return {4, -1}
+    return {4, -1, ''}
   end
   if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then
     local taken = take_back()
     redis.call('HDEL', KEYS[1], 'db', 'at')
-    return {4, taken}
+    return {4, taken, ''}
   end
-  return {4, -1}
+  return {4, -1, ''}
 end
 
 if op == 'release' then
@@ -120,7 +124,7 @@ if op == 'release' then
       redis.call('DEL', KEYS[1])
     end
   end
-  return {4, 0}
+  return {4, 0, ''}
 end
 
 return redis.error_reply('unknown credits operation ' .. tostring(op))

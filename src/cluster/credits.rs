@@ -36,8 +36,10 @@
 //!   credits of each key spent from in the last [`IDLE_HOLDING`] (at most [`MOVE_BLOCK`] each)
 //!   are lost; keys start again from their rows. Every node hands holdings idle that long back to
 //!   their rows ([`RedisLedger::return_idle`]), so idle keys risk nothing.
-//! - A node dies while it holds a move lock: the lock expires after [`MOVE_LOCK`]; the credits
-//!   it had taken back are lost.
+//! - A node dies while it holds a move lock: the lock expires (the request timeout plus
+//!   [`LOCK_MARGIN`]); the credits it had taken back are lost.
+//! - While Redis is unreachable, spends on the row apply no refill: the refill is decided by the
+//!   next move, over the row and what Redis holds together (refused meanwhile, never doubled).
 //! - The database unreachable: spends that `held` covers go on; a move answers 503 and hands
 //!   back what it took when the transaction surely never started.
 
@@ -56,10 +58,10 @@ use crate::store::{CreditStore, StoreError, StoreResult};
 
 /// The most credits a move takes out of a row: what a Redis data loss can cost per key.
 pub const MOVE_BLOCK: i64 = 1000;
-/// How long a move lock lives if its node never releases it.
-pub const MOVE_LOCK: Duration = Duration::from_secs(2);
-/// How long a management fence lives if its node never releases it.
-pub const FENCE_LOCK: Duration = Duration::from_secs(10);
+/// How much longer a move or fence lock lives than the longest request (the request timeout):
+/// a mover's request is dropped, and its transaction rolled back, before its lock can expire, so
+/// no other node ever moves or fences the key while a move is still in flight.
+pub const LOCK_MARGIN: Duration = Duration::from_secs(5);
 /// A holding nobody spent from for this long goes back to its row.
 pub const IDLE_HOLDING: Duration = Duration::from_secs(600);
 /// How often idle holdings are looked for.
@@ -84,6 +86,8 @@ pub struct RedisLedger {
     store: Arc<dyn CreditStore>,
     database: DatabaseLedger,
     script: redis::Script,
+    /// How long move and fence locks live: longer than any request ([`LOCK_MARGIN`]).
+    lock_ttl: Duration,
 }
 
 fn holding(key_id: &str) -> String {
@@ -99,29 +103,37 @@ fn millis(duration: Duration) -> i64 {
 }
 
 impl RedisLedger {
-    pub fn new(link: Arc<RedisLink>, store: Arc<dyn CreditStore>) -> Self {
+    /// `request_timeout`: the longest a request may run (its locks outlive it by
+    /// [`LOCK_MARGIN`]).
+    pub fn new(
+        link: Arc<RedisLink>,
+        store: Arc<dyn CreditStore>,
+        request_timeout: Duration,
+    ) -> Self {
         RedisLedger {
             link,
             database: DatabaseLedger::new(store.clone()),
             store,
             script: redis::Script::new(include_str!("credits.lua")),
+            lock_ttl: request_timeout + LOCK_MARGIN,
         }
     }
 
-    /// Runs one operation of the script on a key's holding.
-    async fn run(&self, key_id: &str, args: &[String]) -> Result<(i64, i64), StoreError> {
+    /// Runs one operation of the script on a key's holding: its code, number, and the row's part
+    /// of the balance where it applies.
+    async fn run(&self, key_id: &str, args: &[String]) -> Result<(i64, i64, i64), StoreError> {
         let key = holding(key_id);
         let mut invocation = self.script.prepare_invoke();
         invocation.key(&key).key(format!("{key}:lock"));
         for arg in args {
             invocation.arg(arg);
         }
-        let answer: (i64, i64) = self
+        let (code, number, db): (i64, i64, String) = self
             .link
             .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await
             .map_err(|err| StoreError::Failed(format!("credits in Redis: {err}")))?;
-        Ok(answer)
+        Ok((code, number, db.parse().unwrap_or(0)))
     }
 
     /// Moves credits for a spend (the caller holds the lock and took back `taken`).
@@ -166,13 +178,18 @@ impl RedisLedger {
                 at.to_string(),
             ],
         };
-        if let Err(err) = self.run(key.key_id, &install).await {
+        let lost = match self.run(key.key_id, &install).await {
+            Ok((DONE, ..)) => None,
+            Ok((code, ..)) => Some(format!("the move lock was lost (answer {code})")),
+            Err(err) => Some(err.to_string()),
+        };
+        if let Some(why) = lost {
             // The row no longer has them and Redis may not: refuse them rather than risk
             // spending them twice.
             tracing::error!(
                 key_id = key.key_id,
                 credits = block,
-                error = %err,
+                error = %why,
                 "credits moved out of the database could not be handed to Redis and are lost"
             );
         }
@@ -197,8 +214,16 @@ impl RedisLedger {
             );
         }
         let args = ["put_back".into(), lock.into(), give.to_string()];
-        if let Err(err) = self.run(key_id, &args).await {
-            tracing::warn!(key_id, error = %err, "could not free a credit lock in Redis; it expires by itself");
+        match self.run(key_id, &args).await {
+            Ok((DONE, ..)) => {}
+            Ok(_) => tracing::error!(
+                key_id,
+                credits = give,
+                "the credit lock was lost; credits kept out of circulation"
+            ),
+            Err(err) => {
+                tracing::warn!(key_id, error = %err, "could not free a credit lock in Redis; it expires by itself")
+            }
         }
     }
 }
@@ -239,6 +264,7 @@ impl RedisLedger {
     pub async fn return_idle(&self, idle: Duration) -> StoreResult<u64> {
         let mut cursor: u64 = 0;
         let mut returned = 0;
+        let mut failed = None;
         loop {
             let (next, keys): (u64, Vec<String>) = self
                 .link
@@ -256,32 +282,68 @@ impl RedisLedger {
                 .map_err(|err| StoreError::Failed(format!("credits in Redis: {err}")))?;
             for key in keys.iter().filter(|k| !k.ends_with(":lock")) {
                 let key_id = &key[KEY_PREFIX.len()..];
-                let lock = token();
-                let args = [
-                    "sweep".to_string(),
-                    lock.clone(),
-                    millis(FENCE_LOCK).to_string(),
-                    millis(idle).to_string(),
-                ];
-                match self.run(key_id, &args).await? {
-                    (DONE, -1) => {}
-                    (DONE, taken) => {
-                        self.give_back(key_id, &lock, taken).await?;
-                        self.release_handle(key_id, lock).release().await;
-                        returned += 1;
-                    }
-                    (code, _) => {
-                        return Err(StoreError::Failed(format!(
-                            "credits in Redis: unexpected answer {code}"
-                        )))
+                // Bounded well inside the lock's life, like a request; one key failing (the
+                // database away) does not stop the others.
+                match tokio::time::timeout(
+                    self.lock_ttl - LOCK_MARGIN,
+                    self.return_one(key_id, idle),
+                )
+                .await
+                {
+                    Ok(Ok(true)) => returned += 1,
+                    Ok(Ok(false)) => {}
+                    Ok(Err(err)) => failed = Some(err),
+                    Err(_) => {
+                        failed = Some(StoreError::Failed("returning a holding timed out".into()))
                     }
                 }
             }
             if next == 0 {
-                return Ok(returned);
+                return match failed {
+                    Some(err) if returned == 0 => Err(err),
+                    _ => Ok(returned),
+                };
             }
             cursor = next;
         }
+    }
+
+    /// Hands one holding back if it is idle; whether it did.
+    async fn return_one(&self, key_id: &str, idle: Duration) -> StoreResult<bool> {
+        let lock = token();
+        let args = [
+            "sweep".to_string(),
+            lock.clone(),
+            millis(self.lock_ttl).to_string(),
+            millis(idle).to_string(),
+        ];
+        match self.run(key_id, &args).await? {
+            (DONE, -1, _) => Ok(false),
+            (DONE, taken, _) => {
+                self.give_back(key_id, &lock, taken).await?;
+                self.release_handle(key_id, lock).release().await;
+                Ok(true)
+            }
+            (code, ..) => Err(StoreError::Failed(format!(
+                "credits in Redis: unexpected answer {code}"
+            ))),
+        }
+    }
+
+    /// The key's terms without its refill: for spends on the row alone, which must not refill
+    /// what Redis may partly hold (the next move refills the whole).
+    fn without_refill<'a>(key: &KeyCredits<'a>) -> KeyCredits<'a> {
+        KeyCredits {
+            refill: None,
+            ..*key
+        }
+    }
+
+    /// Spends on the row alone, exactly, without a refill (see [`Self::without_refill`]).
+    async fn spend_on_row(&self, key: &KeyCredits<'_>, cost: i64, now: i64) -> StoreResult<Spend> {
+        self.database
+            .spend(&Self::without_refill(key), cost, now)
+            .await
     }
 
     /// Returns idle holdings every [`SWEEP_EVERY`] until `shutdown`.
@@ -316,7 +378,7 @@ impl Ledger for RedisLedger {
             cost.to_string(),
             boundary.to_string(),
             lock.clone(),
-            millis(MOVE_LOCK).to_string(),
+            millis(self.lock_ttl).to_string(),
         ];
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
@@ -324,19 +386,19 @@ impl Ledger for RedisLedger {
             let answer = match self.run(key.key_id, &args).await {
                 Ok(answer) => answer,
                 // Redis is out of reach: the row's part, exactly, in the database.
-                Err(_) => return self.database.spend(key, cost, now).await,
+                Err(_) => return self.spend_on_row(key, cost, now).await,
             };
             match answer {
-                (SPENT, after) => return Ok(Spend::Spent(after)),
-                (SHORT, balance) => return Ok(Spend::Insufficient(balance)),
-                (MOVE, taken) => return self.move_and_spend(key, cost, now, &lock, taken).await,
-                (BUSY, _) if started.elapsed() < BUSY_WAIT => {
+                (SPENT, held, db) => return Ok(Spend::Spent(held.saturating_add(db))),
+                (SHORT, held, db) => return Ok(Spend::Insufficient(held.saturating_add(db))),
+                (MOVE, taken, _) => return self.move_and_spend(key, cost, now, &lock, taken).await,
+                (BUSY, ..) if started.elapsed() < BUSY_WAIT => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 // Another node has been moving for long: spend on the row, which is exact.
-                (BUSY, _) => return self.database.spend(key, cost, now).await,
-                (code, _) => {
+                (BUSY, ..) => return self.spend_on_row(key, cost, now).await,
+                (code, ..) => {
                     return Err(StoreError::Failed(format!(
                         "credits in Redis: unexpected answer {code}"
                     )))
@@ -381,7 +443,7 @@ impl Ledger for RedisLedger {
             })
             .await;
         let Ok((held, db, at)) = read else {
-            return self.database.current(key, now).await;
+            return self.database.current(&Self::without_refill(key), now).await;
         };
         let held = held.unwrap_or(0);
         let due = |at: i64| {
@@ -406,21 +468,21 @@ impl Ledger for RedisLedger {
         let args = [
             "fence".to_string(),
             lock.clone(),
-            millis(FENCE_LOCK).to_string(),
+            millis(self.lock_ttl).to_string(),
         ];
         let started = Instant::now();
         let taken = loop {
             match self.run(key_id, &args).await? {
-                (DONE, taken) => break taken,
-                (BUSY, _) if started.elapsed() < FENCE_WAIT => {
+                (DONE, taken, _) => break taken,
+                (BUSY, ..) if started.elapsed() < FENCE_WAIT => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                (BUSY, _) => {
+                (BUSY, ..) => {
                     return Err(StoreError::Failed(format!(
                         "the credits of key {key_id} are being moved by another node"
                     )))
                 }
-                (code, _) => {
+                (code, ..) => {
                     return Err(StoreError::Failed(format!(
                         "credits in Redis: unexpected answer {code}"
                     )))
@@ -456,7 +518,7 @@ impl ReleaseHandle {
             .key(format!("{key}:lock"))
             .arg("release")
             .arg(&self.lock);
-        let released: Result<(i64, i64), _> = self
+        let released: Result<(i64, i64, String), _> = self
             .link
             .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await;

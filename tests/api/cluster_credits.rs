@@ -494,7 +494,7 @@ async fn the_redis_ledger_spends_as_the_credit_rule_says() {
     ];
     let nodes = links
         .clone()
-        .map(|link| RedisLedger::new(link, app.store.clone()));
+        .map(|link| RedisLedger::new(link, app.store.clone(), Duration::from_secs(3)));
     let refill = Some(Refill {
         amount: 1200,
         day: None,
@@ -568,6 +568,7 @@ async fn holdings_nobody_uses_go_back_to_the_database() {
     let sweeper = RedisLedger::new(
         std::sync::Arc::new(RedisLink::new(&redis.url()).unwrap()),
         app.store.clone(),
+        Duration::from_secs(3),
     );
     assert_eq!(
         sweeper.return_idle(Duration::from_secs(600)).await.unwrap(),
@@ -579,4 +580,46 @@ async fn holdings_nobody_uses_go_back_to_the_database() {
     assert_eq!(remaining(&app, &key_id).await, 99);
     // And spent from again as before.
     assert_eq!(outcome(&app.verify(json!({"key": key})).await).1, json!(98));
+}
+
+#[tokio::test]
+async fn without_redis_no_refill_is_made_on_the_row_alone() {
+    let Some(redis) = cluster_env() else { return };
+    let (app, proxy) = node_behind_redis_proxy(&redis).await;
+    let day = 86_400_000;
+    app.clock.set_ms((app.now() / day) * day + 10 * 3_600_000);
+    let api = app.create_api("payments").await;
+    let (_, key) = create_key(
+        &app,
+        &api,
+        json!({"credits": {"remaining": 2, "refill": {"interval": "daily", "amount": 10}}}),
+    )
+    .await;
+    // Redis holds 1, the row 0.
+    assert_eq!(outcome(&app.verify(json!({"key": key})).await).1, json!(1));
+    proxy.cut();
+    app.clock.advance_ms(day);
+    // A refill is due, but the row alone cannot decide it: Redis holds part of the balance.
+    assert_eq!(
+        code(&app.verify(json!({"key": key})).await),
+        "USAGE_EXCEEDED"
+    );
+    proxy.restore();
+    let app = &app;
+    let key = &key;
+    eventually(Duration::from_secs(5), "the refill, once", || async move {
+        match outcome(&app.verify(json!({"key": key})).await) {
+            (c, n) if c == "VALID" && n == json!(9) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let mut valid = 1;
+    for _ in 0..12 {
+        valid += usize::from(code(&app.verify(json!({"key": key})).await) == "VALID");
+    }
+    assert_eq!(
+        valid, 10,
+        "max(held + row, amount) = 10, not 10 + what Redis held"
+    );
 }
