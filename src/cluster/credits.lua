@@ -60,10 +60,12 @@ if op == 'spend' then
   return {2, take_back(), ''}
 end
 
-if op == 'install' then
-  -- ARGV: op, lock token, credits to hold, database balance after, last refill. Only the lock's
-  -- holder hands credits over: a mover whose lock was lost to another (which the lock's lifetime,
-  -- longer than any request's, rules out) keeps them out of circulation instead of risking them.
+if op == 'install' or op == 'put_back' then
+  -- install:  ARGV: op, lock token, credits to hold, database balance after, last refill.
+  -- put_back: ARGV: op, lock token, credits taken back that the database did not receive.
+  -- Only the lock's holder hands credits over, and frees the lock: a mover whose lock was lost
+  -- (which the lock's lifetime, longer than any request's, rules out) keeps them out of
+  -- circulation instead of risking them.
   if redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return {3, 0, ''}
   end
@@ -71,20 +73,8 @@ if op == 'install' then
   if add ~= 0 then
     redis.call('HINCRBY', KEYS[1], 'held', add)
   end
-  redis.call('HSET', KEYS[1], 'db', ARGV[4], 'at', ARGV[5], 'used', now_ms())
-  redis.call('DEL', KEYS[2])
-  return {4, 0, ''}
-end
-
-if op == 'put_back' then
-  -- ARGV: op, lock token, credits taken back that the database did not receive. Lock holder only,
-  -- as for install.
-  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
-    return {3, 0, ''}
-  end
-  local add = tonumber(ARGV[3])
-  if add ~= 0 then
-    redis.call('HINCRBY', KEYS[1], 'held', add)
+  if op == 'install' then
+    redis.call('HSET', KEYS[1], 'db', ARGV[4], 'at', ARGV[5], 'used', now_ms())
   end
   redis.call('DEL', KEYS[2])
   return {4, 0, ''}
