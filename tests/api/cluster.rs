@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::faults::PrivateRedis;
 use crate::helpers::{eventually, spawn_cluster_app, TestApp};
 
 fn shared_redis() -> Option<String> {
@@ -188,69 +189,12 @@ async fn an_unreachable_redis_falls_back_to_local_counters_without_stalling() {
     assert!(text.contains("# TYPE keyward_redis_fallbacks_total counter"));
 }
 
-/// A `redis-server` of this test's own, on a free port, without persistence.
-pub(crate) struct PrivateRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    fn start_on(port: u16) -> PrivateRedis {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redis-server (scripts/ensure-services.sh installs it)");
-        PrivateRedis { port, child }
-    }
-
-    pub(crate) fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        PrivateRedis::start_on(port)
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub(crate) async fn wait_ready(&self) {
-        let port = self.port;
-        eventually(
-            Duration::from_secs(5),
-            "redis-server accepts connections",
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            },
-        )
-        .await;
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn losing_redis_falls_back_and_its_return_restores_cluster_mode() {
     if shared_redis().is_none() {
         return;
     }
-    let mut redis = PrivateRedis::start();
-    redis.wait_ready().await;
+    let mut redis = PrivateRedis::start().await;
     let app = spawn_cluster_app(&redis.url()).await;
     let counters = app.workers.redis.clone().expect("cluster mode");
     let identifier = unique("user");
@@ -277,9 +221,7 @@ async fn losing_redis_falls_back_and_its_return_restores_cluster_mode() {
     );
     assert!(!counters.using_redis());
 
-    let port = redis.port;
-    let _back = PrivateRedis::start_on(port);
-    _back.wait_ready().await;
+    let _back = PrivateRedis::start_on(redis.port).await;
     let counters = &counters;
     eventually(
         Duration::from_secs(5),

@@ -546,8 +546,7 @@ async fn holdings_nobody_uses_go_back_to_the_database() {
         return;
     }
     // A Redis of this test's own: the sweep looks at every holding in it.
-    let redis = crate::cluster::PrivateRedis::start();
-    redis.wait_ready().await;
+    let redis = crate::faults::PrivateRedis::start().await;
     let app = spawn_cluster_app(&redis.url()).await;
     let api = app.create_api("payments").await;
     let (key_id, key) = create_key(&app, &api, json!({"credits": {"remaining": 100}})).await;

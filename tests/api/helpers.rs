@@ -188,6 +188,29 @@ async fn start_server(
     }
 }
 
+/// Sends a request and checks what every response holds (JSON, a `req_` id in the body and in
+/// `X-Request-Id`).
+pub async fn send(request: reqwest::RequestBuilder) -> TestResponse {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
+    let request_id = body["meta"]["requestId"].as_str().expect("meta.requestId");
+    assert!(request_id.starts_with("req_"), "{request_id}");
+    assert_eq!(
+        headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some(request_id),
+        "X-Request-Id must repeat meta.requestId"
+    );
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// Polls `probe` until it answers `Ok`, sleeping briefly between attempts, and returns that value;
 /// panics naming `what` and the last `Err` once `timeout` has passed. For effects that arrive from
 /// another process or a background task (the change feed, the event writer), never for a route's
@@ -323,24 +346,7 @@ impl TestApp {
 
     /// Sends any request and checks the invariants every response must hold.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
-        let request_id = body["meta"]["requestId"].as_str().expect("meta.requestId");
-        assert!(request_id.starts_with("req_"), "{request_id}");
-        assert_eq!(
-            headers.get("x-request-id").and_then(|v| v.to_str().ok()),
-            Some(request_id),
-            "X-Request-Id must repeat meta.requestId"
-        );
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        send(request).await
     }
 
     /// Creates a root key in the app's workspace with exactly these permissions.

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, TestResponse};
+use crate::faults::PrivateRedis;
+use crate::helpers::{eventually, send, TestResponse};
 
 /// Revocation must reach every node within this (the promise): a change made through a
 /// node, or with the CLI given the cluster's `--redis`, which tells the nodes at once.
@@ -245,71 +246,6 @@ impl Drop for Node {
     }
 }
 
-/// A `redis-server` of the test's own on a free port, without persistence; killed on drop.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start() -> PrivateRedis {
-        PrivateRedis::start_on(free_port()).await
-    }
-
-    async fn start_on(port: u16) -> PrivateRedis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server (scripts/ensure-services.sh installs it)");
-        let redis = PrivateRedis {
-            port,
-            child: Some(child),
-        };
-        eventually(
-            Duration::from_secs(5),
-            "the private redis-server accepts connections",
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            },
-        )
-        .await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("a running redis-server").id()
-    }
-
-    /// Kills it and waits until it is gone (its port refuses connections from then on).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // A frozen server must be thawed for SIGKILL's wait to be prompt on every kernel.
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Two nodes (`a` = 0, `b` = 1) on one fresh database and one Redis, with a workspace and an
 /// all-powerful root key made by the CLI before either starts.
 struct Cluster {
@@ -444,27 +380,6 @@ impl Cluster {
         let body = json!({"namespace": "nodes", "identifier": unique("user"), "limit": limit, "duration": 600_000});
         let responses = self.race("/v2/ratelimit.limit", vec![body; calls]).await;
         responses.iter().filter(|r| passed(r)).count()
-    }
-}
-
-/// Sends a request and checks what every response holds (JSON, a request id in both places).
-async fn send(request: reqwest::RequestBuilder) -> TestResponse {
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    let body: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"));
-    let request_id = body["meta"]["requestId"].as_str().expect("meta.requestId");
-    assert_eq!(
-        headers.get("x-request-id").and_then(|v| v.to_str().ok()),
-        Some(request_id),
-        "X-Request-Id must repeat meta.requestId"
-    );
-    TestResponse {
-        status,
-        headers,
-        body,
     }
 }
 
