@@ -162,6 +162,39 @@ pub struct ServeArgs {
     /// The longest a request may take (a database that stopped answering): past it, 503.
     #[arg(long, env = "KEYWARD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
     pub request_timeout: std::time::Duration,
+    /// This node's name in analytics (the `region` column); default: the host name.
+    #[arg(long, env = "KEYWARD_REGION", value_parser = parse_region)]
+    pub region: Option<String>,
+    /// Days of analytics kept: raw events and minute and hour rollups (day rollups at least 365,
+    /// month rollups at least 1095); also how far back a query may reach.
+    #[arg(long, env = "KEYWARD_ANALYTICS_RETENTION_DAYS", default_value_t = crate::domain::analytics::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub analytics_retention_days: u32,
+    /// Analytics queries each workspace may run per hour (0: no quota).
+    #[arg(long, env = "KEYWARD_ANALYTICS_QUERY_QUOTA", default_value_t = crate::domain::analytics::DEFAULT_QUERIES_PER_HOUR)]
+    pub analytics_query_quota: u32,
+}
+
+/// A region name: 1 to 64 letters, digits, `-`, `_` or `.`.
+fn parse_region(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err("use 1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
+}
+
+/// The machine's host name, for the default region.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .and_then(|name| parse_region(name.trim()).ok())
+        .unwrap_or_else(|| "keyward".to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -319,6 +352,12 @@ async fn serve(
         audit_retention: std::time::Duration::from_secs(
             u64::from(args.audit_retention_days) * 86_400,
         ),
+        region: args.region.unwrap_or_else(host_name),
+        analytics: crate::domain::analytics::AnalyticsSettings {
+            retention_days: args.analytics_retention_days,
+            queries_per_hour: args.analytics_query_quota,
+            ..Default::default()
+        },
     };
     server::build(store, topology, clock, &config)?
         .serve(listener, server::shutdown_signal())

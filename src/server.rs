@@ -15,12 +15,13 @@ use crate::cluster::changes::{self, Publisher, Subscriber};
 use crate::cluster::counters::{ClusterCounters, RedisCounters};
 use crate::cluster::credits::RedisLedger;
 use crate::cluster::link::{LinkError, RedisLink};
+use crate::domain::analytics::AnalyticsSettings;
 use crate::domain::apis::ApiService;
 use crate::domain::audit::AuditService;
 use crate::domain::auth::Authenticator;
 use crate::domain::auth::RootKeyCache;
 use crate::domain::credits::{DatabaseLedger, Ledger, LocalLedger};
-use crate::domain::events::{self, EventWriter};
+use crate::domain::events::{self, EventWriter, Retention, WriterConfig};
 use crate::domain::health::{HealthService, Probe};
 use crate::domain::identities::IdentityService;
 use crate::domain::invalidation::{
@@ -51,6 +52,9 @@ pub struct ServerConfig {
     pub request_timeout: std::time::Duration,
     /// How long audit events are kept.
     pub audit_retention: std::time::Duration,
+    /// This node's name in analytics (`region`).
+    pub region: String,
+    pub analytics: AnalyticsSettings,
 }
 
 /// The default bound of a request: well past any healthy one, short enough for a load balancer
@@ -88,7 +92,16 @@ pub fn build(
     clock: SharedClock,
     config: &ServerConfig,
 ) -> Result<Server, LinkError> {
-    let (sink, events) = events::channel(store.clone(), config.last_used_interval);
+    let (sink, events) = events::channel(
+        store.clone(),
+        WriterConfig {
+            last_used_interval: config.last_used_interval,
+            region: config.region.clone(),
+            retention: Retention {
+                days: config.analytics.retention_days,
+            },
+        },
+    );
     let redis = match &config.redis_url {
         Some(url) => Some(Arc::new(RedisLink::new(url)?)),
         None => None,
@@ -144,7 +157,7 @@ pub fn build(
         key_cache,
         invalidator.clone(),
         ledger,
-        sink,
+        sink.clone(),
         shared_counters.clone(),
     ));
     let services = Services {
@@ -162,6 +175,7 @@ pub fn build(
             shared_counters.clone(),
             namespace_cache,
             invalidator.clone(),
+            sink.clone(),
         )),
         keys,
         audit: Arc::new(AuditService::new(store.clone())),

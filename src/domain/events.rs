@@ -1,13 +1,18 @@
-//! Verification events: recorded off the request path and written in batches.
+//! Analytics events (verifications and rate-limit decisions): recorded off the request path and
+//! written in batches.
 //!
-//! The request path only pushes a [`PendingEvent`] into a bounded channel ([`EventSink::record`]
-//! never waits, and copies no ids: the event points at the cached key). A writer drains it and
-//! inserts up to [`BATCH`] rows per transaction, at least every [`FLUSH_INTERVAL`], and drains the
-//! rest at shutdown. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
+//! The request path only pushes a [`PendingEvent`] or [`PendingRatelimit`] into a bounded channel
+//! ([`EventSink::record`] never waits, and copies no ids: a verification points at the cached key,
+//! a decision at the cached namespace). A writer drains it and writes up to [`BATCH`] events per
+//! transaction, at least every [`FLUSH_INTERVAL`], and drains the rest at shutdown. Each batch also
+//! carries the rollups' increments: the batch's events counted per minute, hour, day and month
+//! bucket and per everything a query can group by, so a hot key costs one upsert per bucket per
+//! batch rather than one per event. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
 //! its own with a prepared statement) the writer is a dedicated thread that blocks on the channel;
-//! otherwise it is an async task using [`crate::store::EventStore::insert_verifications`]. If the
+//! otherwise it is an async task using [`crate::store::EventStore::insert_events`]. If the
 //! database falls so far behind that the channel fills, events are dropped and counted rather than
-//! slowing verifications down. Events older than [`RETENTION_MS`] are pruned.
+//! slowing verifications down. Old events and rollups are pruned in the background
+//! ([`Retention`]).
 //!
 //! The writer also keeps each key's latest verification time and writes them to
 //! `key_last_used` (what `lastUsedAt` shows) every [`LAST_USED_INTERVAL`] by default and at
@@ -24,7 +29,10 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::keys::cache::CachedKey;
-use crate::model::{LastUse, NewVerification};
+use crate::model::{
+    AnalyticsCutoffs, EventBatch, Granularity, LastUse, Namespace, NewRatelimitEvent,
+    NewVerification, RatelimitCount, VerificationCount,
+};
 use crate::store::{EventLog, EventStore};
 
 /// Events kept in memory before new ones are dropped.
@@ -41,8 +49,39 @@ pub const WRITER_TICK: Duration = Duration::from_millis(50);
 /// late too.
 pub const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How long verification events are kept: 90 days.
-pub const RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long analytics is kept, in days: the raw events and the minute and hour rollups for
+/// `days` (`--analytics-retention-days`, 90 by default), the day rollups for at least a year and
+/// the month rollups for at least three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { days: 90 }
+    }
+}
+
+impl Retention {
+    pub const MIN_DAY_ROLLUP_DAYS: i64 = 365;
+    pub const MIN_MONTH_ROLLUP_DAYS: i64 = 3 * 365;
+
+    /// Where each table is cut at `now_ms`.
+    pub fn cutoffs(self, now_ms: i64) -> AnalyticsCutoffs {
+        let days = i64::from(self.days);
+        AnalyticsCutoffs {
+            raw_ms: now_ms - days * DAY_MS,
+            day_ms: now_ms - days.max(Self::MIN_DAY_ROLLUP_DAYS) * DAY_MS,
+            month_ms: now_ms - days.max(Self::MIN_MONTH_ROLLUP_DAYS) * DAY_MS,
+        }
+    }
+}
+
+/// Where verifications come from, in the `source` column. Unkey also has `gateway`.
+pub const SOURCE_API: &str = "api";
 
 /// A verification as the request path hands it over.
 pub struct PendingEvent {
@@ -55,10 +94,31 @@ pub struct PendingEvent {
     pub latency_us: i64,
 }
 
+/// A rate-limit decision as the request path hands it over.
+pub struct PendingRatelimit {
+    pub namespace: Arc<Namespace>,
+    pub request_id: Arc<str>,
+    pub time_ms: i64,
+    pub identifier: String,
+    pub passed: bool,
+    pub latency_us: i64,
+    pub override_id: Option<String>,
+    pub limit: i64,
+    pub remaining: i64,
+    pub reset_at_ms: i64,
+    pub tokens: i64,
+}
+
+/// What travels through the queue.
+pub enum Event {
+    Verification(PendingEvent),
+    Ratelimit(PendingRatelimit),
+}
+
 /// The request path's handle.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: SyncSender<PendingEvent>,
+    tx: SyncSender<Event>,
     dropped: Arc<AtomicU64>,
     rounds: Arc<Rounds>,
 }
@@ -78,12 +138,21 @@ impl Rounds {
 }
 
 impl EventSink {
-    /// Queues an event; drops it (and counts the drop) if the queue is full.
+    /// Queues a verification; drops it (and counts the drop) if the queue is full.
     pub fn record(&self, event: PendingEvent) {
+        self.send(Event::Verification(event));
+    }
+
+    /// Queues a rate-limit decision, like [`EventSink::record`].
+    pub fn record_ratelimit(&self, event: PendingRatelimit) {
+        self.send(Event::Ratelimit(event));
+    }
+
+    fn send(&self, event: Event) {
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
-                tracing::warn!(dropped = n, "verification event queue full; events dropped");
+                tracing::warn!(dropped = n, "analytics event queue full; events dropped");
             }
         }
     }
@@ -112,17 +181,35 @@ impl EventSink {
 
 /// The writer side.
 pub struct EventWriter {
-    rx: Receiver<PendingEvent>,
+    rx: Receiver<Event>,
     store: Arc<dyn EventStore>,
     last_used: LastUsed,
     rounds: Arc<Rounds>,
+    config: WriterConfig,
 }
 
-/// A connected sink and writer; the writer updates `lastUsedAt` every `last_used_interval`.
-pub fn channel(
-    store: Arc<dyn EventStore>,
-    last_used_interval: Duration,
-) -> (EventSink, EventWriter) {
+/// How the writer labels and keeps events.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// How often keys' `lastUsedAt` is brought up to date.
+    pub last_used_interval: Duration,
+    /// This node's name, in every verification's `region` column.
+    pub region: String,
+    pub retention: Retention,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            last_used_interval: LAST_USED_INTERVAL,
+            region: String::new(),
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// A connected sink and writer.
+pub fn channel(store: Arc<dyn EventStore>, config: WriterConfig) -> (EventSink, EventWriter) {
     let (tx, rx) = mpsc::sync_channel(CAPACITY);
     let rounds = Arc::new(Rounds::default());
     (
@@ -134,8 +221,9 @@ pub fn channel(
         EventWriter {
             rx,
             store,
-            last_used: LastUsed::new(last_used_interval),
+            last_used: LastUsed::new(config.last_used_interval),
             rounds,
+            config,
         },
     )
 }
@@ -163,8 +251,11 @@ impl LastUsed {
         }
     }
 
-    fn note(&mut self, batch: &[PendingEvent]) {
+    fn note(&mut self, batch: &[Event]) {
         for event in batch {
+            let Event::Verification(event) = event else {
+                continue;
+            };
             match self.pending.get_mut(&*event.key.id) {
                 Some(time) => *time = (*time).max(event.time_ms),
                 None => {
@@ -202,39 +293,161 @@ fn last_uses(taken: &[(Box<str>, i64)]) -> Vec<LastUse<'_>> {
         .collect()
 }
 
-/// Tag arrays as stored (JSON), `None` for the common empty one.
-fn tags_json(batch: &[PendingEvent]) -> Vec<Option<String>> {
+/// Tag arrays as stored (JSON), `None` for the common empty one and for decisions.
+fn tags_json(batch: &[Event]) -> Vec<Option<String>> {
     batch
         .iter()
-        .map(|e| (!e.tags.is_empty()).then(|| serde_json::to_string(&e.tags).unwrap_or_default()))
-        .collect()
-}
-
-/// The rows of a batch, borrowing from it.
-fn rows<'a>(batch: &'a [PendingEvent], tags: &'a [Option<String>]) -> Vec<NewVerification<'a>> {
-    batch
-        .iter()
-        .zip(tags)
-        .map(|(e, tags)| NewVerification {
-            request_id: &e.request_id,
-            time_ms: e.time_ms,
-            workspace_id: &e.key.workspace_id,
-            api_id: &e.key.api_id,
-            key_space_id: &e.key.key_space_id,
-            key_id: &e.key.id,
-            identity_id: e.key.identity.as_ref().map(|i| &*i.id),
-            outcome: e.outcome,
-            tags: tags.as_deref().unwrap_or("[]"),
-            spent_credits: e.spent_credits,
-            latency_us: e.latency_us,
+        .map(|e| match e {
+            Event::Verification(e) if !e.tags.is_empty() => {
+                Some(serde_json::to_string(&e.tags).unwrap_or_default())
+            }
+            _ => None,
         })
         .collect()
 }
 
+/// What a verification rollup row is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct CountedAs<'a> {
+    granularity: Granularity,
+    time_ms: i64,
+    workspace_id: &'a str,
+    key_space_id: &'a str,
+    key_id: &'a str,
+    identity_id: &'a str,
+    external_id: &'a str,
+    outcome: &'a str,
+    tags: &'a str,
+}
+
+/// What a round writes, borrowing from its events: the raw rows and the rollups' increments,
+/// sorted so that concurrent writers (several nodes on PostgreSQL) lock rollup rows in one order.
+fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -> EventBatch<'a> {
+    let mut out = EventBatch::default();
+    let mut counted: HashMap<CountedAs<'a>, (i64, i64)> = HashMap::new();
+    let mut limits: HashMap<(Granularity, i64, &str, &str, &str), [i64; 4]> = HashMap::new();
+    for (event, tags) in events.iter().zip(tags) {
+        match event {
+            Event::Verification(e) => {
+                let identity = e.key.identity.as_deref();
+                let row = NewVerification {
+                    request_id: &e.request_id,
+                    time_ms: e.time_ms,
+                    workspace_id: &e.key.workspace_id,
+                    api_id: &e.key.api_id,
+                    key_space_id: &e.key.key_space_id,
+                    key_id: &e.key.id,
+                    identity_id: identity.map(|i| &*i.id),
+                    outcome: e.outcome,
+                    tags: tags.as_deref().unwrap_or("[]"),
+                    spent_credits: e.spent_credits,
+                    latency_us: e.latency_us,
+                    external_id: identity.map(|i| &*i.external_id).unwrap_or(""),
+                    region,
+                    source: SOURCE_API,
+                };
+                for granularity in Granularity::ALL {
+                    let sums = counted
+                        .entry(CountedAs {
+                            granularity,
+                            time_ms: granularity.start(row.time_ms),
+                            workspace_id: row.workspace_id,
+                            key_space_id: row.key_space_id,
+                            key_id: row.key_id,
+                            identity_id: row.identity_id.unwrap_or(""),
+                            external_id: row.external_id,
+                            outcome: row.outcome,
+                            tags: row.tags,
+                        })
+                        .or_default();
+                    sums.0 += 1;
+                    sums.1 += row.spent_credits;
+                }
+                out.verifications.push(row);
+            }
+            Event::Ratelimit(e) => {
+                let row = NewRatelimitEvent {
+                    request_id: &e.request_id,
+                    time_ms: e.time_ms,
+                    workspace_id: &e.namespace.workspace_id,
+                    namespace_id: &e.namespace.id,
+                    identifier: &e.identifier,
+                    passed: e.passed,
+                    latency_us: e.latency_us,
+                    override_id: e.override_id.as_deref().unwrap_or(""),
+                    limit: e.limit,
+                    remaining: e.remaining,
+                    reset_at_ms: e.reset_at_ms,
+                    tokens: e.tokens,
+                };
+                for granularity in Granularity::ALL {
+                    let sums = limits
+                        .entry((
+                            granularity,
+                            granularity.start(row.time_ms),
+                            row.workspace_id,
+                            row.namespace_id,
+                            row.identifier,
+                        ))
+                        .or_default();
+                    sums[0] += i64::from(row.passed);
+                    sums[1] += 1;
+                    sums[2] += if row.passed { row.tokens } else { 0 };
+                    sums[3] += row.tokens;
+                }
+                out.ratelimits.push(row);
+            }
+        }
+    }
+    let mut counted: Vec<_> = counted.into_iter().collect();
+    counted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out.verification_counts = counted
+        .into_iter()
+        .map(|(k, (count, spent_credits))| VerificationCount {
+            granularity: k.granularity,
+            time_ms: k.time_ms,
+            workspace_id: k.workspace_id,
+            key_space_id: k.key_space_id,
+            key_id: k.key_id,
+            identity_id: k.identity_id,
+            external_id: k.external_id,
+            outcome: k.outcome,
+            source: SOURCE_API,
+            tags: k.tags,
+            count,
+            spent_credits,
+        })
+        .collect();
+    let mut limits: Vec<_> = limits.into_iter().collect();
+    limits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out.ratelimit_counts = limits
+        .into_iter()
+        .map(
+            |(
+                (granularity, time_ms, ws, namespace, identifier),
+                [passed, total, passed_tokens, total_tokens],
+            )| {
+                RatelimitCount {
+                    granularity,
+                    time_ms,
+                    workspace_id: ws,
+                    namespace_id: namespace,
+                    identifier,
+                    passed,
+                    total,
+                    passed_tokens,
+                    total_tokens,
+                }
+            },
+        )
+        .collect();
+    out
+}
+
 impl EventWriter {
     /// Takes what is queued now, up to [`BATCH`] events, and whether every sender is gone.
-    fn take_batch(&self) -> (Vec<PendingEvent>, bool) {
-        let mut batch: Vec<PendingEvent> = Vec::new();
+    fn take_batch(&self) -> (Vec<Event>, bool) {
+        let mut batch: Vec<Event> = Vec::new();
         while batch.len() < BATCH {
             match self.rx.try_recv() {
                 Ok(event) => batch.push(event),
@@ -256,8 +469,9 @@ impl EventWriter {
             written += batch.len();
             self.last_used.note(&batch);
             let tags = tags_json(&batch);
-            if let Err(err) = self.store.insert_verifications(&rows(&batch, &tags)).await {
-                tracing::error!(error = %err, lost = batch.len(), "writing verification events failed");
+            let rows = self::batch(&batch, &tags, &self.config.region);
+            if let Err(err) = self.store.insert_events(&rows).await {
+                tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
             }
         }
     }
@@ -284,7 +498,11 @@ impl EventWriter {
                 None
             }
         };
-        let pruner = tokio::spawn(prune_loop(self.store.clone(), shutdown.clone()));
+        let pruner = tokio::spawn(prune_loop(
+            self.store.clone(),
+            self.config.retention,
+            shutdown.clone(),
+        ));
         match log {
             Some(log) => {
                 let stop = Arc::new(AtomicBool::new(false));
@@ -323,8 +541,9 @@ impl EventWriter {
                 if !batch.is_empty() {
                     self.last_used.note(&batch);
                     let tags = tags_json(&batch);
-                    if let Err(err) = log.append(&rows(&batch, &tags)) {
-                        tracing::error!(error = %err, lost = batch.len(), "writing verification events failed");
+                    let rows = self::batch(&batch, &tags, &self.config.region);
+                    if let Err(err) = log.append(&rows) {
+                        tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
                     }
                 }
                 if batch.len() < BATCH {
@@ -351,12 +570,18 @@ impl EventWriter {
     }
 }
 
-/// Prunes events older than [`RETENTION_MS`] about once an hour, until `shutdown`.
-async fn prune_loop(store: Arc<dyn EventStore>, mut shutdown: watch::Receiver<bool>) {
+/// Prunes what `retention` no longer keeps, about once an hour, until `shutdown`.
+async fn prune_loop(
+    store: Arc<dyn EventStore>,
+    retention: Retention,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        let cutoff = SystemClock.now_ms() - RETENTION_MS;
-        if let Err(err) = store.prune_verifications(cutoff).await {
-            tracing::warn!(error = %err, "pruning old verification events failed");
+        let cutoffs = retention.cutoffs(SystemClock.now_ms());
+        match store.prune_analytics(&cutoffs).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned old analytics"),
+            Err(err) => tracing::warn!(error = %err, "pruning old analytics failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}

@@ -3,6 +3,7 @@
 //! the store (below) can depend on it without depending on each other.
 
 pub mod admin;
+pub mod analytics;
 pub mod audit;
 pub mod changes;
 pub mod credits;
@@ -14,6 +15,7 @@ pub mod patch;
 pub mod rbac;
 
 pub use admin::*;
+pub use analytics::*;
 pub use audit::*;
 pub use changes::*;
 pub use credits::*;

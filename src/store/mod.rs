@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{LastUse, NewVerification};
+use crate::model::{EventBatch, LastUse};
 
 mod ports;
 pub mod postgres;
@@ -16,8 +16,8 @@ pub mod sql;
 pub mod sqlite;
 
 pub use ports::{
-    AdminStore, ApiStore, AuditStore, ChangeStore, CreditStore, EventStore, IdentityStore,
-    KeyStore, LimitStore, MigrationStore, RbacStore,
+    AdminStore, AnalyticsStore, ApiStore, AuditStore, ChangeStore, CreditStore, EventStore,
+    IdentityStore, KeyStore, LimitStore, MigrationStore, RbacStore,
 };
 pub use sql::chain_hash;
 
@@ -56,11 +56,30 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Why a query produced no rows.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsRunError {
+    #[error("the query ran past its time limit")]
+    Timeout,
+    #[error("the result is larger than allowed")]
+    TooLarge,
+    /// The database refused the query (an unknown column, a type mismatch): the caller's fault.
+    /// `message` is the database's own and may name internals; it is for logs only.
+    #[error("the database refused the query: {message}")]
+    Refused {
+        message: String,
+        /// PostgreSQL's SQLSTATE, when there is one.
+        code: Option<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A synchronous writer of verification events with a connection of its own, for a dedicated
 /// thread: it avoids the async driver's per-value overhead on the busiest write path.
 pub trait EventLog: Send {
-    /// Appends rows in one transaction.
-    fn append(&mut self, rows: &[NewVerification<'_>]) -> StoreResult<()>;
+    /// Appends a batch's events and adds its increments to the rollups, in one transaction.
+    fn append(&mut self, batch: &EventBatch<'_>) -> StoreResult<()>;
     /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never
     /// backwards, in one transaction.
     fn touch_last_used(&mut self, uses: &[LastUse<'_>]) -> StoreResult<()>;
@@ -84,6 +103,7 @@ pub trait Store:
     + EventStore
     + ChangeStore
     + AuditStore
+    + AnalyticsStore
 {
 }
 
@@ -99,6 +119,7 @@ impl<T> Store for T where
         + EventStore
         + ChangeStore
         + AuditStore
+        + AnalyticsStore
         + ?Sized
 {
 }

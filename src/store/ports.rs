@@ -365,24 +365,33 @@ pub trait LimitStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Override>>;
 }
 
-/// Verification events and keys' `lastUsedAt`.
+/// Analytics events (verifications, rate-limit decisions, their rollups) and keys' `lastUsedAt`.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// A dedicated synchronous event log, where the backend has one (SQLite); `None` means
-    /// events go through [`EventStore::insert_verifications`].
+    /// events go through [`EventStore::insert_events`].
     fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>>;
-    /// Appends verification events.
-    async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()>;
+    /// Appends a batch's events and adds its increments to the rollups, in one transaction.
+    async fn insert_events(&self, batch: &EventBatch<'_>) -> StoreResult<()>;
     /// Advances each key's `lastUsedAt` (table `key_last_used`) to the given time, never backwards.
     async fn touch_last_used(&self, uses: &[LastUse<'_>]) -> StoreResult<()>;
-    /// Drops verification events older than `before_ms`; returns how many.
-    async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64>;
+    /// Drops the analytics rows retention no longer keeps; returns how many.
+    async fn prune_analytics(&self, cutoffs: &AnalyticsCutoffs) -> StoreResult<u64>;
     /// Verification events of a key, newest first (for tests and analytics).
     async fn list_verifications(
         &self,
         key_id: &str,
         limit: i64,
     ) -> StoreResult<Vec<VerificationEvent>>;
+}
+
+/// Compiled analytics queries, run read-only with a time limit.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync + 'static {
+    async fn run_analytics(
+        &self,
+        query: &AnalyticsQuery,
+    ) -> Result<AnalyticsRows, super::AnalyticsRunError>;
 }
 
 /// The change feed other nodes follow to drop what they cached.

@@ -8,9 +8,13 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::Executor;
 
-use super::sql::{Dialect, SqlStore, LAST_USED_UPSERT};
+use super::sql::{
+    ratelimit_count_head, ratelimit_count_tail, verification_count_head, verification_count_tail,
+    Dialect, SqlStore, LAST_USED_UPSERT, RATELIMIT_COLUMNS, RATELIMIT_COUNT_COLUMNS,
+    RATELIMIT_INSERT, VERIFICATION_COLUMNS, VERIFICATION_COUNT_COLUMNS, VERIFICATION_INSERT,
+};
 use super::{EventLog, StoreResult};
-use crate::model::{LastUse, NewVerification};
+use crate::model::{EventBatch, Granularity, LastUse};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -49,21 +53,25 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
     MIGRATOR.run(&writer).await?;
     let reader = options().max_connections(8).connect(&url).await?;
     let path = path.to_path_buf();
-    Ok(
-        SqlStore::new(Dialect::sqlite(), reader, writer).with_event_log(Box::new(move || {
-            Ok(Box::new(SqliteEventLog::open(&path)?) as Box<dyn EventLog>)
-        })),
-    )
+    let log_path = path.clone();
+    Ok(SqlStore::new(Dialect::sqlite(), reader, writer)
+        .with_event_log(Box::new(move || {
+            Ok(Box::new(SqliteEventLog::open(&log_path)?) as Box<dyn EventLog>)
+        }))
+        .with_sqlite_analytics(path))
 }
 
-/// The event writer's own connection. Verification events are analytics, so its commits use
-/// `synchronous=NORMAL`: in WAL mode that survives a crash of the process and costs no fsync per
-/// batch; only a power loss can take the last batches with it.
+/// The event writer's own connection. Analytics events are not worth an fsync each, so its
+/// commits use `synchronous=NORMAL`: in WAL mode that survives a crash of the process; only a power
+/// loss can take the last batches with it.
 pub struct SqliteEventLog {
     conn: rusqlite::Connection,
-    /// The insert of [`ROWS_PER_INSERT`] rows, and of one.
-    insert_many: String,
-    insert_one: String,
+    /// Each statement's text, built once: `[0]` for [`ROWS_PER_INSERT`] rows, `[1]` for one.
+    verifications: [String; 2],
+    ratelimits: [String; 2],
+    /// One upsert per rollup table, indexed by `Granularity as usize`.
+    verification_counts: Vec<String>,
+    ratelimit_counts: Vec<String>,
     upsert_last_used: String,
 }
 
@@ -73,10 +81,30 @@ impl SqliteEventLog {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
         )?;
+        let insert = |head: &str, columns: usize| {
+            [
+                values(head, ROWS_PER_INSERT, columns),
+                values(head, 1, columns),
+            ]
+        };
         Ok(SqliteEventLog {
             conn,
-            insert_many: insert_sql(ROWS_PER_INSERT),
-            insert_one: insert_sql(1),
+            verifications: insert(VERIFICATION_INSERT, VERIFICATION_COLUMNS),
+            ratelimits: insert(RATELIMIT_INSERT, RATELIMIT_COLUMNS),
+            verification_counts: Granularity::ALL
+                .iter()
+                .map(|&g| {
+                    values(&verification_count_head(g), 1, VERIFICATION_COUNT_COLUMNS)
+                        + &verification_count_tail(g)
+                })
+                .collect(),
+            ratelimit_counts: Granularity::ALL
+                .iter()
+                .map(|&g| {
+                    values(&ratelimit_count_head(g), 1, RATELIMIT_COUNT_COLUMNS)
+                        + &ratelimit_count_tail(g)
+                })
+                .collect(),
             upsert_last_used: format!(
                 "INSERT INTO key_last_used (key_id, time_m) VALUES (?1, ?2){}",
                 LAST_USED_UPSERT
@@ -88,61 +116,150 @@ impl SqliteEventLog {
 /// Rows per multi-row `INSERT`: one statement step per this many events rather than per event.
 const ROWS_PER_INSERT: usize = 32;
 
-const INSERT_HEAD: &str = "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, \
-                           key_space_id, key_id, identity_id, outcome, tags, spent_credits, latency_us) VALUES ";
-
-/// `INSERT ... VALUES (?, ...), ...` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(INSERT_HEAD);
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    }
+/// `head` followed by `rows` rows of `columns` anonymous parameters.
+fn values(head: &str, rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    let mut sql = String::from(head);
+    sql.push_str(&vec![row; rows].join(", "));
     sql
 }
 
-fn bind_row(
+fn bind_all(
     statement: &mut rusqlite::CachedStatement<'_>,
     offset: usize,
-    r: &NewVerification<'_>,
+    values: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<()> {
-    statement.raw_bind_parameter(offset + 1, r.request_id)?;
-    statement.raw_bind_parameter(offset + 2, r.time_ms)?;
-    statement.raw_bind_parameter(offset + 3, r.workspace_id)?;
-    statement.raw_bind_parameter(offset + 4, r.api_id)?;
-    statement.raw_bind_parameter(offset + 5, r.key_space_id)?;
-    statement.raw_bind_parameter(offset + 6, r.key_id)?;
-    statement.raw_bind_parameter(offset + 7, r.identity_id)?;
-    statement.raw_bind_parameter(offset + 8, r.outcome)?;
-    statement.raw_bind_parameter(offset + 9, r.tags)?;
-    statement.raw_bind_parameter(offset + 10, r.spent_credits)?;
-    statement.raw_bind_parameter(offset + 11, r.latency_us)?;
+    for (i, value) in values.iter().enumerate() {
+        statement.raw_bind_parameter(offset + i + 1, value)?;
+    }
+    Ok(())
+}
+
+/// Inserts `rows` through the many-row statement in runs of [`ROWS_PER_INSERT`], the rest one
+/// by one.
+fn insert_rows<T>(
+    tx: &rusqlite::Transaction<'_>,
+    statements: &[String; 2],
+    columns: usize,
+    rows: &[T],
+    bind: impl Fn(&mut rusqlite::CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        if chunk.len() == ROWS_PER_INSERT {
+            let mut insert = tx.prepare_cached(&statements[0])?;
+            for (i, r) in chunk.iter().enumerate() {
+                bind(&mut insert, i * columns, r)?;
+            }
+            insert.raw_execute()?;
+        } else {
+            let mut insert = tx.prepare_cached(&statements[1])?;
+            for r in chunk {
+                bind(&mut insert, 0, r)?;
+                insert.raw_execute()?;
+            }
+        }
+    }
     Ok(())
 }
 
 impl EventLog for SqliteEventLog {
-    fn append(&mut self, rows: &[NewVerification<'_>]) -> StoreResult<()> {
+    fn append(&mut self, batch: &EventBatch<'_>) -> StoreResult<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                if chunk.len() == ROWS_PER_INSERT {
-                    let mut insert = tx.prepare_cached(&self.insert_many)?;
-                    for (i, r) in chunk.iter().enumerate() {
-                        bind_row(&mut insert, i * 11, r)?;
-                    }
-                    insert.raw_execute()?;
-                } else {
-                    let mut insert = tx.prepare_cached(&self.insert_one)?;
-                    for r in chunk {
-                        bind_row(&mut insert, 0, r)?;
-                        insert.raw_execute()?;
-                    }
-                }
-            }
+        insert_rows(
+            &tx,
+            &self.verifications,
+            VERIFICATION_COLUMNS,
+            &batch.verifications,
+            |statement, offset, r| {
+                bind_all(
+                    statement,
+                    offset,
+                    &[
+                        &r.request_id,
+                        &r.time_ms,
+                        &r.workspace_id,
+                        &r.api_id,
+                        &r.key_space_id,
+                        &r.key_id,
+                        &r.identity_id,
+                        &r.outcome,
+                        &r.tags,
+                        &r.spent_credits,
+                        &r.latency_us,
+                        &r.external_id,
+                        &r.region,
+                        &r.source,
+                    ],
+                )
+            },
+        )?;
+        insert_rows(
+            &tx,
+            &self.ratelimits,
+            RATELIMIT_COLUMNS,
+            &batch.ratelimits,
+            |statement, offset, r| {
+                bind_all(
+                    statement,
+                    offset,
+                    &[
+                        &r.request_id,
+                        &r.time_ms,
+                        &r.workspace_id,
+                        &r.namespace_id,
+                        &r.identifier,
+                        &r.passed,
+                        &r.latency_us,
+                        &r.override_id,
+                        &r.limit,
+                        &r.remaining,
+                        &r.reset_at_ms,
+                        &r.tokens,
+                    ],
+                )
+            },
+        )?;
+        for c in &batch.verification_counts {
+            let mut upsert =
+                tx.prepare_cached(&self.verification_counts[c.granularity as usize])?;
+            bind_all(
+                &mut upsert,
+                0,
+                &[
+                    &c.workspace_id,
+                    &c.time_ms,
+                    &c.key_space_id,
+                    &c.key_id,
+                    &c.identity_id,
+                    &c.external_id,
+                    &c.outcome,
+                    &c.source,
+                    &c.tags,
+                    &c.count,
+                    &c.spent_credits,
+                ],
+            )?;
+            upsert.raw_execute()?;
+        }
+        for c in &batch.ratelimit_counts {
+            let mut upsert = tx.prepare_cached(&self.ratelimit_counts[c.granularity as usize])?;
+            bind_all(
+                &mut upsert,
+                0,
+                &[
+                    &c.workspace_id,
+                    &c.time_ms,
+                    &c.namespace_id,
+                    &c.identifier,
+                    &c.passed,
+                    &c.total,
+                    &c.passed_tokens,
+                    &c.total_tokens,
+                ],
+            )?;
+            upsert.raw_execute()?;
         }
         tx.commit()?;
         Ok(())

@@ -162,6 +162,8 @@ async fn start_server(
         redis_url,
         request_timeout: Duration::from_secs(3),
         audit_retention: Duration::from_secs(365 * 86_400),
+        region: "test-region".into(),
+        analytics: Default::default(),
     };
     let server = keyward::server::build(parts.store.clone(), parts.topology, shared_clock, &config)
         .expect("build the server");

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
+use crate::domain::events::{EventSink, PendingRatelimit};
 use crate::domain::invalidation::{Invalidate, Invalidator};
 use crate::domain::ratelimit::{namespace_key, CounterError, Counters, LimitCheck, LimitOutcome};
 use crate::ids::{self, Prefix};
@@ -57,7 +59,7 @@ pub fn match_override<'a>(namespace: &'a Namespace, identifier: &str) -> Option<
 /// One item of `ratelimit.limit` / `ratelimit.multiLimit`.
 #[derive(Debug, Clone)]
 pub struct LimitRequest<'a> {
-    pub namespace: &'a Namespace,
+    pub namespace: &'a Arc<Namespace>,
     pub identifier: &'a str,
     pub limit: i64,
     pub duration_ms: i64,
@@ -124,6 +126,15 @@ pub struct LimitService {
     pub counters: Arc<dyn Counters>,
     cache: Arc<NamespaceCache>,
     invalidator: Arc<Invalidator>,
+    /// Where decisions are recorded for analytics.
+    events: EventSink,
+}
+
+/// The request a batch of limits is decided for, as analytics records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Requested<'a> {
+    pub request_id: &'a str,
+    pub started: Instant,
 }
 
 impl LimitService {
@@ -132,12 +143,14 @@ impl LimitService {
         counters: Arc<dyn Counters>,
         cache: Arc<NamespaceCache>,
         invalidator: Arc<Invalidator>,
+        events: EventSink,
     ) -> Self {
         LimitService {
             store,
             counters,
             cache,
             invalidator,
+            events,
         }
     }
 
@@ -201,11 +214,13 @@ impl LimitService {
         Ok(Arc::new(created))
     }
 
-    /// Decides a batch of standalone limits together (overrides applied).
+    /// Decides a batch of standalone limits together (overrides applied), and records each
+    /// decision for analytics.
     pub async fn limit(
         &self,
         items: &[LimitRequest<'_>],
         now: i64,
+        requested: Requested<'_>,
     ) -> Result<Vec<LimitDecision>, CounterError> {
         let mut checks = Vec::with_capacity(items.len());
         let mut applied = Vec::with_capacity(items.len());
@@ -229,7 +244,7 @@ impl LimitService {
             applied.push((limit, override_id));
         }
         let outcomes = self.counters.decide(&checks, now).await?;
-        Ok(outcomes
+        let decisions: Vec<LimitDecision> = outcomes
             .into_iter()
             .zip(applied)
             .map(|(outcome, (limit, override_id))| LimitDecision {
@@ -237,7 +252,29 @@ impl LimitService {
                 limit,
                 override_id,
             })
-            .collect())
+            .collect();
+        let latency_us = requested
+            .started
+            .elapsed()
+            .as_micros()
+            .min(i64::MAX as u128) as i64;
+        let request_id: Arc<str> = Arc::from(requested.request_id);
+        for (item, decision) in items.iter().zip(&decisions) {
+            self.events.record_ratelimit(PendingRatelimit {
+                namespace: item.namespace.clone(),
+                request_id: request_id.clone(),
+                time_ms: now,
+                identifier: item.identifier.to_string(),
+                passed: decision.outcome.passed,
+                latency_us,
+                override_id: decision.override_id.clone(),
+                limit: decision.limit,
+                remaining: decision.outcome.remaining,
+                reset_at_ms: decision.outcome.reset,
+                tokens: item.cost,
+            });
+        }
+        Ok(decisions)
     }
 
     /// Creates or replaces (and revives) an override; returns its id.

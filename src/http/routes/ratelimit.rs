@@ -5,19 +5,21 @@
 //! override calls.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
 
 use super::{Method, Operation};
-use crate::domain::ratelimit::namespaces::{match_override, LimitRequest};
+use crate::domain::ratelimit::namespaces::{match_override, LimitRequest, Requested};
 use crate::domain::rbac::requirement::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
     array, boolean, cached_schema, integer, object, optional, required, string, Schema,
 };
+use crate::http::scope::current_request_id;
 use crate::http::{split_page, ApiResponse, AppState, Empty};
 use crate::model::{Namespace, Override};
 
@@ -148,6 +150,7 @@ async fn limit(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<LimitBody>,
 ) -> Result<ApiResponse<LimitData>, ApiError> {
+    let started = Instant::now();
     let ns = namespace_for_limit(&state, &caller, &body.namespace).await?;
     caller.require_scoped("ratelimit", &ns.id, "limit")?;
     let decisions = state
@@ -161,6 +164,10 @@ async fn limit(
                 cost: body.cost,
             }],
             state.now(),
+            Requested {
+                request_id: &current_request_id(),
+                started,
+            },
         )
         .await
         .map_err(ApiError::internal)?;
@@ -212,6 +219,7 @@ async fn multi_limit(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<MultiLimitBody>,
 ) -> Result<ApiResponse<MultiLimitData>, ApiError> {
+    let started = Instant::now();
     let items = body.0;
     // Look every namespace up first: a deleted one fails the whole batch before anything else.
     let mut namespaces = Vec::with_capacity(items.len());
@@ -260,7 +268,14 @@ async fn multi_limit(
         .collect();
     let decisions = state
         .limits
-        .limit(&requests, state.now())
+        .limit(
+            &requests,
+            state.now(),
+            Requested {
+                request_id: &current_request_id(),
+                started,
+            },
+        )
         .await
         .map_err(ApiError::internal)?;
     let passed = decisions.iter().all(|d| d.outcome.passed);

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqlStore;
-use crate::model::{LastUse, NewVerification, VerificationEvent};
+use crate::model::{AnalyticsCutoffs, EventBatch, Granularity, LastUse, VerificationEvent};
 use crate::store::{EventLog, EventStore, StoreResult};
 
 /// The tail of the `key_last_used` upsert: a time only ever moves forward.
@@ -12,26 +12,91 @@ pub(in crate::store) const LAST_USED_UPSERT: &str =
     " ON CONFLICT (key_id) DO UPDATE SET time_m = excluded.time_m \
      WHERE key_last_used.time_m < excluded.time_m";
 
+pub(in crate::store) const VERIFICATION_COLUMNS: usize = 14;
+pub(in crate::store) const VERIFICATION_INSERT: &str =
+    "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, key_space_id, key_id, \
+     identity_id, outcome, tags, spent_credits, latency_us, external_id, region, source) VALUES ";
+
+pub(in crate::store) const RATELIMIT_COLUMNS: usize = 12;
+pub(in crate::store) const RATELIMIT_INSERT: &str =
+    "INSERT INTO ratelimit_events (request_id, time_m, workspace_id, namespace_id, identifier, passed, \
+     latency_us, override_id, limit_value, remaining, reset_at_m, tokens) VALUES ";
+
+pub(in crate::store) const VERIFICATION_COUNT_COLUMNS: usize = 11;
+pub(in crate::store) const RATELIMIT_COUNT_COLUMNS: usize = 8;
+
+/// `INSERT INTO key_verifications_per_<g> (...) VALUES `; the rows and
+/// [`verification_count_tail`] follow.
+pub(in crate::store) fn verification_count_head(granularity: Granularity) -> String {
+    format!(
+        "INSERT INTO key_verifications_per_{} (workspace_id, time_m, key_space_id, key_id, identity_id, \
+         external_id, outcome, source, tags, total, spent_credits) VALUES ",
+        granularity.as_str()
+    )
+}
+
+/// Adds an increment to the bucket's row, or makes the row.
+pub(in crate::store) fn verification_count_tail(granularity: Granularity) -> String {
+    let table = format!("key_verifications_per_{}", granularity.as_str());
+    format!(
+        " ON CONFLICT (workspace_id, time_m, key_id, outcome, tags, key_space_id, identity_id, external_id, source) \
+         DO UPDATE SET total = {table}.total + excluded.total, \
+         spent_credits = {table}.spent_credits + excluded.spent_credits"
+    )
+}
+
+pub(in crate::store) fn ratelimit_count_head(granularity: Granularity) -> String {
+    format!(
+        "INSERT INTO ratelimits_per_{} (workspace_id, time_m, namespace_id, identifier, passed, total, \
+         passed_tokens, total_tokens) VALUES ",
+        granularity.as_str()
+    )
+}
+
+pub(in crate::store) fn ratelimit_count_tail(granularity: Granularity) -> String {
+    let table = format!("ratelimits_per_{}", granularity.as_str());
+    format!(
+        " ON CONFLICT (workspace_id, time_m, namespace_id, identifier) DO UPDATE SET \
+         passed = {table}.passed + excluded.passed, total = {table}.total + excluded.total, \
+         passed_tokens = {table}.passed_tokens + excluded.passed_tokens, \
+         total_tokens = {table}.total_tokens + excluded.total_tokens"
+    )
+}
+
+/// Every analytics table and where retention cuts it.
+fn analytics_tables(cutoffs: &AnalyticsCutoffs) -> Vec<(String, i64)> {
+    let mut tables = vec![
+        ("key_verifications".to_string(), cutoffs.raw_ms),
+        ("ratelimit_events".to_string(), cutoffs.raw_ms),
+    ];
+    for granularity in Granularity::ALL {
+        let cutoff = match granularity {
+            Granularity::Minute | Granularity::Hour => cutoffs.raw_ms,
+            Granularity::Day => cutoffs.day_ms,
+            Granularity::Month => cutoffs.month_ms,
+        };
+        for family in ["key_verifications_per", "ratelimits_per"] {
+            tables.push((format!("{family}_{}", granularity.as_str()), cutoff));
+        }
+    }
+    tables
+}
+
 #[async_trait]
 impl EventStore for SqlStore {
     fn event_log(&self) -> StoreResult<Option<Box<dyn EventLog>>> {
         self.event_log.as_ref().map(|open| open()).transpose()
     }
 
-    async fn insert_verifications(&self, events: &[NewVerification<'_>]) -> StoreResult<()> {
-        const COLUMNS: usize = 11;
-        // 5,500 parameters: under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
-        const ROWS_PER_STATEMENT: usize = 500;
-        if events.is_empty() {
+    async fn insert_events(&self, batch: &EventBatch<'_>) -> StoreResult<()> {
+        if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO key_verifications (request_id, time_m, workspace_id, api_id, key_space_id, key_id, \
-                 identity_id, outcome, tags, spent_credits, latency_us) VALUES ",
-            );
-            self.push_value_rows(&mut sql, chunk.len(), COLUMNS);
+        // Rows per statement: under SQLite's limit of 32,766 parameters and PostgreSQL's of 65,535.
+        for chunk in batch.verifications.chunks(500) {
+            let mut sql = String::from(VERIFICATION_INSERT);
+            self.push_value_rows(&mut sql, chunk.len(), VERIFICATION_COLUMNS);
             let mut query = sqlx::query(&sql);
             for e in chunk {
                 // Borrowed strings bind without copies.
@@ -46,9 +111,83 @@ impl EventStore for SqlStore {
                     .bind(e.outcome)
                     .bind(e.tags)
                     .bind(e.spent_credits)
-                    .bind(e.latency_us);
+                    .bind(e.latency_us)
+                    .bind(e.external_id)
+                    .bind(e.region)
+                    .bind(e.source);
             }
             query.execute(&mut *tx).await?;
+        }
+        for chunk in batch.ratelimits.chunks(500) {
+            let mut sql = String::from(RATELIMIT_INSERT);
+            self.push_value_rows(&mut sql, chunk.len(), RATELIMIT_COLUMNS);
+            let mut query = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(e.request_id)
+                    .bind(e.time_ms)
+                    .bind(e.workspace_id)
+                    .bind(e.namespace_id)
+                    .bind(e.identifier)
+                    .bind(i64::from(e.passed))
+                    .bind(e.latency_us)
+                    .bind(e.override_id)
+                    .bind(e.limit)
+                    .bind(e.remaining)
+                    .bind(e.reset_at_ms)
+                    .bind(e.tokens);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        // The increments come sorted by granularity (then by row), so each run is one table.
+        for run in batch
+            .verification_counts
+            .chunk_by(|a, b| a.granularity == b.granularity)
+        {
+            for chunk in run.chunks(500) {
+                let mut sql = verification_count_head(chunk[0].granularity);
+                self.push_value_rows(&mut sql, chunk.len(), VERIFICATION_COUNT_COLUMNS);
+                sql.push_str(&verification_count_tail(chunk[0].granularity));
+                let mut query = sqlx::query(&sql);
+                for c in chunk {
+                    query = query
+                        .bind(c.workspace_id)
+                        .bind(c.time_ms)
+                        .bind(c.key_space_id)
+                        .bind(c.key_id)
+                        .bind(c.identity_id)
+                        .bind(c.external_id)
+                        .bind(c.outcome)
+                        .bind(c.source)
+                        .bind(c.tags)
+                        .bind(c.count)
+                        .bind(c.spent_credits);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        for run in batch
+            .ratelimit_counts
+            .chunk_by(|a, b| a.granularity == b.granularity)
+        {
+            for chunk in run.chunks(500) {
+                let mut sql = ratelimit_count_head(chunk[0].granularity);
+                self.push_value_rows(&mut sql, chunk.len(), RATELIMIT_COUNT_COLUMNS);
+                sql.push_str(&ratelimit_count_tail(chunk[0].granularity));
+                let mut query = sqlx::query(&sql);
+                for c in chunk {
+                    query = query
+                        .bind(c.workspace_id)
+                        .bind(c.time_ms)
+                        .bind(c.namespace_id)
+                        .bind(c.identifier)
+                        .bind(c.passed)
+                        .bind(c.total)
+                        .bind(c.passed_tokens)
+                        .bind(c.total_tokens);
+                }
+                query.execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -70,12 +209,25 @@ impl EventStore for SqlStore {
         Ok(())
     }
 
-    async fn prune_verifications(&self, before_ms: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM key_verifications WHERE time_m < $1")
-            .bind(before_ms)
-            .execute(&self.writer)
+    async fn prune_analytics(&self, cutoffs: &AnalyticsCutoffs) -> StoreResult<u64> {
+        let workspaces: Vec<String> = sqlx::query_scalar("SELECT id FROM workspaces")
+            .fetch_all(&self.reader)
             .await?;
-        Ok(done.rows_affected())
+        let mut removed = 0;
+        // A statement per workspace and table, each its own short transaction, so the writer
+        // never waits long behind a prune; each uses the (workspace_id, time_m) index.
+        for (table, cutoff) in analytics_tables(cutoffs) {
+            let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND time_m < $2");
+            for workspace in &workspaces {
+                let done = sqlx::query(&sql)
+                    .bind(workspace)
+                    .bind(cutoff)
+                    .execute(&self.writer)
+                    .await?;
+                removed += done.rows_affected();
+            }
+        }
+        Ok(removed)
     }
 
     async fn list_verifications(
@@ -85,7 +237,8 @@ impl EventStore for SqlStore {
     ) -> StoreResult<Vec<VerificationEvent>> {
         let rows = sqlx::query(
             "SELECT request_id, time_m, workspace_id, api_id, key_space_id, key_id, identity_id, outcome, tags, \
-             spent_credits, latency_us FROM key_verifications WHERE key_id = $1 ORDER BY time_m DESC LIMIT $2",
+             spent_credits, latency_us, external_id, region, source FROM key_verifications \
+             WHERE key_id = $1 ORDER BY time_m DESC LIMIT $2",
         )
         .bind(key_id)
         .bind(limit)
@@ -106,6 +259,9 @@ impl EventStore for SqlStore {
                     tags: row.try_get("tags")?,
                     spent_credits: row.try_get("spent_credits")?,
                     latency_us: row.try_get("latency_us")?,
+                    external_id: row.try_get("external_id")?,
+                    region: row.try_get("region")?,
+                    source: row.try_get("source")?,
                 })
             })
             .collect()

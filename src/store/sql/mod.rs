@@ -16,6 +16,7 @@ use crate::model::audit::AuditEvent;
 use crate::model::ChangeKind;
 
 mod admin;
+mod analytics;
 mod apis;
 mod audit;
 pub use audit::chain_hash;
@@ -29,7 +30,11 @@ mod limits;
 mod migrations;
 mod rbac;
 
-pub(in crate::store) use events::LAST_USED_UPSERT;
+pub(in crate::store) use events::{
+    ratelimit_count_head, ratelimit_count_tail, verification_count_head, verification_count_tail,
+    LAST_USED_UPSERT, RATELIMIT_COLUMNS, RATELIMIT_COUNT_COLUMNS, RATELIMIT_INSERT,
+    VERIFICATION_COLUMNS, VERIFICATION_COUNT_COLUMNS, VERIFICATION_INSERT,
+};
 
 /// What differs between the SQL backends, as a value: everything else is shared SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +96,8 @@ pub struct SqlStore {
     key_inserts: mpsc::Sender<group_commit::KeyInsert>,
     /// Opens the event writer's own connection, where the backend offers one.
     event_log: Option<EventLogOpener>,
+    /// Read-only connections for analytics queries, on SQLite (PostgreSQL uses the pool).
+    analytics: Option<std::sync::Arc<analytics::SqliteAnalytics>>,
 }
 
 type Tx = Transaction<'static, Any>;
@@ -107,12 +114,19 @@ impl SqlStore {
             writer,
             key_inserts,
             event_log: None,
+            analytics: None,
         }
     }
 
     /// Gives the event writer a dedicated connection, opened by `open` whenever it starts.
     pub(in crate::store) fn with_event_log(mut self, open: EventLogOpener) -> Self {
         self.event_log = Some(open);
+        self
+    }
+
+    /// Runs analytics queries on read-only connections of their own to this SQLite file.
+    pub(in crate::store) fn with_sqlite_analytics(mut self, path: std::path::PathBuf) -> Self {
+        self.analytics = Some(std::sync::Arc::new(analytics::SqliteAnalytics::new(path)));
         self
     }
 
