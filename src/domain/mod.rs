@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 pub mod admin;
+pub mod analytics;
 pub mod apis;
 pub mod audit;
 pub mod auth;
