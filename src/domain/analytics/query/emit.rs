@@ -335,8 +335,9 @@ impl<'c, 'q> Emitter<'c, 'q> {
                 let columns = rename_columns(inner.columns, &cte.alias)?;
                 let lower = cte.alias.name.value.to_lowercase();
                 ctes.push(format!(
-                    "{} AS ({})",
+                    "{}{} AS ({})",
                     quote(&format!("u_{lower}")),
+                    column_list(&cte.alias, &columns),
                     inner.body
                 ));
                 if let Some(frame) = self.ctes.last_mut() {
@@ -890,7 +891,19 @@ impl<'c, 'q> Emitter<'c, 'q> {
                     ),
                     None => (inner.columns, Vec::new()),
                 };
-                Ok(self.add_source(format!("({})", inner.body), names, columns))
+                // SQLite takes no column list on a derived table: rename through a CTE.
+                let body = match alias {
+                    Some(a) if !a.columns.is_empty() => {
+                        let w = quote(&self.fresh("w"));
+                        format!(
+                            "WITH {w}{} AS ({}) SELECT * FROM {w}",
+                            column_list(a, &columns),
+                            inner.body
+                        )
+                    }
+                    _ => inner.body,
+                };
+                Ok(self.add_source(format!("({body})"), names, columns))
             }
             TableFactor::NestedJoin { .. } => Err(QueryError::unsupported("A parenthesized JOIN")),
             TableFactor::Function { name, .. } => Err(QueryError::new(
@@ -1063,6 +1076,15 @@ fn order_options(item: &OrderByExpr) -> Result<String> {
         None => {}
     }
     Ok(s)
+}
+
+/// `("a", "b")` when the alias renames the columns, else nothing.
+fn column_list(alias: &TableAlias, columns: &Columns) -> String {
+    if alias.columns.is_empty() {
+        return String::new();
+    }
+    let names = columns.iter().map(|(n, _)| quote(n)).collect::<Vec<_>>();
+    format!("({})", names.join(", "))
 }
 
 fn rename_columns(columns: Columns, alias: &TableAlias) -> Result<Columns> {

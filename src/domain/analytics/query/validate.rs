@@ -62,10 +62,10 @@ pub(crate) fn validate(text: &str, top: &Query, family: Family) -> Result<CteReg
         if let Node::Query(q) = n {
             for cte in q.with.iter().flat_map(|w| &w.cte_tables) {
                 let name = &cte.alias.name.value;
-                if let Some(alias) = catalog::conflicts_with_public(name) {
+                if catalog::conflicts_with_public(name).is_some() {
                     return Err(QueryError::new(
                         QueryErrorCode::InvalidTable,
-                        format!("CTE name '{alias}' conflicts with a public table name"),
+                        format!("CTE name '{name}' conflicts with a public table name"),
                     ));
                 }
                 ctes.insert(name.to_lowercase());
@@ -139,15 +139,29 @@ fn table_backed_in(text: &str, root: Node<'_>) -> Result<()> {
             )
         )
     });
+    // POSITION(a IN b) has an IN of its own: track which parentheses open a position() call.
+    let mut parens: Vec<bool> = Vec::new();
+    let mut after_position = false;
     while let Some(token) = significant.next() {
-        if let Token::Word(w) = token {
-            if w.keyword == Keyword::IN && w.quote_style.is_none() {
+        match token {
+            Token::LParen => parens.push(after_position),
+            Token::RParen => {
+                parens.pop();
+            }
+            Token::Word(w) if w.keyword == Keyword::IN && w.quote_style.is_none() => {
+                if parens.last() == Some(&true) {
+                    after_position = false;
+                    continue;
+                }
                 match significant.next() {
-                    Some(Token::LParen | Token::LBracket) => {}
+                    Some(Token::LParen) => parens.push(false),
+                    Some(Token::LBracket) => {}
                     _ => return Err(QueryError::query(TABLE_BACKED_IN)),
                 }
             }
+            _ => {}
         }
+        after_position = matches!(token, Token::Word(w) if w.value.eq_ignore_ascii_case("position") && w.quote_style.is_none());
     }
     Ok(())
 }

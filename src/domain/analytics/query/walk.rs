@@ -110,7 +110,15 @@ fn push_children<'a>(node: Node<'a>, out: &mut Vec<Node<'a>>) {
             for twj in &sel.from {
                 out.push(Node::Table(&twj.relation));
                 for join in &twj.joins {
-                    out.push(Node::Table(&join.relation));
+                    // ARRAY JOIN names a column, not a table (the emitter refuses it).
+                    if !matches!(
+                        join.join_operator,
+                        JoinOperator::ArrayJoin
+                            | JoinOperator::LeftArrayJoin
+                            | JoinOperator::InnerArrayJoin
+                    ) {
+                        out.push(Node::Table(&join.relation));
+                    }
                     if let Some(JoinConstraint::On(e)) = join_constraint(&join.join_operator) {
                         out.push(Node::Expr(e));
                     }
