@@ -397,6 +397,9 @@ impl<'c, 'q> Emitter<'c, 'q> {
             SetExpr::Query(q) => {
                 // SQLite takes no parenthesized operands: read the query as a derived table.
                 let inner = self.query(q, false)?;
+                if top && self.top_types.is_none() {
+                    self.top_types = Some(inner.columns.iter().map(|(_, t)| *t).collect());
+                }
                 let alias = self.fresh("t");
                 let items = inner
                     .columns

@@ -210,7 +210,12 @@ pub fn compile(query: &str, ctx: &QueryContext<'_>) -> Result<Compiled> {
             "Analytics query exceeds the maximum length",
         ));
     }
-    // Step 3.
+    // Step 3. A NUL byte would end the statement early in SQLite's C API: refuse it outright.
+    if query.contains('\0') {
+        return Err(QueryError::query(
+            "Invalid SQL syntax: NUL character in query",
+        ));
+    }
     let statements = Parser::parse_sql(&ClickHouseDialect {}, query)
         .map_err(|e| QueryError::query(format!("Invalid SQL syntax: {}", parser_message(&e))))?;
     let statement = match statements.as_slice() {

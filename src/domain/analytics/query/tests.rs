@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 mod exec;
-mod prop;
+mod fuzz;
 mod unit;
 
 /// 2025-06-15T12:00:00Z.

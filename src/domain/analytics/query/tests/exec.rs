@@ -565,3 +565,139 @@ fn database_errors_are_sanitized() {
         "Invalid analytics query"
     );
 }
+
+/// Queries checked on both stores (see `write_pg_script`).
+const BOTH: &[&str] = &[
+    "SELECT COUNT(*) as count FROM key_verifications_v1",
+    "SELECT count() FROM key_verifications_v1 WHERE workspace_id = 'ws_b' OR 1=1",
+    "SELECT count() FROM key_verifications_v1 WHERE time >= now() - INTERVAL 7 DAY",
+    "SELECT count() FROM key_verifications_v1 WHERE time >= '2025-06-14'",
+    "SELECT count() FROM key_verifications_v1 WHERE time >= toUnixTimestamp(now() - INTERVAL 1 DAY) * 1000",
+    "SELECT count() FROM key_verifications_v1 WHERE toDate(time) = today()",
+    "SELECT sum(count) FROM key_verifications_per_day_v1 WHERE time >= today() - 2",
+    "SELECT count(DISTINCT key_id) AS a, uniq(key_id) AS b, countIf(outcome = 'VALID') AS c, sumIf(spent_credits, outcome = 'VALID') AS d FROM key_verifications_v1",
+    "SELECT count() FROM key_verifications_v1 WHERE has(tags, 'a')",
+    "SELECT count() FROM key_verifications_v1 WHERE hasAny(tags, ['b', 'path=/x'])",
+    "SELECT count() FROM key_verifications_v1 WHERE hasAll(tags, ['a', 'b'])",
+    "SELECT arrayJoin(tags) AS tag, count() AS c FROM key_verifications_v1 GROUP BY tag ORDER BY c DESC, tag",
+    "SELECT arrayJoin(tags) AS tag, count() AS c FROM key_verifications_v1 WHERE arrayJoin(tags) <> 'b' GROUP BY arrayJoin(tags) ORDER BY tag",
+    "SELECT arrayFilter(x -> startsWith(x, 'path='), tags) AS p FROM key_verifications_v1 WHERE length(tags) = 1 ORDER BY time",
+    "SELECT sum(spent_credits) AS s, countIf(outcome = 'x') AS n, sumIf(spent_credits, 1 = 0) AS si FROM key_verifications_v1 WHERE outcome = 'nope'",
+    "SELECT outcome, SUM(count) AS c FROM key_verifications_per_day_v1 GROUP BY outcome ORDER BY outcome",
+    "SELECT toStartOfHour(time) AS h, toStartOfDay(time) AS d, toStartOfWeek(time) AS w, toStartOfWeek(time, 1) AS wm, toStartOfMonth(time) AS m, toStartOfQuarter(time) AS q, toStartOfYear(time) AS y, toStartOfMinute(time) AS mi, date_trunc('week', time) AS dw, date_trunc('month', time) AS dm, toDateTime(time) AS dt, formatDateTime(time, '%Y-%m-%d %H:%i:%S') AS f, toString(toDate(time)) AS s, toString(toStartOfHour(time)) AS sh, toUnixTimestamp(time) AS u, fromUnixTimestamp64Milli(time) AS fu FROM key_verifications_v1 WHERE outcome = 'RATE_LIMITED'",
+    "WITH k(id, n) AS (SELECT key_id, count() FROM key_verifications_v1 GROUP BY key_id) SELECT v.key_id AS key, k.n FROM key_verifications_v1 AS v JOIN k ON k.id = v.key_id WHERE v.outcome = 'RATE_LIMITED'",
+    "SELECT count() AS c FROM key_verifications_v1 WHERE key_id IN (SELECT key_id FROM key_verifications_v1 WHERE outcome = 'RATE_LIMITED') AND EXISTS (SELECT 1 FROM key_verifications_per_day_v1) AND spent_credits <= (SELECT max(spent_credits) FROM key_verifications_v1)",
+    "SELECT k, c FROM (SELECT key_id AS k, count() AS c FROM key_verifications_v1 GROUP BY k) AS t WHERE t.c > 1 ORDER BY k",
+    "SELECT a, b FROM (SELECT key_id, outcome FROM key_verifications_v1) AS t(a, b) WHERE b = 'RATE_LIMITED'",
+    "SELECT key_id FROM key_verifications_v1 WHERE outcome = 'VALID' UNION SELECT key_id FROM key_verifications_v1 ORDER BY key_id DESC",
+    "SELECT key_id FROM key_verifications_v1 EXCEPT SELECT key_id FROM key_verifications_v1 WHERE outcome = 'RATE_LIMITED' ORDER BY 1",
+    "SELECT CASE WHEN outcome = 'VALID' THEN 'ok' ELSE 'no' END AS k, if(spent_credits > 1, 'big', 'small') AS s, count() AS c FROM key_verifications_v1 GROUP BY k, s ORDER BY k, s",
+    "SELECT count() FROM key_verifications_v1 WHERE outcome LIKE 'valid'",
+    "SELECT count() FROM key_verifications_v1 WHERE outcome ILIKE 'val_d'",
+    "SELECT 7 / 2 AS d, 7 % 3 AS m, 1 / 0 AS z, -spent_credits AS neg, toString(spent_credits) || 'x' AS s, concat(key_id, '-', outcome) AS k, toInt64('42') AS i, toFloat64(3) AS f, CAST(spent_credits AS String) AS cs, round(latency) AS r, round(1.2345, 2) AS r2, floor(latency) AS fl, ceil(latency) AS ce, floor(-latency) AS nfl, abs(-3) AS a, lower(outcome) AS lo, upper('x') AS up, substring(outcome, 2, 3) AS sub, length(outcome) AS len, trim('  x ') AS tr, endsWith(outcome, 'LIMITED') AS ew, coalesce(NULL, identity_id) AS idn, JSONExtractString('{\"a\": \"b\"}', 'a') AS j FROM key_verifications_v1 WHERE outcome = 'RATE_LIMITED'",
+    "SELECT quantile(0.5)(latency) AS q5, quantile(1)(latency) AS q1 FROM key_verifications_v1",
+    "SELECT DISTINCT lower(outcome) AS o FROM key_verifications_v1 WHERE o <> 'expired' ORDER BY o",
+    "SELECT toStartOfDay(time) AS time, count() AS c FROM key_verifications_v1 GROUP BY time ORDER BY time DESC LIMIT 1",
+    "SELECT groupArray(key_id) AS g, groupUniqArray(outcome) AS u, any(outcome) AS a, min(time) AS mn, max(latency) AS mx, avg(spent_credits) AS av FROM key_verifications_v1 WHERE outcome = 'RATE_LIMITED'",
+    "SELECT * FROM key_verifications_v1 WHERE outcome = 'RATE_LIMITED'",
+    "SELECT * FROM key_verifications_per_day_v1 WHERE outcome = 'RATE_LIMITED'",
+    "(SELECT 1 AS x, 'a' AS y FROM key_verifications_v1 LIMIT 1) UNION ALL (SELECT 2.5, 'b' FROM key_verifications_v1 LIMIT 1) ORDER BY x",
+    "SELECT count() AS c FROM key_verifications_v1 AS a JOIN key_verifications_per_day_v1 AS d ON a.key_id = d.key_id AND toDate(a.time) = d.time",
+];
+
+const BOTH_RL: &[&str] = &[
+    "SELECT namespace_id, count() AS n, countIf(passed) AS ok, sum(passed) AS s FROM ratelimits_v1 GROUP BY namespace_id ORDER BY namespace_id",
+    "SELECT passed, limit, remaining, tokens, latency, reset_at - time AS window FROM ratelimits_v1 WHERE passed = 0",
+    "SELECT * FROM ratelimits_v1 WHERE NOT passed",
+    "SELECT sum(total) AS t, sum(passed) AS p FROM ratelimits_per_hour_v1 WHERE time >= toUnixTimestamp(now() - INTERVAL 4 HOUR)",
+];
+
+/// Writes a psql script that loads the SQLite test data into a throwaway PostgreSQL schema and
+/// checks every query of `BOTH` against the SQLite answer. Runs only when
+/// KEYWARD_QUERY_PG_SCRIPT names the file to write (then: psql -v ON_ERROR_STOP=1 -f FILE).
+#[test]
+fn write_pg_script() {
+    let Ok(path) = std::env::var("KEYWARD_QUERY_PG_SCRIPT") else {
+        return;
+    };
+    let conn = db();
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut out = String::from("DROP SCHEMA IF EXISTS kw_query_test CASCADE;\nCREATE SCHEMA kw_query_test;\nSET search_path TO kw_query_test;\n");
+    for m in [
+        "0001_init",
+        "0002_keys",
+        "0003_rbac",
+        "0004_ratelimits",
+        "0005_event_log_time_index",
+        "0006_audit_chain",
+        "0007_analytics",
+    ] {
+        out.push_str(&format!("\\i migrations/postgres/{m}.sql\n"));
+    }
+    for table in [
+        "key_verifications",
+        "key_verifications_per_day",
+        "ratelimit_events",
+        "ratelimits_per_hour",
+    ] {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().unwrap() {
+            let values: Vec<String> = (0..names.len())
+                .map(|i| match row.get_ref(i).unwrap() {
+                    ValueRef::Null => "NULL".into(),
+                    ValueRef::Integer(n) => n.to_string(),
+                    ValueRef::Real(f) => f.to_string(),
+                    ValueRef::Text(t) => quote(&String::from_utf8_lossy(t)),
+                    ValueRef::Blob(_) => "NULL".into(),
+                })
+                .collect();
+            out.push_str(&format!(
+                "INSERT INTO {table} ({}) VALUES ({});\n",
+                names.join(", "),
+                values.join(", ")
+            ));
+        }
+    }
+    let mut n = 0;
+    for (family, queries) in [(Family::Verifications, BOTH), (Family::Ratelimits, BOTH_RL)] {
+        for q in queries {
+            n += 1;
+            let lite = run(&conn, q, &ctx_for(family, Dialect::Sqlite, "ws_a"));
+            let pg = ok(q, &ctx_for(family, Dialect::Postgres, "ws_a"));
+            let args = pg
+                .params
+                .iter()
+                .map(|p| match p {
+                    Param::Text(s) => quote(s),
+                    Param::Int(i) => i.to_string(),
+                    Param::Float(f) => f.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let kinds = pg
+                .columns
+                .iter()
+                .map(|c| format!("{:?}", c.kind))
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push_str(&format!("\\echo ==== {n} {}\n", q.replace('\n', " ")));
+            out.push_str(&format!(
+                "\\echo expect {kinds} {}\n",
+                serde_json::to_string(&lite).unwrap()
+            ));
+            out.push_str(&format!("PREPARE q{n} AS {};\n", pg.sql));
+            out.push_str(&format!(
+                "EXECUTE q{n}{};\n",
+                if args.is_empty() {
+                    String::new()
+                } else {
+                    format!("({args})")
+                }
+            ));
+        }
+    }
+    out.push_str("DROP SCHEMA kw_query_test CASCADE;\n");
+    std::fs::write(path, out).unwrap();
+}

@@ -111,6 +111,9 @@ fn parse_errors_and_statement_counts() {
         "Analytics queries must contain exactly one statement"
     );
     ok("SELECT 1 FROM key_verifications_v1;", &ctx());
+    assert!(
+        detail("SELECT 1 FROM key_verifications_v1 AS \"a\0b\"").starts_with("Invalid SQL syntax")
+    );
     ok(
         "SELECT 1 FROM key_verifications_v1 -- trailing comment",
         &ctx(),
