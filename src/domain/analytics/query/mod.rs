@@ -14,6 +14,24 @@
 //!
 //! The steps and their errors follow `shared/reference/extended-surface.md` §1 (steps 2 to 13):
 //! see [`compile`].
+//!
+//! Translated: SELECT [DISTINCT] with aliases (usable in every clause, as in ClickHouse), `*`,
+//! `t.*` and `* EXCEPT (..)`; FROM with table aliases, comma joins, [INNER|LEFT|RIGHT|FULL|CROSS]
+//! JOIN ... ON/USING, derived tables (with column aliases); WHERE, GROUP BY (expressions,
+//! aliases, positions), HAVING, ORDER BY (ASC/DESC, NULLS FIRST/LAST, aliases, positions), LIMIT
+//! / OFFSET / `LIMIT n, m`; WITH (with column lists, at any level); UNION [ALL], EXCEPT,
+//! INTERSECT; subqueries in FROM, IN, EXISTS and scalar position; IN lists and arrays, BETWEEN,
+//! [I]LIKE, IS [NOT] NULL, CASE, arithmetic, comparison, AND/OR/NOT, `||`, literals, INTERVAL,
+//! CAST / `::` to String, Int*, UInt*, Float*, Date, DateTime, Bool; every function of step 12
+//! and `toUnixTimestamp`; lambdas inside arrayFilter.
+//!
+//! Refused with invalid_analytics_query ("... is not supported in analytics queries"): WITH
+//! RECURSIVE, window functions, ARRAY JOIN (use arrayJoin()), PREWHERE, LIMIT BY, FORMAT, GROUP
+//! BY modifiers, DISTINCT ON, tuples, query parameters, NATURAL and parenthesized joins, and any
+//! other construct the emitter does not know.
+//!
+//! [`Param`] has Int and Float variants for callers' convenience; the compiler binds text only
+//! (numbers are re-printed after parsing).
 
 mod catalog;
 mod emit;
