@@ -8,6 +8,8 @@
 //! deadline) → rows turned into JSON by the column kinds the compiler inferred, within the
 //! response cap.
 
+pub mod query;
+
 use std::time::Duration;
 
 /// What an operator can tune about analytics.
