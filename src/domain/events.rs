@@ -4,10 +4,10 @@
 //! The request path only pushes a [`PendingEvent`] or [`PendingRatelimit`] into a bounded channel
 //! ([`EventSink::record`] never waits, and copies no ids: a verification points at the cached key,
 //! a decision at the cached namespace). A writer drains it and writes up to [`BATCH`] events per
-//! transaction, at least every [`FLUSH_INTERVAL`], and drains the rest at shutdown. Each batch also
-//! carries the rollups' increments: the batch's events counted per minute, hour, day and month
-//! bucket and per everything a query can group by, so a hot key costs one upsert per bucket per
-//! batch rather than one per event. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
+//! transaction, at least every [`FLUSH_INTERVAL`], and drains the rest at shutdown. The rollups'
+//! counts (events per minute, hour, day and month bucket and per everything a query can group by)
+//! gather in memory and are written every [`ROLLUP_INTERVAL`], so a key verified many times in
+//! that span costs one upsert per bucket rather than one per event. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
 //! its own with a prepared statement) the writer is a dedicated thread that blocks on the channel;
 //! otherwise it is an async task using [`crate::store::EventStore::insert_events`]. If the
 //! database falls so far behind that the channel fills, events are dropped and counted rather than
@@ -128,6 +128,8 @@ pub struct EventSink {
 struct Rounds {
     done: AtomicU64,
     notify: tokio::sync::Notify,
+    /// Someone waits in [`EventSink::written`]: write the rollups' pending counts now.
+    flush: AtomicBool,
 }
 
 impl Rounds {
@@ -162,11 +164,12 @@ impl EventSink {
     }
 
     /// Waits until the writer has finished a round that began after this call, so that every
-    /// event recorded before it is written (or was dropped and counted).
+    /// event recorded before it is written (or was dropped and counted), rollups included.
     ///
     /// For tests and tools that must see the events in the store; it waits as long as it takes,
     /// so call it only while the server (and so its writer) runs.
     pub async fn written(&self) {
+        self.rounds.flush.store(true, Ordering::SeqCst);
         let start = self.rounds.done.load(Ordering::SeqCst);
         loop {
             // Registered before the check, so a round finishing in between still wakes us.
@@ -186,6 +189,7 @@ pub struct EventWriter {
     last_used: LastUsed,
     rounds: Arc<Rounds>,
     config: WriterConfig,
+    rollups: Rollups,
 }
 
 /// How the writer labels and keeps events.
@@ -224,6 +228,7 @@ pub fn channel(store: Arc<dyn EventStore>, config: WriterConfig) -> (EventSink, 
             last_used: LastUsed::new(config.last_used_interval),
             rounds,
             config,
+            rollups: Rollups::default(),
         },
     )
 }
@@ -293,6 +298,155 @@ fn last_uses(taken: &[(Box<str>, i64)]) -> Vec<LastUse<'_>> {
         .collect()
 }
 
+/// How long the rollups' counts gather in memory before they are written: a key verified many
+/// times in that span costs one upsert per bucket instead of one per batch. A crash loses at
+/// most this much of the rollups' counts (the raw events are written in every round).
+pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Counts held at most before they are written early, whatever the interval (about 150 bytes
+/// each): many distinct keys in little time.
+const MAX_PENDING_COUNTS: usize = 200_000;
+
+/// What a verification rollup row is keyed by, owned: it outlives the batch it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct VerificationGroup {
+    granularity: Granularity,
+    time_ms: i64,
+    workspace_id: Box<str>,
+    key_space_id: Box<str>,
+    key_id: Box<str>,
+    identity_id: Box<str>,
+    external_id: Box<str>,
+    outcome: Box<str>,
+    tags: Box<str>,
+}
+
+/// What a rate-limit rollup row is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RatelimitGroup {
+    granularity: Granularity,
+    time_ms: i64,
+    workspace_id: Box<str>,
+    namespace_id: Box<str>,
+    identifier: Box<str>,
+}
+
+/// The rollups' counts not yet written.
+struct Rollups {
+    verifications: HashMap<VerificationGroup, (i64, i64)>,
+    ratelimits: HashMap<RatelimitGroup, [i64; 4]>,
+    since: Instant,
+}
+
+impl Default for Rollups {
+    fn default() -> Self {
+        Rollups {
+            verifications: HashMap::new(),
+            ratelimits: HashMap::new(),
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Rollups {
+    /// Takes a batch's counts over, leaving it the raw rows only.
+    fn absorb(&mut self, batch: &mut EventBatch<'_>) {
+        for c in batch.verification_counts.drain(..) {
+            let sums = self
+                .verifications
+                .entry(VerificationGroup {
+                    granularity: c.granularity,
+                    time_ms: c.time_ms,
+                    workspace_id: c.workspace_id.into(),
+                    key_space_id: c.key_space_id.into(),
+                    key_id: c.key_id.into(),
+                    identity_id: c.identity_id.into(),
+                    external_id: c.external_id.into(),
+                    outcome: c.outcome.into(),
+                    tags: c.tags.into(),
+                })
+                .or_default();
+            sums.0 += c.count;
+            sums.1 += c.spent_credits;
+        }
+        for c in batch.ratelimit_counts.drain(..) {
+            let sums = self
+                .ratelimits
+                .entry(RatelimitGroup {
+                    granularity: c.granularity,
+                    time_ms: c.time_ms,
+                    workspace_id: c.workspace_id.into(),
+                    namespace_id: c.namespace_id.into(),
+                    identifier: c.identifier.into(),
+                })
+                .or_default();
+            for (sum, add) in
+                sums.iter_mut()
+                    .zip([c.passed, c.total, c.passed_tokens, c.total_tokens])
+            {
+                *sum += add;
+            }
+        }
+    }
+
+    /// Whether to write now: when asked to (`now`), after [`ROLLUP_INTERVAL`], or when many
+    /// counts are pending.
+    fn due(&self, now: bool) -> bool {
+        let pending = self.verifications.len() + self.ratelimits.len();
+        pending > 0
+            && (now || self.since.elapsed() >= ROLLUP_INTERVAL || pending >= MAX_PENDING_COUNTS)
+    }
+
+    /// The pending counts as a batch to write, sorted so that concurrent writers (several
+    /// nodes on PostgreSQL) lock rollup rows in one order.
+    fn batch(&self) -> EventBatch<'_> {
+        let mut verifications: Vec<_> = self.verifications.iter().collect();
+        verifications.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut ratelimits: Vec<_> = self.ratelimits.iter().collect();
+        ratelimits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        EventBatch {
+            verification_counts: verifications
+                .into_iter()
+                .map(|(g, &(count, spent_credits))| VerificationCount {
+                    granularity: g.granularity,
+                    time_ms: g.time_ms,
+                    workspace_id: &g.workspace_id,
+                    key_space_id: &g.key_space_id,
+                    key_id: &g.key_id,
+                    identity_id: &g.identity_id,
+                    external_id: &g.external_id,
+                    outcome: &g.outcome,
+                    source: SOURCE_API,
+                    tags: &g.tags,
+                    count,
+                    spent_credits,
+                })
+                .collect(),
+            ratelimit_counts: ratelimits
+                .into_iter()
+                .map(|(g, s)| RatelimitCount {
+                    granularity: g.granularity,
+                    time_ms: g.time_ms,
+                    workspace_id: &g.workspace_id,
+                    namespace_id: &g.namespace_id,
+                    identifier: &g.identifier,
+                    passed: s[0],
+                    total: s[1],
+                    passed_tokens: s[2],
+                    total_tokens: s[3],
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn clear(&mut self) {
+        self.verifications.clear();
+        self.ratelimits.clear();
+        self.since = Instant::now();
+    }
+}
+
 /// Tag arrays as stored (JSON), `None` for the common empty one and for decisions.
 fn tags_json(batch: &[Event]) -> Vec<Option<String>> {
     batch
@@ -320,8 +474,8 @@ struct CountedAs<'a> {
     tags: &'a str,
 }
 
-/// What a round writes, borrowing from its events: the raw rows and the rollups' increments,
-/// sorted so that concurrent writers (several nodes on PostgreSQL) lock rollup rows in one order.
+/// What a round writes, borrowing from its events: the raw rows, and the batch's counts per
+/// rollup group (which [`Rollups::absorb`] takes over).
 fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -> EventBatch<'a> {
     let mut out = EventBatch::default();
     let mut counted: HashMap<CountedAs<'a>, (i64, i64)> = HashMap::new();
@@ -399,8 +553,6 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
             }
         }
     }
-    let mut counted: Vec<_> = counted.into_iter().collect();
-    counted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     out.verification_counts = counted
         .into_iter()
         .map(|(k, (count, spent_credits))| VerificationCount {
@@ -418,8 +570,6 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
             spent_credits,
         })
         .collect();
-    let mut limits: Vec<_> = limits.into_iter().collect();
-    limits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     out.ratelimit_counts = limits
         .into_iter()
         .map(
@@ -469,11 +619,24 @@ impl EventWriter {
             written += batch.len();
             self.last_used.note(&batch);
             let tags = tags_json(&batch);
-            let rows = self::batch(&batch, &tags, &self.config.region);
+            let mut rows = self::batch(&batch, &tags, &self.config.region);
+            self.rollups.absorb(&mut rows);
             if let Err(err) = self.store.insert_events(&rows).await {
                 tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
             }
         }
+    }
+
+    /// Writes the rollups' pending counts through the async store when they are due (or `now`).
+    async fn write_rollups(&mut self, now: bool) {
+        let now = now || self.rounds.flush.swap(false, Ordering::SeqCst);
+        if !self.rollups.due(now) {
+            return;
+        }
+        if let Err(err) = self.store.insert_events(&self.rollups.batch()).await {
+            tracing::error!(error = %err, "writing analytics rollups failed");
+        }
+        self.rollups.clear();
     }
 
     /// Writes `lastUsedAt` times through the async store when they are due: one chunk, or
@@ -517,11 +680,13 @@ impl EventWriter {
                     _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
                     _ = shutdown.changed() => {
                         self.run_once().await;
+                        self.write_rollups(true).await;
                         self.touch_last_used(true).await;
                         break;
                     }
                 }
                 self.run_once().await;
+                self.write_rollups(false).await;
                 self.touch_last_used(false).await;
                 self.rounds.finished();
             },
@@ -541,7 +706,8 @@ impl EventWriter {
                 if !batch.is_empty() {
                     self.last_used.note(&batch);
                     let tags = tags_json(&batch);
-                    let rows = self::batch(&batch, &tags, &self.config.region);
+                    let mut rows = self::batch(&batch, &tags, &self.config.region);
+                    self.rollups.absorb(&mut rows);
                     if let Err(err) = log.append(&rows) {
                         tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
                     }
@@ -551,6 +717,13 @@ impl EventWriter {
                 }
             };
             let last = stopping || senders_gone;
+            let flush = self.rounds.flush.swap(false, Ordering::SeqCst);
+            if self.rollups.due(last || flush) {
+                if let Err(err) = log.append(&self.rollups.batch()) {
+                    tracing::error!(error = %err, "writing analytics rollups failed");
+                }
+                self.rollups.clear();
+            }
             // One chunk of lastUsedAt per tick (all of it when stopping).
             while let Some(chunk) = self.last_used.next_chunk(last) {
                 if let Err(err) = log.touch_last_used(&last_uses(&chunk)) {
@@ -593,6 +766,69 @@ async fn prune_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn count<'a>(key_id: &'a str, time_ms: i64, n: i64) -> VerificationCount<'a> {
+        VerificationCount {
+            granularity: Granularity::Minute,
+            time_ms,
+            workspace_id: "ws",
+            key_space_id: "ks",
+            key_id,
+            identity_id: "",
+            external_id: "",
+            outcome: "VALID",
+            source: SOURCE_API,
+            tags: "[]",
+            count: n,
+            spent_credits: n,
+        }
+    }
+
+    #[test]
+    fn rollup_counts_gather_across_batches_until_they_are_due() {
+        let mut rollups = Rollups::default();
+        assert!(!rollups.due(true), "nothing pending");
+        let mut first = EventBatch {
+            verification_counts: vec![count("b", 60_000, 2), count("a", 60_000, 1)],
+            ..Default::default()
+        };
+        rollups.absorb(&mut first);
+        assert!(first.verification_counts.is_empty(), "taken over");
+        let mut second = EventBatch {
+            verification_counts: vec![count("a", 60_000, 3), count("a", 120_000, 1)],
+            ratelimit_counts: vec![RatelimitCount {
+                granularity: Granularity::Hour,
+                time_ms: 0,
+                workspace_id: "ws",
+                namespace_id: "ns",
+                identifier: "x",
+                passed: 1,
+                total: 2,
+                passed_tokens: 1,
+                total_tokens: 2,
+            }],
+            ..Default::default()
+        };
+        rollups.absorb(&mut second);
+        assert!(!rollups.due(false), "the interval has not passed");
+        assert!(rollups.due(true));
+        let batch = rollups.batch();
+        let seen: Vec<(&str, i64, i64)> = batch
+            .verification_counts
+            .iter()
+            .map(|c| (c.key_id, c.time_ms, c.count))
+            .collect();
+        // One row per group, in group order (bucket, then key).
+        assert_eq!(
+            seen,
+            [("a", 60_000, 4), ("b", 60_000, 2), ("a", 120_000, 1)]
+        );
+        assert_eq!(batch.ratelimit_counts.len(), 1);
+        assert!(batch.verifications.is_empty() && !batch.is_empty());
+        drop(batch);
+        rollups.clear();
+        assert!(!rollups.due(true));
+    }
 
     #[test]
     fn last_used_rounds_wait_for_the_interval_and_come_sorted_in_chunks() {

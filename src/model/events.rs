@@ -157,7 +157,10 @@ pub struct EventBatch<'a> {
 
 impl EventBatch<'_> {
     pub fn is_empty(&self) -> bool {
-        self.verifications.is_empty() && self.ratelimits.is_empty()
+        self.verifications.is_empty()
+            && self.ratelimits.is_empty()
+            && self.verification_counts.is_empty()
+            && self.ratelimit_counts.is_empty()
     }
 }
 
