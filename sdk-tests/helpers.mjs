@@ -136,14 +136,14 @@ export function freePort() {
  * `GET /v2/liveness` answers 200 (up to `readyTimeoutMs`).
  * Returns `{ url, port, child, output(), stop() }`.
  */
-export async function startServer(databaseUrl, { readyTimeoutMs = 10_000 } = {}) {
+export async function startServer(databaseUrl, { readyTimeoutMs = 10_000, args = [] } = {}) {
   requireBinary();
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     KEYWARD_BIN,
     // A short lastUsedAt interval, so tests see it without waiting the default minute.
-    ["--database", databaseUrl, "serve", "--listen", `127.0.0.1:${port}`, "--last-used-interval", "200ms"],
+    ["--database", databaseUrl, "serve", "--listen", `127.0.0.1:${port}`, "--last-used-interval", "200ms", ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
 

@@ -15,7 +15,7 @@ use crate::cluster::changes::{self, Publisher, Subscriber};
 use crate::cluster::counters::{ClusterCounters, RedisCounters};
 use crate::cluster::credits::RedisLedger;
 use crate::cluster::link::{LinkError, RedisLink};
-use crate::domain::analytics::AnalyticsSettings;
+use crate::domain::analytics::{AnalyticsService, AnalyticsSettings};
 use crate::domain::apis::ApiService;
 use crate::domain::audit::AuditService;
 use crate::domain::auth::Authenticator;
@@ -160,13 +160,22 @@ pub fn build(
         sink.clone(),
         shared_counters.clone(),
     ));
+    let apis = Arc::new(ApiService::new(store.clone(), invalidator.clone()));
+    let analytics = Arc::new(AnalyticsService::new(
+        store.clone(),
+        store.backend(),
+        apis.clone(),
+        shared_counters.clone(),
+        config.analytics.clone(),
+    ));
     let services = Services {
         auth: Arc::new(Authenticator::new(
             store.clone(),
             clock.clone(),
             root_key_cache,
         )),
-        apis: Arc::new(ApiService::new(store.clone(), invalidator.clone())),
+        apis,
+        analytics,
         migrations: Arc::new(MigrationService::new(store.clone(), invalidator.clone())),
         identities: Arc::new(IdentityService::new(store.clone(), invalidator.clone())),
         rbac: Arc::new(RbacService::new(store.clone(), invalidator.clone())),

@@ -29,6 +29,7 @@ pub struct Services {
     pub limits: Arc<ratelimit::namespaces::LimitService>,
     pub health: Arc<health::HealthService>,
     pub audit: Arc<audit::AuditService>,
+    pub analytics: Arc<analytics::AnalyticsService>,
 }
 
 /// The failure of the storage below the domain, as the domain's callers see it.

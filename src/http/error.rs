@@ -79,6 +79,15 @@ error_codes! {
     RouteNotFound => ("err:user:not_found:route_not_found", 404, "Not Found"),
     MethodNotAllowed => ("err:user:method_not_allowed:method_not_allowed", 405, "Method Not Allowed"),
     WorkspaceRateLimited => ("err:user:too_many_requests:workspace_rate_limited", 429, "Too Many Requests"),
+    InvalidAnalyticsQuery => ("err:user:bad_request:invalid_analytics_query", 400, "Bad Request"),
+    InvalidAnalyticsQueryType => ("err:user:bad_request:invalid_analytics_query_type", 400, "Bad Request"),
+    InvalidAnalyticsTable => ("err:user:bad_request:invalid_analytics_table", 400, "Bad Request"),
+    InvalidAnalyticsFunction => ("err:user:bad_request:invalid_analytics_function", 400, "Bad Request"),
+    QueryRangeExceedsRetention => ("err:user:bad_request:query_range_exceeds_retention", 400, "Bad Request"),
+    QueryExecutionTimeout => ("err:user:unprocessable_entity:query_execution_timeout", 422, "Unprocessable Entity"),
+    QueryMemoryLimitExceeded => ("err:user:unprocessable_entity:query_memory_limit_exceeded", 422, "Unprocessable Entity"),
+    QueryRowsLimitExceeded => ("err:user:unprocessable_entity:query_rows_limit_exceeded", 422, "Unprocessable Entity"),
+    QueryQuotaExceeded => ("err:user:too_many_requests:query_quota_exceeded", 429, "Too Many Requests"),
 }
 
 impl ErrorCode {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use keyward::clock::{ManualClock, SharedClock};
 use keyward::domain::admin;
+use keyward::domain::analytics::AnalyticsSettings;
 use keyward::http::AppState;
 use keyward::server::ServerConfig;
 use keyward::store::{self, SharedStore};
@@ -86,17 +87,28 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with the given interval between `lastUsedAt` updates.
 pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp {
-    spawn_app_options(last_used_interval, None).await
+    spawn_app_options(last_used_interval, None, AnalyticsSettings::default()).await
+}
+
+/// [`spawn_app`] with the given analytics settings (retention, quota, caps).
+pub async fn spawn_app_with_analytics(analytics: AnalyticsSettings) -> TestApp {
+    spawn_app_options(Duration::from_millis(100), None, analytics).await
 }
 
 /// [`spawn_app`] in cluster mode, sharing rate-limit counters through the Redis at `redis_url`.
 pub async fn spawn_cluster_app(redis_url: &str) -> TestApp {
-    spawn_app_options(Duration::from_millis(100), Some(redis_url.to_string())).await
+    spawn_app_options(
+        Duration::from_millis(100),
+        Some(redis_url.to_string()),
+        AnalyticsSettings::default(),
+    )
+    .await
 }
 
 async fn spawn_app_options(
     last_used_interval: std::time::Duration,
     redis_url: Option<String>,
+    analytics: AnalyticsSettings,
 ) -> TestApp {
     let (database_url, dir) = fresh_database().await;
     let (store, topology) = store::connect_backend(&database_url)
@@ -128,6 +140,7 @@ async fn spawn_app_options(
         },
         last_used_interval,
         redis_url,
+        analytics,
     )
     .await
 }
@@ -148,6 +161,7 @@ async fn start_server(
     parts: ServerParts,
     last_used_interval: std::time::Duration,
     redis_url: Option<String>,
+    analytics: AnalyticsSettings,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -163,7 +177,7 @@ async fn start_server(
         request_timeout: Duration::from_secs(3),
         audit_retention: Duration::from_secs(365 * 86_400),
         region: "test-region".into(),
-        analytics: Default::default(),
+        analytics,
     };
     let server = keyward::server::build(parts.store.clone(), parts.topology, shared_clock, &config)
         .expect("build the server");
@@ -291,6 +305,7 @@ impl TestApp {
             },
             Duration::from_millis(100),
             redis_url.map(str::to_string),
+            AnalyticsSettings::default(),
         )
         .await
     }

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod analytics;
 mod apis;
 mod audit;
 mod auth;

@@ -337,6 +337,24 @@ fn rows(f: &Fixture) -> Vec<Row> {
             Forbidden,
             "/limit",
         ),
+        row(
+            "POST /v2/analytics.getVerifications",
+            json!({"query": "SELECT count() AS n FROM key_verifications_v1"}),
+            Forbidden,
+            "/query",
+        ),
+        row(
+            "POST /v2/analytics.getRatelimits",
+            json!({"query": "SELECT count() AS n FROM ratelimits_v1"}),
+            Forbidden,
+            "/query",
+        ),
+        row(
+            "POST /v2/analytics.getUsage",
+            json!({"granularity": "day"}),
+            Forbidden,
+            "/granularity",
+        ),
         // Deletions last.
         row(
             "POST /v2/ratelimit.deleteOverride",

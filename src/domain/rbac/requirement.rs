@@ -133,6 +133,7 @@ const ROOT_VOCABULARY: &[(&str, &[&str])] = &[
             "read_override",
             "delete_override",
             "list_overrides",
+            "read_analytics",
         ],
     ),
     (

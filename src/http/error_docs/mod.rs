@@ -3,12 +3,13 @@
 //!
 //! The code table itself (URN, status, title) lives in [`super::error`]; this file owns only the
 //! shape of the page served at `/docs/errors/<system>/<category>/<specific>`. [`doc`] matches every
-//! code with no wildcard arm (the prose is in [`resources`] and [`request`]), so a code added to the table without its page does not compile.
+//! code with no wildcard arm (the prose is in [`resources`], [`request`] and [`analytics`]), so a code added to the table without its page does not compile.
 //!
 //! The text is plain: the page renderer escapes it and turns `backticked` spans into `<code>`.
 //! Commands shown are those of keyward's CLI; every one of them also takes `--database URL`
 //! (or `KEYWARD_DATABASE`), which must name the database the server uses.
 
+mod analytics;
 mod request;
 mod resources;
 
@@ -69,6 +70,15 @@ pub fn doc(code: ErrorCode) -> ErrorDoc {
         ErrorCode::RouteNotFound => request::ROUTE_NOT_FOUND,
         ErrorCode::MethodNotAllowed => request::METHOD_NOT_ALLOWED,
         ErrorCode::WorkspaceRateLimited => request::WORKSPACE_RATE_LIMITED,
+        ErrorCode::InvalidAnalyticsQuery => analytics::INVALID_ANALYTICS_QUERY,
+        ErrorCode::InvalidAnalyticsQueryType => analytics::INVALID_ANALYTICS_QUERY_TYPE,
+        ErrorCode::InvalidAnalyticsTable => analytics::INVALID_ANALYTICS_TABLE,
+        ErrorCode::InvalidAnalyticsFunction => analytics::INVALID_ANALYTICS_FUNCTION,
+        ErrorCode::QueryRangeExceedsRetention => analytics::QUERY_RANGE_EXCEEDS_RETENTION,
+        ErrorCode::QueryExecutionTimeout => analytics::QUERY_EXECUTION_TIMEOUT,
+        ErrorCode::QueryMemoryLimitExceeded => analytics::QUERY_MEMORY_LIMIT_EXCEEDED,
+        ErrorCode::QueryRowsLimitExceeded => analytics::QUERY_ROWS_LIMIT_EXCEEDED,
+        ErrorCode::QueryQuotaExceeded => analytics::QUERY_QUOTA_EXCEEDED,
     }
 }
 

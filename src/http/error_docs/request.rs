@@ -5,18 +5,17 @@ use super::ErrorDoc;
 use crate::http::error::ErrorCode;
 
 pub const ANALYTICS_NOT_CONFIGURED: ErrorDoc = ErrorDoc {
-    what_happened: "`analytics.getVerifications` queries a store of past verifications, \
-            and this keyward server has none configured. Key verification itself works \
-            normally; only the analytics query is unavailable.",
-    example_detail: "Verification analytics are not configured on this server.",
+    what_happened: "Unkey answers this when analytics is not switched on for a workspace. \
+            keyward never sends it: its analytics is always on and lives in the same database \
+            as the keys. The code is listed so that clients written for Unkey find its page.",
+    example_detail: "Analytics is not configured for this workspace.",
     how_to_fix: &[
-        "Ask the operator to set up verification analytics in keyward's configuration.",
-        "Until then, record the outcomes of `keys.verifyKey` in your own application if \
-                you need them.",
+        "Nothing to do on keyward. If you see it, the answer came from another server: check \
+                the base URL your client uses.",
     ],
-    common_mistakes: &["Assuming analytics are switched on by default on a self-hosted server."],
+    common_mistakes: &["Pointing a client at Unkey's hosted API instead of keyward."],
     related: &[
-        ErrorCode::PreconditionFailed,
+        ErrorCode::InvalidAnalyticsQuery,
         ErrorCode::InsufficientPermissions,
     ],
 };

@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::schema::Schema;
 use super::AppState;
 
+pub mod analytics;
 pub mod apis;
 pub mod audit;
 pub mod docs;
@@ -67,6 +68,7 @@ pub fn all() -> Vec<(Operation, MethodRouter<AppState>)> {
     routes.extend(ratelimit::routes());
     routes.extend(identities::routes());
     routes.extend(audit::routes());
+    routes.extend(analytics::routes());
     routes
 }
 

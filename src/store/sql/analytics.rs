@@ -52,17 +52,19 @@ impl SqliteAnalytics {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.execute_batch("PRAGMA query_only = 1; PRAGMA busy_timeout = 5000;")?;
-        // Only reads of the analytics tables (and the JSON table functions the compiler uses for
-        // tags) are allowed; everything else fails when the statement is prepared.
+        super::analytics_udf::register_sqlite_functions(&conn)?;
+        // Only reads of the analytics tables are allowed (and of the query's own CTEs and
+        // subqueries, which SQLite reports without a database name); everything else fails when
+        // the statement is prepared.
         conn.authorizer(Some(|ctx: rusqlite::hooks::AuthContext<'_>| {
             match ctx.action {
                 AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
                     Authorization::Allow
                 }
                 AuthAction::Read { table_name, .. }
-                    if is_analytics_table(table_name)
-                        || table_name == "json_each"
-                        || table_name == "json_tree" =>
+                    if ctx.database_name.is_none()
+                        || is_analytics_table(table_name)
+                        || table_name == "json_each" =>
                 {
                     Authorization::Allow
                 }

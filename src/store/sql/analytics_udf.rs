@@ -44,7 +44,7 @@ impl Aggregate<(Vec<f64>, f64), Option<f64>> for Quantile {
 }
 
 /// Registers the functions compiled queries may call on a SQLite connection. Call it once per
-/// connection that runs [`super::Compiled`] statements.
+/// connection that runs compiled analytics statements.
 pub fn register_sqlite_functions(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_aggregate_function(
         "kw_quantile",

@@ -17,6 +17,8 @@ use crate::model::ChangeKind;
 
 mod admin;
 mod analytics;
+mod analytics_udf;
+pub use analytics_udf::register_sqlite_functions;
 mod apis;
 mod audit;
 pub use audit::chain_hash;

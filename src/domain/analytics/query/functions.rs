@@ -5,7 +5,7 @@
 //! quarter, year). Arrays are JSON: json_each / json_group_array on SQLite, jsonb on PostgreSQL.
 //! SQLite has no math functions here, so floor and ceil are written with CAST. `quantile` on
 //! SQLite calls `kw_quantile`, an aggregate the executor registers with
-//! [`super::register_sqlite_functions`].
+//! `crate::store::sql::register_sqlite_functions`.
 
 use sqlparser::ast::{
     DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,

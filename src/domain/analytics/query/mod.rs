@@ -38,14 +38,11 @@ mod emit;
 mod expr;
 mod functions;
 mod retention;
-mod sqlite_udf;
 mod validate;
 mod walk;
 
 #[cfg(test)]
 mod tests;
-
-pub use sqlite_udf::register_sqlite_functions;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::ClickHouseDialect;

@@ -58,7 +58,7 @@ pub(super) fn db() -> Connection {
     ] {
         conn.execute_batch(sql).unwrap();
     }
-    register_sqlite_functions(&conn).unwrap();
+    crate::store::sql::register_sqlite_functions(&conn).unwrap();
     seed(&conn);
     conn
 }
