@@ -64,12 +64,19 @@ setup() {
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-# run_wrk SCRIPT: one wrk run against URL; prints req/s.
+# run_wrk SCRIPT: one wrk run against URL; prints req/s and the server's CPU time per request in
+# microseconds (its writer thread included), which a noisy machine disturbs far less.
+CLK_TCK="$(getconf CLK_TCK)"
 run_wrk() {
+    local c0 c1
+    c0="$(cpu_ticks "$SERVER_PID")"
     wrk -t1 -c32 -d"$DURATION" --timeout 10s -s "$BENCH_DIR/$1" "$URL/v2/keys.verifyKey" >"$TMP/wrk.out" 2>&1
+    # The writer finishes the last events (and a rollup write may fall in the run): wait a tick.
+    sleep 1
+    c1="$(cpu_ticks "$SERVER_PID")"
     parse_result "$TMP/wrk.out"
     (( R_NON2XX == 0 )) || echo "bench: WARNING: $R_NON2XX non-2xx answers" >&2
-    echo "$R_RPS"
+    awk -v r="$R_RPS" -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$R_REQUESTS" 'BEGIN { printf "%s %.2f\n", r, 1e6 * c / hz / n }'
 }
 
 if [[ "$PART" != 2 && -n "$BASE_BIN" ]]; then
@@ -84,16 +91,19 @@ if [[ "$PART" != 2 && -n "$BASE_BIN" ]]; then
             export BENCH_ROOT_KEY="$ROOT" BENCH_VERIFY_KEY="$HOT" BENCH_KEYFILE="$KEYFILE"
             # Every key once, so the random run measures cached keys.
             wrk -t1 -c32 -d"$DURATION" -s "$BENCH_DIR/verify_random.lua" "$URL/v2/keys.verifyKey" >/dev/null 2>&1
-            hot="$(run_wrk verify_one.lua)"; sleep 2
-            random="$(run_wrk verify_random.lua)"
-            echo "round $round $which: hot $hot req/s, random $random req/s"
+            read -r hot hot_cpu < <(run_wrk verify_one.lua); sleep 2
+            read -r random random_cpu < <(run_wrk verify_random.lua)
+            echo "round $round $which: hot $hot req/s ($hot_cpu us CPU each), random $random req/s ($random_cpu us CPU each)"
             echo "$hot" >>"$TMP/$which.hot"; echo "$random" >>"$TMP/$which.random"
+            echo "$hot_cpu" >>"$TMP/$which.hot.cpu"; echo "$random_cpu" >>"$TMP/$which.random.cpu"
             stop; sleep 2
         done
     done
     for scenario in hot random; do
         b="$(median <"$TMP/base.$scenario")"; n="$(median <"$TMP/new.$scenario")"
-        awk -v s="$scenario" -v b="$b" -v n="$n" 'BEGIN { printf "verify %-6s: baseline %8.0f req/s, with analytics %8.0f req/s, ratio %.3f\n", s, b, n, n / b }'
+        bc="$(median <"$TMP/base.$scenario.cpu")"; nc="$(median <"$TMP/new.$scenario.cpu")"
+        awk -v s="$scenario" -v b="$b" -v n="$n" -v bc="$bc" -v nc="$nc" 'BEGIN {
+            printf "verify %-6s: baseline %8.0f req/s (%5.1f us CPU each), with analytics %8.0f req/s (%5.1f us), throughput ratio %.3f, CPU ratio %.3f\n", s, b, bc, n, nc, n / b, nc / bc }'
     done
 fi
 

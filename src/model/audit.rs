@@ -68,6 +68,8 @@ pub struct AuditEvent {
     pub description: String,
     pub actor: Actor,
     pub targets: Vec<Target>,
+    /// Details the description leaves out (what changed, to what), as a JSON object.
+    pub meta: Option<serde_json::Value>,
 }
 
 /// The bucket Unkey files API mutations under.
@@ -90,7 +92,14 @@ impl AuditEvent {
             description,
             actor: actor.clone(),
             targets,
+            meta: None,
         }
+    }
+
+    /// The event with `meta`, an object of details.
+    pub fn with_meta(mut self, meta: serde_json::Value) -> Self {
+        self.meta = Some(meta);
+        self
     }
 }
 

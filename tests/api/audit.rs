@@ -293,3 +293,64 @@ async fn retention_removes_the_oldest_events_and_the_rest_still_verifies() {
         0
     );
 }
+
+#[tokio::test]
+async fn events_carry_meta_with_what_changed_and_the_chain_covers_it() {
+    let app = spawn_app().await;
+    let api = app.create_api("metadata").await;
+    let r = app
+        .post(
+            "/v2/keys.createKey",
+            json!({"apiId": api, "prefix": "acme", "credits": {"remaining": 10}}),
+        )
+        .await;
+    r.assert_ok("/v2/keys.createKey");
+    let key_id = r.body["data"]["keyId"].as_str().unwrap().to_string();
+    let key = r.body["data"]["key"].as_str().unwrap().to_string();
+    app.post(
+        "/v2/keys.updateKey",
+        json!({"keyId": key_id, "name": "renamed", "enabled": false}),
+    )
+    .await
+    .assert_ok("/v2/keys.updateKey");
+    app.post(
+        "/v2/keys.updateCredits",
+        json!({"keyId": key_id, "operation": "increment", "value": 5}),
+    )
+    .await
+    .assert_ok("/v2/keys.updateCredits");
+
+    let body = logs(&app, &app.root_key, json!({"targetIds": [key_id]})).await;
+    let of = |event: &str, nth: usize| {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == event)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("no {event} #{nth}: {body}"))
+            .clone()
+    };
+    let created = of("key.create", 0);
+    let start = created["meta"]["start"].as_str().unwrap();
+    assert!(
+        key.starts_with(start) && start.starts_with("acme_"),
+        "{created}"
+    );
+    assert_eq!(created["meta"]["remaining"], 10);
+    assert!(!body.to_string().contains(&key), "never the plaintext key");
+    let updated = of("key.update", 0);
+    assert_eq!(updated["meta"]["changed"], json!(["name", "enabled"]));
+    let credited = of("key.update", 1);
+    assert_eq!(
+        credited["meta"],
+        json!({"operation": "increment", "value": 5})
+    );
+
+    let out = app.cli(&["audit", "verify", "--workspace", &app.workspace_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -2,11 +2,12 @@
 //! (`analytics.getVerifications`, `analytics.getRatelimits`), and a ready-made usage series
 //! (`analytics.getUsage`).
 //!
-//! A query goes: quota (per workspace, through the shared rate-limit counters) → compile
+//! A query goes: scope (what the caller's `read_analytics` permissions cover) → compile
 //! ([`query::compile`]: validation with Unkey's error codes, then a rewrite whose only sources are
-//! CTEs pre-filtered to the caller's workspace and scope) → run (the store, read-only, with a
-//! deadline) → rows turned into JSON by the column kinds the compiler inferred, within the
-//! response cap.
+//! CTEs pre-filtered to the caller's workspace and scope) → quota (per workspace, through the
+//! shared rate-limit counters; a query refused before it runs does not count) → run (the store,
+//! read-only, with a deadline) → rows turned into JSON by the column kinds the compiler
+//! inferred, within the response cap.
 
 pub mod query;
 pub mod usage;

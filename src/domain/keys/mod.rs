@@ -198,17 +198,28 @@ impl KeyService {
             merge_limits(&api.workspace_id, actor, now, &[], input.ratelimits);
         key.ratelimits = ratelimits;
         events.extend(limit_events);
-        events.push(AuditEvent::new(
-            &api.workspace_id,
-            "key.create",
-            format!("Created key {}", key.id),
-            actor,
-            now,
-            vec![
-                Target::new("key", &key.id, key.name.clone()),
-                Target::new("api", &api.id, Some(api.name.clone())),
-            ],
-        ));
+        events.push(
+            AuditEvent::new(
+                &api.workspace_id,
+                "key.create",
+                format!("Created key {}", key.id),
+                actor,
+                now,
+                vec![
+                    Target::new("key", &key.id, key.name.clone()),
+                    Target::new("api", &api.id, Some(api.name.clone())),
+                ],
+            )
+            .with_meta(serde_json::json!({
+                "start": key.start,
+                "enabled": key.enabled,
+                "expires": key.expires,
+                "remaining": key.remaining,
+                "refillAmount": key.refill_amount,
+                "externalId": key.external_id,
+                "ratelimits": key.ratelimits.iter().map(|l| &l.name).collect::<Vec<_>>(),
+            })),
+        );
         self.store.insert_key(&key, &events).await?;
         self.invalidator.apply(ChangeKind::Key, &key.hash);
         Ok(IssuedKey {
@@ -260,17 +271,20 @@ impl KeyService {
             patch.ratelimits = Some(merged);
             events.extend(limit_events);
         }
-        events.push(AuditEvent::new(
-            &key.workspace_id,
-            "key.update",
-            format!("Updated key {}", key.id),
-            actor,
-            now,
-            vec![
-                Target::new("key", &key.id, key.name.clone()),
-                Target::new("api", &key.api_id, None),
-            ],
-        ));
+        events.push(
+            AuditEvent::new(
+                &key.workspace_id,
+                "key.update",
+                format!("Updated key {}", key.id),
+                actor,
+                now,
+                vec![
+                    Target::new("key", &key.id, key.name.clone()),
+                    Target::new("api", &key.api_id, None),
+                ],
+            )
+            .with_meta(serde_json::json!({ "changed": changed_fields(&patch) })),
+        );
         let _guard = match patch.credits {
             Some(_) => Some(self.ledger.exclusive(&key.id).await?),
             None => None,
@@ -303,7 +317,8 @@ impl KeyService {
                 Target::new("key", &key.id, key.name.clone()),
                 Target::new("api", &key.api_id, None),
             ],
-        );
+        )
+        .with_meta(serde_json::json!({ "permanent": permanent }));
         // Revocation never waits on the ledger: a deleted key's balance no longer matters.
         let _guard = match self.ledger.exclusive(&key.id).await {
             Ok(guard) => Some(guard),
@@ -344,7 +359,16 @@ impl KeyService {
                 Target::new("keySpace", &key.key_space_id, None),
                 Target::new("key", &key.id, key.name.clone()),
             ],
-        );
+        )
+        .with_meta(match op {
+            CreditOp::Set(value) => serde_json::json!({ "operation": "set", "value": value }),
+            CreditOp::Increment(value) => {
+                serde_json::json!({ "operation": "increment", "value": value })
+            }
+            CreditOp::Decrement(value) => {
+                serde_json::json!({ "operation": "decrement", "value": value })
+            }
+        });
         // Stays `NotFound` for a key that is gone (`decide` never runs).
         let mut update = CreditUpdate::NotFound;
         let mut decide = |stored: &StoredCredits| {
@@ -459,7 +483,12 @@ impl KeyService {
                 Target::new("key", &old.id, old.name.clone()),
                 Target::new("api", &api.id, Some(api.name.clone())),
             ],
-        );
+        )
+        .with_meta(serde_json::json!({
+            "newKeyId": new.id,
+            "oldKeyId": old.id,
+            "oldKeyExpires": old_expires,
+        }));
         let done = self
             .store
             .reroll_key(&old.id, old_expires, &new, now, &[event])
@@ -475,6 +504,26 @@ impl KeyService {
 }
 
 /// A key's refill schedule.
+/// The fields a key update sets (request names), for its audit event's `meta`.
+fn changed_fields(patch: &KeyPatch) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut note = |set: bool, name: &'static str| {
+        if set {
+            changed.push(name);
+        }
+    };
+    note(!matches!(patch.name, Patch::Keep), "name");
+    note(!matches!(patch.meta, Patch::Keep), "meta");
+    note(!matches!(patch.expires, Patch::Keep), "expires");
+    note(patch.enabled.is_some(), "enabled");
+    note(!matches!(patch.external_id, Patch::Keep), "externalId");
+    note(patch.credits.is_some(), "credits");
+    note(patch.rbac.permissions.is_some(), "permissions");
+    note(patch.rbac.roles.is_some(), "roles");
+    note(patch.ratelimits.is_some(), "ratelimits");
+    changed
+}
+
 pub fn refill_of(key: &KeyRow) -> Option<Refill> {
     key.refill_amount.map(|amount| Refill {
         amount,

@@ -311,7 +311,12 @@ impl LimitService {
                 ),
                 Target::new("ratelimitOverride", &new.id, Some(identifier.to_string())),
             ],
-        );
+        )
+        .with_meta(serde_json::json!({
+            "identifier": identifier,
+            "limit": limit,
+            "duration": duration_ms,
+        }));
         let id = self
             .store
             .set_override(&namespace.workspace_id, &new, now, &[event])

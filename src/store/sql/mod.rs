@@ -213,7 +213,7 @@ impl SqlStore {
                 remote_ip: e.actor.remote_ip.clone(),
                 user_agent: e.actor.user_agent.clone(),
                 correlation_id: e.actor.correlation_id.clone(),
-                meta: None,
+                meta: e.meta.as_ref().map(|m| m.to_string()),
                 targets: serde_json::from_str(&targets_text)
                     .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?,
                 prev_hash: Some(prev_hash.clone()),
@@ -223,8 +223,8 @@ impl SqlStore {
             record.hash = Some(hash.clone());
             sqlx::query(
                 "INSERT INTO audit_logs (id, workspace_id, bucket, event, time_m, description, actor_type, \
-                 actor_id, actor_name, remote_ip, user_agent, targets, seq, correlation_id, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 actor_id, actor_name, remote_ip, user_agent, targets, seq, correlation_id, prev_hash, hash, \
+                 meta) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
             .bind(&record.id)
             .bind(&record.workspace_id)
@@ -242,6 +242,7 @@ impl SqlStore {
             .bind(&record.correlation_id)
             .bind(&prev_hash)
             .bind(&hash)
+            .bind(&record.meta)
             .execute(&mut **tx)
             .await?;
             sqlx::query("UPDATE audit_heads SET hash = $2 WHERE workspace_id = $1")
