@@ -116,13 +116,14 @@ if [[ "$PART" != 1 ]]; then
     echo "database file: $(du -h "$DB" | cut -f1)"
     serve "$BIN" "$DB"
     time_query() { # time_query LABEL ROUTE BODY: median of 5 of curl's total time, and the answer's size
-        local label="$1" route="$2" body="$3" t
+        local label="$1" route="$2" body="$3"
+        : >"$TMP/times"
         for _ in 1 2 3 4 5; do
-            t="$(curl -s -o "$TMP/answer" -w '%{time_total}' -X POST "$URL/v2/$route" \
-                -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' -d "$body")"
-            echo "$t"
-        done | median | awk -v l="$label" -v b="$(wc -c <"$TMP/answer")" '{ printf "%-58s %8.1f ms  (%d bytes)\n", l, $1 * 1000, b }'
-        grep -q '"error"' "$TMP/answer" && echo "  answer: $(head -c 300 "$TMP/answer")" || true
+            curl -s -o "$TMP/answer" -w '%{time_total}\n' -X POST "$URL/v2/$route" \
+                -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' -d "$body" >>"$TMP/times"
+        done
+        median <"$TMP/times" | awk -v l="$label" -v b="$(wc -c <"$TMP/answer")" '{ printf "%-58s %8.1f ms  (%d bytes)\n", l, $1 * 1000, b }'
+        if grep -q '"error"' "$TMP/answer"; then echo "  answer: $(head -c 300 "$TMP/answer")"; fi
     }
     q() { printf '{"query":"%s"}' "$1"; }
     time_query "one key, daily counts over 30 days (day rollup)" analytics.getVerifications \

@@ -42,8 +42,10 @@ def main():
             k = rnd.randrange(keys)
             r = rnd.random()
             outcome = "RATE_LIMITED" if r < 0.05 else "USAGE_EXCEEDED" if r < 0.07 else "VALID"
+            # In time order, as the event writer appends them.
+            at = now - span + (written + i) * span // events
             rows.append((
-                f"req_bench{written + i}", now - rnd.randrange(span), workspace, "api_bench",
+                f"req_bench{written + i}", at, workspace, "api_bench",
                 f"ks_bench{k % (keys // 1000 + 1)}", f"key_bench_{k}", None, outcome,
                 tags[k % 3], 1 if outcome == "VALID" else 0, rnd.randrange(200, 2000), "",
                 "bench", "api",

@@ -161,12 +161,21 @@ pub fn build(
         shared_counters.clone(),
     ));
     let apis = Arc::new(ApiService::new(store.clone(), invalidator.clone()));
+    // A query must give up before its request does, so that it answers 422
+    // query_execution_timeout rather than the request timeout's 503.
+    let mut analytics_settings = config.analytics.clone();
+    analytics_settings.query_timeout = analytics_settings.query_timeout.min(
+        config
+            .request_timeout
+            .saturating_sub(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(500)),
+    );
     let analytics = Arc::new(AnalyticsService::new(
         store.clone(),
         store.backend(),
         apis.clone(),
         shared_counters.clone(),
-        config.analytics.clone(),
+        analytics_settings,
     ));
     let services = Services {
         auth: Arc::new(Authenticator::new(

@@ -791,3 +791,28 @@ async fn usage_is_a_zero_filled_series_by_outcome() {
         "Insufficient Permissions",
     );
 }
+
+#[tokio::test]
+async fn a_query_past_its_deadline_answers_422() {
+    let app = spawn_app_with_analytics(AnalyticsSettings {
+        query_timeout: std::time::Duration::from_millis(1),
+        ..Default::default()
+    })
+    .await;
+    let api = app.create_api("deadline").await;
+    let (_, key) = create_key(&app, &api, json!({})).await;
+    verify_times(&app, &key, 25, json!({})).await;
+    app.events_written().await;
+    // 25^4 = 390,625 combinations: far more than a millisecond of work.
+    let r = query_error(
+        &app,
+        "SELECT count() AS n FROM key_verifications_v1 a, key_verifications_v1 b, key_verifications_v1 c, key_verifications_v1 d WHERE a.latency + b.latency + c.latency + d.latency >= 0",
+    )
+    .await;
+    r.assert_error(
+        422,
+        "user/unprocessable_entity/query_execution_timeout",
+        "Unprocessable Entity",
+    );
+    assert_eq!(r.detail(), "Query execution was canceled or timed out.");
+}

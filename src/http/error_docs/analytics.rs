@@ -86,7 +86,8 @@ pub const QUERY_RANGE_EXCEEDS_RETENTION: ErrorDoc = ErrorDoc {
 };
 
 pub const QUERY_EXECUTION_TIMEOUT: ErrorDoc = ErrorDoc {
-    what_happened: "The query ran longer than 10 seconds and was stopped.",
+    what_happened: "The query ran longer than allowed (10 seconds, and a second less than the \
+            server's request timeout: 9 seconds by default) and was stopped.",
     example_detail: "Query execution was canceled or timed out.",
     how_to_fix: &[
         "Read a rollup table (`..._per_hour_v1`, `..._per_day_v1`) instead of the raw one.",

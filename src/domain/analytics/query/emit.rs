@@ -262,7 +262,15 @@ impl<'c, 'q> Emitter<'c, 'q> {
                 }
             }
             if let Some(start) = retention {
-                filter.push_str(&format!(" AND time_m >= {start}"));
+                // On SQLite the unary plus keeps this bound out of the index range, so a query
+                // with a tighter bound of its own scans only its window (SQLite uses one lower
+                // bound per column, and may otherwise pick this one). PostgreSQL keeps the
+                // tighter of the two by itself.
+                let column = match self.ctx.dialect {
+                    Dialect::Sqlite => "+time_m",
+                    Dialect::Postgres => "time_m",
+                };
+                filter.push_str(&format!(" AND {column} >= {start}"));
             }
             out.push(format!(
                 "{} AS (SELECT {cols} FROM {} WHERE {filter})",
