@@ -69,7 +69,7 @@ test("verifications are counted by outcome and tag", { timeout: TEST_TIMEOUT }, 
     { outcome: "USAGE_EXCEEDED", n: 1 },
     { outcome: "VALID", n: 2 },
   ]);
-  // Rollups are written every 10 seconds.
+  // Rollups are written every second on the test server (--analytics-rollup-interval).
   const { last: rolled } = await pollUntil(
     () =>
       count(
@@ -78,7 +78,7 @@ test("verifications are counted by outcome and tag", { timeout: TEST_TIMEOUT }, 
           "' GROUP BY time",
       ),
     (r) => r.value?.[0]?.n === 3,
-    { withinMs: 15_000, intervalMs: 500, what: "the day rollup" },
+    { withinMs: 5_000, intervalMs: 200, what: "the day rollup" },
   );
   const daily = rolled.value;
   assert.equal(daily.length, 1);

@@ -142,8 +142,9 @@ export async function startServer(databaseUrl, { readyTimeoutMs = 10_000, args =
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     KEYWARD_BIN,
-    // A short lastUsedAt interval, so tests see it without waiting the default minute.
-    ["--database", databaseUrl, "serve", "--listen", `127.0.0.1:${port}`, "--last-used-interval", "200ms", ...args],
+    // Short lastUsedAt and rollup intervals, so tests see them without waiting the defaults.
+    ["--database", databaseUrl, "serve", "--listen", `127.0.0.1:${port}`, "--last-used-interval", "200ms",
+     "--analytics-rollup-interval", "1s", ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
 

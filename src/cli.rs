@@ -172,6 +172,10 @@ pub struct ServeArgs {
     /// Analytics queries each workspace may run per hour (0: no quota).
     #[arg(long, env = "KEYWARD_ANALYTICS_QUERY_QUOTA", default_value_t = crate::domain::analytics::DEFAULT_QUERIES_PER_HOUR)]
     pub analytics_query_quota: u32,
+    /// How long rollup counts gather in memory before they are written: how far the rollup
+    /// tables may lag the raw events, and how much a crash can lose of them (e.g. 30s, 5s).
+    #[arg(long, env = "KEYWARD_ANALYTICS_ROLLUP_INTERVAL", default_value = "30s", value_parser = parse_interval)]
+    pub analytics_rollup_interval: std::time::Duration,
 }
 
 /// A region name: 1 to 64 letters, digits, `-`, `_` or `.`.
@@ -356,6 +360,7 @@ async fn serve(
         analytics: crate::domain::analytics::AnalyticsSettings {
             retention_days: args.analytics_retention_days,
             queries_per_hour: args.analytics_query_quota,
+            rollup_interval: args.analytics_rollup_interval,
             ..Default::default()
         },
     };

@@ -100,6 +100,7 @@ pub fn build(
             retention: Retention {
                 days: config.analytics.retention_days,
             },
+            rollup_interval: config.analytics.rollup_interval,
         },
     );
     let redis = match &config.redis_url {

@@ -200,6 +200,8 @@ pub struct WriterConfig {
     /// This node's name, in every verification's `region` column.
     pub region: String,
     pub retention: Retention,
+    /// How long the rollups' counts gather in memory ([`ROLLUP_INTERVAL`] by default).
+    pub rollup_interval: Duration,
 }
 
 impl Default for WriterConfig {
@@ -208,6 +210,7 @@ impl Default for WriterConfig {
             last_used_interval: LAST_USED_INTERVAL,
             region: String::new(),
             retention: Retention::default(),
+            rollup_interval: ROLLUP_INTERVAL,
         }
     }
 }
@@ -227,8 +230,8 @@ pub fn channel(store: Arc<dyn EventStore>, config: WriterConfig) -> (EventSink, 
             store,
             last_used: LastUsed::new(config.last_used_interval),
             rounds,
+            rollups: Rollups::new(config.rollup_interval),
             config,
-            rollups: Rollups::default(),
         },
     )
 }
@@ -298,10 +301,11 @@ fn last_uses(taken: &[(Box<str>, i64)]) -> Vec<LastUse<'_>> {
         .collect()
 }
 
-/// How long the rollups' counts gather in memory before they are written: a key verified many
-/// times in that span costs one upsert per bucket instead of one per batch. A crash loses at
-/// most this much of the rollups' counts (the raw events are written in every round).
-pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the rollups' counts gather in memory before they are written, by default
+/// (`--analytics-rollup-interval`): a key verified many times in that span costs one upsert per
+/// bucket instead of one per batch. A crash loses at most this much of the rollups' counts (the
+/// raw events are written in every round).
+pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Counts held at most before they are written early, whatever the interval (about 150 bytes
 /// each): many distinct keys in little time.
@@ -336,19 +340,19 @@ struct Rollups {
     verifications: HashMap<VerificationGroup, (i64, i64)>,
     ratelimits: HashMap<RatelimitGroup, [i64; 4]>,
     since: Instant,
+    interval: Duration,
 }
 
-impl Default for Rollups {
-    fn default() -> Self {
+impl Rollups {
+    fn new(interval: Duration) -> Self {
         Rollups {
             verifications: HashMap::new(),
             ratelimits: HashMap::new(),
             since: Instant::now(),
+            interval,
         }
     }
-}
 
-impl Rollups {
     /// Takes a batch's counts over, leaving it the raw rows only.
     fn absorb(&mut self, batch: &mut EventBatch<'_>) {
         for c in batch.verification_counts.drain(..) {
@@ -389,12 +393,12 @@ impl Rollups {
         }
     }
 
-    /// Whether to write now: when asked to (`now`), after [`ROLLUP_INTERVAL`], or when many
-    /// counts are pending.
+    /// Whether to write now: when asked to (`now`), after the interval, or when many counts are
+    /// pending.
     fn due(&self, now: bool) -> bool {
         let pending = self.verifications.len() + self.ratelimits.len();
         pending > 0
-            && (now || self.since.elapsed() >= ROLLUP_INTERVAL || pending >= MAX_PENDING_COUNTS)
+            && (now || self.since.elapsed() >= self.interval || pending >= MAX_PENDING_COUNTS)
     }
 
     /// The pending counts as a batch to write, sorted so that concurrent writers (several
@@ -786,7 +790,7 @@ mod tests {
 
     #[test]
     fn rollup_counts_gather_across_batches_until_they_are_due() {
-        let mut rollups = Rollups::default();
+        let mut rollups = Rollups::new(Duration::from_secs(3600));
         assert!(!rollups.due(true), "nothing pending");
         let mut first = EventBatch {
             verification_counts: vec![count("b", 60_000, 2), count("a", 60_000, 1)],

@@ -39,6 +39,9 @@ pub struct AnalyticsSettings {
     pub max_rows: u64,
     /// The largest encoded response.
     pub max_response_bytes: usize,
+    /// How long the rollups' counts gather in memory before they are written
+    /// (`--analytics-rollup-interval`).
+    pub rollup_interval: Duration,
 }
 
 /// Kept 90 days by default (Unkey keeps 3 to 14, by plan).
@@ -60,6 +63,7 @@ impl Default for AnalyticsSettings {
             query_timeout: QUERY_TIMEOUT,
             max_rows: MAX_ROWS,
             max_response_bytes: MAX_RESPONSE_BYTES,
+            rollup_interval: crate::domain::events::ROLLUP_INTERVAL,
         }
     }
 }
