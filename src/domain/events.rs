@@ -311,18 +311,35 @@ pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(30);
 /// each): many distinct keys in little time.
 const MAX_PENDING_COUNTS: usize = 200_000;
 
-/// What a verification rollup row is keyed by, owned: it outlives the batch it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct VerificationGroup {
-    granularity: Granularity,
-    time_ms: i64,
-    workspace_id: Box<str>,
-    key_space_id: Box<str>,
-    key_id: Box<str>,
-    identity_id: Box<str>,
-    external_id: Box<str>,
-    outcome: Box<str>,
-    tags: Box<str>,
+/// A cached key, compared and hashed by identity (the `Arc`): cheap on the writer's busiest path,
+/// and exact, since everything a rollup row keeps of a key is in the entry. Two entries of one key
+/// (before and after a change) only make two groups that the write merges again.
+#[derive(Clone)]
+struct SameKey(Arc<CachedKey>);
+
+impl PartialEq for SameKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SameKey {}
+
+impl std::hash::Hash for SameKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+/// Verifications gathered per minute, key, outcome and tags; the hour, day and month counts are
+/// derived from these when they are written.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct MinuteGroup {
+    minute_ms: i64,
+    key: SameKey,
+    outcome: &'static str,
+    /// JSON text of the tags; `None` for none.
+    tags: Option<Box<str>>,
 }
 
 /// What a rate-limit rollup row is keyed by.
@@ -337,7 +354,7 @@ struct RatelimitGroup {
 
 /// The rollups' counts not yet written.
 struct Rollups {
-    verifications: HashMap<VerificationGroup, (i64, i64)>,
+    minutes: HashMap<MinuteGroup, (i64, i64)>,
     ratelimits: HashMap<RatelimitGroup, [i64; 4]>,
     since: Instant,
     interval: Duration,
@@ -346,33 +363,35 @@ struct Rollups {
 impl Rollups {
     fn new(interval: Duration) -> Self {
         Rollups {
-            verifications: HashMap::new(),
+            minutes: HashMap::new(),
             ratelimits: HashMap::new(),
             since: Instant::now(),
             interval,
         }
     }
 
-    /// Takes a batch's counts over, leaving it the raw rows only.
-    fn absorb(&mut self, batch: &mut EventBatch<'_>) {
-        for c in batch.verification_counts.drain(..) {
+    /// Counts a round's verifications: one map entry per event, with no copy of any id.
+    fn note(&mut self, events: &[Event], tags: &[Option<String>]) {
+        for (event, tags) in events.iter().zip(tags) {
+            let Event::Verification(e) = event else {
+                continue;
+            };
             let sums = self
-                .verifications
-                .entry(VerificationGroup {
-                    granularity: c.granularity,
-                    time_ms: c.time_ms,
-                    workspace_id: c.workspace_id.into(),
-                    key_space_id: c.key_space_id.into(),
-                    key_id: c.key_id.into(),
-                    identity_id: c.identity_id.into(),
-                    external_id: c.external_id.into(),
-                    outcome: c.outcome.into(),
-                    tags: c.tags.into(),
+                .minutes
+                .entry(MinuteGroup {
+                    minute_ms: Granularity::Minute.start(e.time_ms),
+                    key: SameKey(e.key.clone()),
+                    outcome: e.outcome,
+                    tags: tags.as_deref().map(Box::from),
                 })
                 .or_default();
-            sums.0 += c.count;
-            sums.1 += c.spent_credits;
+            sums.0 += 1;
+            sums.1 += e.spent_credits;
         }
+    }
+
+    /// Takes a batch's rate-limit counts over, leaving it the raw rows only.
+    fn absorb(&mut self, batch: &mut EventBatch<'_>) {
         for c in batch.ratelimit_counts.drain(..) {
             let sums = self
                 .ratelimits
@@ -396,7 +415,7 @@ impl Rollups {
     /// Whether to write now: when asked to (`now`), after the interval, or when many counts are
     /// pending.
     fn due(&self, now: bool) -> bool {
-        let pending = self.verifications.len() + self.ratelimits.len();
+        let pending = self.minutes.len() + self.ratelimits.len();
         pending > 0
             && (now || self.since.elapsed() >= self.interval || pending >= MAX_PENDING_COUNTS)
     }
@@ -404,24 +423,47 @@ impl Rollups {
     /// The pending counts as a batch to write, sorted so that concurrent writers (several
     /// nodes on PostgreSQL) lock rollup rows in one order.
     fn batch(&self) -> EventBatch<'_> {
-        let mut verifications: Vec<_> = self.verifications.iter().collect();
-        verifications.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Every granularity's rows from the minute groups, merged by what a row is keyed by.
+        let mut counted: HashMap<CountedAs<'_>, (i64, i64)> = HashMap::new();
+        for (g, &(count, spent)) in &self.minutes {
+            let key = &g.key.0;
+            let identity = key.identity.as_deref();
+            for granularity in Granularity::ALL {
+                let sums = counted
+                    .entry(CountedAs {
+                        granularity,
+                        time_ms: granularity.start(g.minute_ms),
+                        workspace_id: &key.workspace_id,
+                        key_space_id: &key.key_space_id,
+                        key_id: &key.id,
+                        identity_id: identity.map_or("", |i| &*i.id),
+                        external_id: identity.map_or("", |i| &*i.external_id),
+                        outcome: g.outcome,
+                        tags: g.tags.as_deref().unwrap_or("[]"),
+                    })
+                    .or_default();
+                sums.0 += count;
+                sums.1 += spent;
+            }
+        }
+        let mut verifications: Vec<_> = counted.into_iter().collect();
+        verifications.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut ratelimits: Vec<_> = self.ratelimits.iter().collect();
         ratelimits.sort_unstable_by(|a, b| a.0.cmp(b.0));
         EventBatch {
             verification_counts: verifications
                 .into_iter()
-                .map(|(g, &(count, spent_credits))| VerificationCount {
+                .map(|(g, (count, spent_credits))| VerificationCount {
                     granularity: g.granularity,
                     time_ms: g.time_ms,
-                    workspace_id: &g.workspace_id,
-                    key_space_id: &g.key_space_id,
-                    key_id: &g.key_id,
-                    identity_id: &g.identity_id,
-                    external_id: &g.external_id,
-                    outcome: &g.outcome,
+                    workspace_id: g.workspace_id,
+                    key_space_id: g.key_space_id,
+                    key_id: g.key_id,
+                    identity_id: g.identity_id,
+                    external_id: g.external_id,
+                    outcome: g.outcome,
                     source: SOURCE_API,
-                    tags: &g.tags,
+                    tags: g.tags,
                     count,
                     spent_credits,
                 })
@@ -445,7 +487,7 @@ impl Rollups {
     }
 
     fn clear(&mut self) {
-        self.verifications.clear();
+        self.minutes.clear();
         self.ratelimits.clear();
         self.since = Instant::now();
     }
@@ -478,11 +520,11 @@ struct CountedAs<'a> {
     tags: &'a str,
 }
 
-/// What a round writes, borrowing from its events: the raw rows, and the batch's counts per
-/// rollup group (which [`Rollups::absorb`] takes over).
+/// What a round writes, borrowing from its events: the raw rows, and the batch's rate-limit
+/// counts per rollup group (which [`Rollups::absorb`] takes over; verifications are counted by
+/// [`Rollups::note`]).
 fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -> EventBatch<'a> {
     let mut out = EventBatch::default();
-    let mut counted: HashMap<CountedAs<'a>, (i64, i64)> = HashMap::new();
     let mut limits: HashMap<(Granularity, i64, &str, &str, &str), [i64; 4]> = HashMap::new();
     for (event, tags) in events.iter().zip(tags) {
         match event {
@@ -504,23 +546,6 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
                     region,
                     source: SOURCE_API,
                 };
-                for granularity in Granularity::ALL {
-                    let sums = counted
-                        .entry(CountedAs {
-                            granularity,
-                            time_ms: granularity.start(row.time_ms),
-                            workspace_id: row.workspace_id,
-                            key_space_id: row.key_space_id,
-                            key_id: row.key_id,
-                            identity_id: row.identity_id.unwrap_or(""),
-                            external_id: row.external_id,
-                            outcome: row.outcome,
-                            tags: row.tags,
-                        })
-                        .or_default();
-                    sums.0 += 1;
-                    sums.1 += row.spent_credits;
-                }
                 out.verifications.push(row);
             }
             Event::Ratelimit(e) => {
@@ -557,23 +582,6 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
             }
         }
     }
-    out.verification_counts = counted
-        .into_iter()
-        .map(|(k, (count, spent_credits))| VerificationCount {
-            granularity: k.granularity,
-            time_ms: k.time_ms,
-            workspace_id: k.workspace_id,
-            key_space_id: k.key_space_id,
-            key_id: k.key_id,
-            identity_id: k.identity_id,
-            external_id: k.external_id,
-            outcome: k.outcome,
-            source: SOURCE_API,
-            tags: k.tags,
-            count,
-            spent_credits,
-        })
-        .collect();
     out.ratelimit_counts = limits
         .into_iter()
         .map(
@@ -623,6 +631,7 @@ impl EventWriter {
             written += batch.len();
             self.last_used.note(&batch);
             let tags = tags_json(&batch);
+            self.rollups.note(&batch, &tags);
             let mut rows = self::batch(&batch, &tags, &self.config.region);
             self.rollups.absorb(&mut rows);
             if let Err(err) = self.store.insert_events(&rows).await {
@@ -710,6 +719,7 @@ impl EventWriter {
                 if !batch.is_empty() {
                     self.last_used.note(&batch);
                     let tags = tags_json(&batch);
+                    self.rollups.note(&batch, &tags);
                     let mut rows = self::batch(&batch, &tags, &self.config.region);
                     self.rollups.absorb(&mut rows);
                     if let Err(err) = log.append(&rows) {
@@ -771,35 +781,54 @@ async fn prune_loop(
 mod tests {
     use super::*;
 
-    fn count<'a>(key_id: &'a str, time_ms: i64, n: i64) -> VerificationCount<'a> {
-        VerificationCount {
-            granularity: Granularity::Minute,
+    fn key(id: &str) -> Arc<CachedKey> {
+        Arc::new(CachedKey {
+            id: id.into(),
+            workspace_id: "ws".into(),
+            api_id: "api".into(),
+            key_space_id: "ks".into(),
+            name: None,
+            meta: None,
+            identity: None,
+            expires: None,
+            enabled: true,
+            api_deleted: false,
+            credits: None,
+            ip_whitelist: None,
+            permissions: Box::default(),
+            roles: Box::default(),
+            ratelimits: Box::default(),
+        })
+    }
+
+    fn verified(key: &Arc<CachedKey>, time_ms: i64, spent_credits: i64) -> Event {
+        Event::Verification(PendingEvent {
+            key: key.clone(),
+            request_id: "req".into(),
             time_ms,
-            workspace_id: "ws",
-            key_space_id: "ks",
-            key_id,
-            identity_id: "",
-            external_id: "",
             outcome: "VALID",
-            source: SOURCE_API,
-            tags: "[]",
-            count: n,
-            spent_credits: n,
-        }
+            tags: Vec::new(),
+            spent_credits,
+            latency_us: 1,
+        })
     }
 
     #[test]
-    fn rollup_counts_gather_across_batches_until_they_are_due() {
+    fn rollup_counts_gather_across_rounds_until_they_are_due() {
         let mut rollups = Rollups::new(Duration::from_secs(3600));
         assert!(!rollups.due(true), "nothing pending");
-        let mut first = EventBatch {
-            verification_counts: vec![count("b", 60_000, 2), count("a", 60_000, 1)],
-            ..Default::default()
-        };
-        rollups.absorb(&mut first);
-        assert!(first.verification_counts.is_empty(), "taken over");
-        let mut second = EventBatch {
-            verification_counts: vec![count("a", 60_000, 3), count("a", 120_000, 1)],
+        let (a, b) = (key("a"), key("b"));
+        // A second cache entry of key a (after a change): the write merges it with the first.
+        let a_again = key("a");
+        let first = [
+            verified(&b, 60_000, 1),
+            verified(&a, 60_001, 1),
+            verified(&b, 61_000, 1),
+        ];
+        rollups.note(&first, &tags_json(&first));
+        let second = [verified(&a_again, 90_000, 2), verified(&a, 3_700_000, 0)];
+        rollups.note(&second, &tags_json(&second));
+        let mut limits = EventBatch {
             ratelimit_counts: vec![RatelimitCount {
                 granularity: Granularity::Hour,
                 time_ms: 0,
@@ -813,20 +842,33 @@ mod tests {
             }],
             ..Default::default()
         };
-        rollups.absorb(&mut second);
+        rollups.absorb(&mut limits);
+        assert!(limits.ratelimit_counts.is_empty(), "taken over");
         assert!(!rollups.due(false), "the interval has not passed");
         assert!(rollups.due(true));
         let batch = rollups.batch();
-        let seen: Vec<(&str, i64, i64)> = batch
-            .verification_counts
-            .iter()
-            .map(|c| (c.key_id, c.time_ms, c.count))
-            .collect();
+        let seen = |granularity: Granularity| -> Vec<(&str, i64, i64, i64)> {
+            batch
+                .verification_counts
+                .iter()
+                .filter(|c| c.granularity == granularity)
+                .map(|c| (c.key_id, c.time_ms, c.count, c.spent_credits))
+                .collect()
+        };
         // One row per group, in group order (bucket, then key).
         assert_eq!(
-            seen,
-            [("a", 60_000, 4), ("b", 60_000, 2), ("a", 120_000, 1)]
+            seen(Granularity::Minute),
+            [
+                ("a", 60_000, 2, 3),
+                ("b", 60_000, 2, 2),
+                ("a", 3_660_000, 1, 0)
+            ]
         );
+        assert_eq!(
+            seen(Granularity::Hour),
+            [("a", 0, 2, 3), ("b", 0, 2, 2), ("a", 3_600_000, 1, 0)]
+        );
+        assert_eq!(seen(Granularity::Month), [("a", 0, 3, 3), ("b", 0, 2, 2)]);
         assert_eq!(batch.ratelimit_counts.len(), 1);
         assert!(batch.verifications.is_empty() && !batch.is_empty());
         drop(batch);

@@ -210,6 +210,22 @@ impl AnalyticsService {
         sql: &str,
         now_ms: i64,
     ) -> Result<Vec<Value>, AnalyticsError> {
+        let compiled = self
+            .prepare(workspace_id, family, scope, sql, now_ms)
+            .await?;
+        self.run(&compiled).await
+    }
+
+    /// Compiles a query for a caller and, once it is known to be valid, counts it against the
+    /// workspace's quota.
+    async fn prepare(
+        &self,
+        workspace_id: &str,
+        family: Family,
+        scope: &Scope,
+        sql: &str,
+        now_ms: i64,
+    ) -> Result<Compiled, AnalyticsError> {
         let compiled = query::compile(
             sql,
             &QueryContext {
@@ -224,7 +240,7 @@ impl AnalyticsService {
         )
         .map_err(AnalyticsError::Query)?;
         self.spend_quota(workspace_id, now_ms).await?;
-        self.run(&compiled).await
+        Ok(compiled)
     }
 
     /// Counts a query against its workspace's hourly quota.

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::query::{self, Family, QueryContext};
+use super::query::Family;
 use super::{AnalyticsError, AnalyticsService, Scope};
 use crate::model::{AnalyticsValue, Granularity};
 
@@ -199,20 +199,9 @@ impl AnalyticsService {
                 datetime_literal(start),
                 datetime_literal(request.end_ms),
             );
-            let compiled = query::compile(
-                &sql,
-                &QueryContext {
-                    family: Family::Verifications,
-                    dialect: self.dialect,
-                    workspace_id,
-                    scope: scope.ids(),
-                    now_ms,
-                    retention_days: self.settings.retention_days,
-                    max_rows: self.settings.max_rows,
-                },
-            )
-            .map_err(AnalyticsError::Query)?;
-            self.spend_quota(workspace_id, now_ms).await?;
+            let compiled = self
+                .prepare(workspace_id, Family::Verifications, scope, &sql, now_ms)
+                .await?;
             let index: HashMap<i64, usize> =
                 buckets.iter().enumerate().map(|(i, &t)| (t, i)).collect();
             for row in self.run_rows(&compiled).await? {
