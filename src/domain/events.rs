@@ -370,9 +370,12 @@ impl Rollups {
         }
     }
 
-    /// Counts a round's verifications: one map entry per event, with no copy of any id.
-    fn note(&mut self, events: &[Event], tags: &[Option<String>]) {
-        for (event, tags) in events.iter().zip(tags) {
+    /// Counts a round's verifications once they are written: one map entry per event, with no
+    /// copy of any id. The events are consumed: each one's key handle moves into its group (or is
+    /// dropped, as the event would have been), so counting adds no reference-count traffic on a
+    /// hot key's entry, which every request thread also touches.
+    fn note(&mut self, events: Vec<Event>, tags: Vec<Option<String>>) {
+        for (event, tags) in events.into_iter().zip(tags) {
             let Event::Verification(e) = event else {
                 continue;
             };
@@ -380,9 +383,9 @@ impl Rollups {
                 .minutes
                 .entry(MinuteGroup {
                     minute_ms: Granularity::Minute.start(e.time_ms),
-                    key: SameKey(e.key.clone()),
+                    key: SameKey(e.key),
                     outcome: e.outcome,
-                    tags: tags.as_deref().map(Box::from),
+                    tags: tags.map(String::into_boxed_str),
                 })
                 .or_default();
             sums.0 += 1;
@@ -631,12 +634,14 @@ impl EventWriter {
             written += batch.len();
             self.last_used.note(&batch);
             let tags = tags_json(&batch);
-            self.rollups.note(&batch, &tags);
-            let mut rows = self::batch(&batch, &tags, &self.config.region);
-            self.rollups.absorb(&mut rows);
-            if let Err(err) = self.store.insert_events(&rows).await {
-                tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+            {
+                let mut rows = self::batch(&batch, &tags, &self.config.region);
+                self.rollups.absorb(&mut rows);
+                if let Err(err) = self.store.insert_events(&rows).await {
+                    tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+                }
             }
+            self.rollups.note(batch, tags);
         }
     }
 
@@ -716,17 +721,20 @@ impl EventWriter {
             let stopping = stop.load(Ordering::SeqCst);
             let senders_gone = loop {
                 let (batch, senders_gone) = self.take_batch();
+                let full = batch.len() == BATCH;
                 if !batch.is_empty() {
                     self.last_used.note(&batch);
                     let tags = tags_json(&batch);
-                    self.rollups.note(&batch, &tags);
-                    let mut rows = self::batch(&batch, &tags, &self.config.region);
-                    self.rollups.absorb(&mut rows);
-                    if let Err(err) = log.append(&rows) {
-                        tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+                    {
+                        let mut rows = self::batch(&batch, &tags, &self.config.region);
+                        self.rollups.absorb(&mut rows);
+                        if let Err(err) = log.append(&rows) {
+                            tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+                        }
                     }
+                    self.rollups.note(batch, tags);
                 }
-                if batch.len() < BATCH {
+                if !full {
                     break senders_gone;
                 }
             };
@@ -825,9 +833,11 @@ mod tests {
             verified(&a, 60_001, 1),
             verified(&b, 61_000, 1),
         ];
-        rollups.note(&first, &tags_json(&first));
+        let tags = tags_json(&first);
+        rollups.note(first.into(), tags);
         let second = [verified(&a_again, 90_000, 2), verified(&a, 3_700_000, 0)];
-        rollups.note(&second, &tags_json(&second));
+        let tags = tags_json(&second);
+        rollups.note(second.into(), tags);
         let mut limits = EventBatch {
             ratelimit_counts: vec![RatelimitCount {
                 granularity: Granularity::Hour,
