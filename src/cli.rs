@@ -13,8 +13,10 @@ use serde_json::json;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::domain::admin;
+use crate::domain::vault::{Keyring, MasterKey, Vault};
 use crate::server::{self, ServerConfig};
 use crate::store::{self, SharedStore, Topology};
+use zeroize::Zeroizing;
 
 /// The default database: a SQLite file under `./keyward-data/`.
 pub const DEFAULT_DATABASE: &str = "sqlite://keyward-data/keyward.db";
@@ -66,6 +68,106 @@ pub enum Command {
     /// The audit log: check its hash chain, export it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The vault of recoverable keys: master keys, data keys, rotation.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+/// The vault's master keys, as `serve` and the `vault` commands take them.
+#[derive(Args, Debug, Default)]
+pub struct MasterKeyArgs {
+    /// The vault's master key: base64 of 32 random bytes (`keyward vault generate-master-key`).
+    /// Without one, recoverable keys are off (412). Losing it loses every recoverable key.
+    #[arg(
+        long,
+        env = "KEYWARD_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    pub master_key: Option<String>,
+    /// Read the master key from this file instead (its only content, base64).
+    #[arg(long, env = "KEYWARD_MASTER_KEY_FILE")]
+    pub master_key_file: Option<std::path::PathBuf>,
+    /// During a rotation, the master key being replaced: data keys still sealed under it open.
+    #[arg(
+        long,
+        env = "KEYWARD_PREVIOUS_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "previous_master_key_file"
+    )]
+    pub previous_master_key: Option<String>,
+    /// Read the previous master key from this file instead.
+    #[arg(long, env = "KEYWARD_PREVIOUS_MASTER_KEY_FILE")]
+    pub previous_master_key_file: Option<std::path::PathBuf>,
+}
+
+impl MasterKeyArgs {
+    /// The keyring these name, `None` when no master key was given.
+    pub fn keyring(&self) -> anyhow::Result<Option<Arc<Keyring>>> {
+        let read = |text: Option<&String>, file: Option<&std::path::PathBuf>, what: &str| {
+            let text = match (text, file) {
+                (Some(text), _) => Zeroizing::new(text.clone()),
+                (None, Some(path)) => {
+                    Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+                        format!("could not read the {what} from {}", path.display())
+                    })?)
+                }
+                (None, None) => return Ok(None),
+            };
+            MasterKey::from_base64(&text)
+                .map(Some)
+                .with_context(|| format!("invalid {what}"))
+        };
+        let current = read(
+            self.master_key.as_ref(),
+            self.master_key_file.as_ref(),
+            "master key",
+        )?;
+        let previous = read(
+            self.previous_master_key.as_ref(),
+            self.previous_master_key_file.as_ref(),
+            "previous master key",
+        )?;
+        match (current, previous) {
+            (Some(current), previous) => Ok(Some(Arc::new(Keyring::new(current, previous)))),
+            (None, Some(_)) => {
+                anyhow::bail!("a previous master key was given without a master key")
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VaultCommand {
+    /// Print a fresh master key (base64 of 32 random bytes). Keep it in a secret store: without
+    /// it no recoverable key can be read again.
+    GenerateMasterKey,
+    /// The master key's id, and per workspace its data keys and recoverable keys.
+    Status {
+        #[command(flatten)]
+        keys: MasterKeyArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reseal every data key under the current master key (`--master-key`), opening the old ones
+    /// with `--previous-master-key`. Servers keep running: they open data keys sealed under
+    /// either key as long as they hold both.
+    RotateMaster {
+        #[command(flatten)]
+        keys: MasterKeyArgs,
+    },
+    /// Start a new data key for a workspace (or every workspace with recoverable keys); new
+    /// recoverable keys are sealed under it. `--reencrypt` reseals existing ones too and
+    /// deletes the data keys left sealing nothing.
+    RotateDataKey {
+        #[command(flatten)]
+        keys: MasterKeyArgs,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long)]
+        reencrypt: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,6 +278,8 @@ pub struct ServeArgs {
     /// tables may lag the raw events, and how much a crash can lose of them (e.g. 30s, 5s).
     #[arg(long, env = "KEYWARD_ANALYTICS_ROLLUP_INTERVAL", default_value = "30s", value_parser = parse_interval)]
     pub analytics_rollup_interval: std::time::Duration,
+    #[command(flatten)]
+    pub vault: MasterKeyArgs,
 }
 
 /// A region name: 1 to 64 letters, digits, `-`, `_` or `.`.
@@ -258,6 +362,13 @@ pub enum ApiCommand {
     Unprotect { id: String },
     /// Accept verifications of this API's keys only from these client IPs (none: from anywhere).
     Whitelist { id: String, ips: Vec<String> },
+    /// Allow (`on`) or refuse (`off`) recoverable keys in this API. Not retroactive: keys made
+    /// before stay unrecoverable; with `off`, their copies stay but are not shown.
+    Recoverable {
+        id: String,
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(["on", "off"]))]
+        state: String,
+    },
 }
 
 /// Entry point of the binary.
@@ -308,6 +419,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Namespace(cmd) => namespace(store, now, cmd).await?,
         // Reads only: nothing to tell the nodes.
         Command::Audit(cmd) => return audit(store, cmd).await,
+        // The vault's tables are read by servers as they go: nothing to tell them.
+        Command::Vault(cmd) => return vault(store, now, cmd).await,
     }
     if let Some(url) = &cli.redis {
         tell_nodes(url).await;
@@ -340,6 +453,24 @@ async fn serve(
         println!("  root key:  {}", key.plaintext);
         println!("The root key holds every permission and is shown only this once: store it now.");
     }
+    let master_keys = args.vault.keyring()?;
+    if let Some(keyring) = &master_keys {
+        let vault = Vault::new(keyring.clone(), store.clone());
+        let unopenable = vault.unopenable_data_keys().await?;
+        if let Some(first) = unopenable.first() {
+            tracing::error!(
+                count = unopenable.len(),
+                example = %first.id,
+                sealed_under = %first.master_key_id,
+                master_key = keyring.current_id(),
+                "vault: some data keys are sealed under a master key this server was not given; their recoverable keys will not decrypt (pass it as --previous-master-key)"
+            );
+        }
+        tracing::info!(
+            master_key = keyring.current_id(),
+            "vault: recoverable keys on"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("could not listen on {}", args.listen))?;
@@ -363,6 +494,7 @@ async fn serve(
             rollup_interval: args.analytics_rollup_interval,
             ..Default::default()
         },
+        master_keys,
     };
     server::build(store, topology, clock, &config)?
         .serve(listener, server::shutdown_signal())
@@ -484,6 +616,139 @@ async fn api(store: SharedStore, now: i64, cmd: ApiCommand) -> anyhow::Result<()
                 println!("{id} accepts verifications from any client IP");
             } else {
                 println!("{id} accepts verifications only from {}", ips.join(", "));
+            }
+        }
+        ApiCommand::Recoverable { id, state } => {
+            let on = state == "on";
+            admin::set_api_recoverable(&store, now, &id, on).await?;
+            if on {
+                println!("{id}: recoverable keys on (the server needs a master key for them)");
+            } else {
+                println!("{id}: recoverable keys off");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn vault(store: SharedStore, now: i64, cmd: VaultCommand) -> anyhow::Result<()> {
+    let open = |keys: &MasterKeyArgs| -> anyhow::Result<Vault> {
+        let keyring = keys
+            .keyring()?
+            .context("this command needs the master key: --master-key, --master-key-file or KEYWARD_MASTER_KEY")?;
+        Ok(Vault::new(keyring, store.clone()))
+    };
+    match cmd {
+        VaultCommand::GenerateMasterKey => {
+            println!("{}", MasterKey::generate().as_str());
+        }
+        VaultCommand::Status { keys, json } => {
+            let vault = open(&keys)?;
+            let workspaces = vault.status().await?;
+            let unopenable = vault.unopenable_data_keys().await?;
+            if json {
+                let rows: Vec<_> = workspaces
+                    .iter()
+                    .map(|w| {
+                        json!({"workspaceId": w.workspace_id, "dataKeys": w.data_keys,
+                               "encryptedKeys": w.encrypted_keys, "latestDataKeyId": w.latest_data_key_id})
+                    })
+                    .collect();
+                let unopenable: Vec<_> = unopenable.iter().map(|k| &k.id).collect();
+                println!(
+                    "{}",
+                    json!({"masterKeyId": vault.keyring().current_id(),
+                           "previousMasterKeyId": vault.keyring().previous_id(),
+                           "workspaces": rows, "unopenableDataKeys": unopenable})
+                );
+            } else {
+                println!("master key: {}", vault.keyring().current_id());
+                if let Some(previous) = vault.keyring().previous_id() {
+                    println!("previous master key: {previous}");
+                }
+                if workspaces.is_empty() {
+                    println!("no data keys yet (none is made before the first recoverable key)");
+                }
+                for w in &workspaces {
+                    println!(
+                        "{}: {} data key(s), {} recoverable key(s), newest data key {}",
+                        w.workspace_id,
+                        w.data_keys,
+                        w.encrypted_keys,
+                        w.latest_data_key_id.as_deref().unwrap_or("-")
+                    );
+                }
+                for k in &unopenable {
+                    println!(
+                        "WARNING: data key {} ({}) is sealed under {}, which was not given",
+                        k.id, k.workspace_id, k.master_key_id
+                    );
+                }
+            }
+            if !unopenable.is_empty() {
+                anyhow::bail!(
+                    "{} data key(s) do not open with the given master keys",
+                    unopenable.len()
+                );
+            }
+        }
+        VaultCommand::RotateMaster { keys } => {
+            let vault = open(&keys)?;
+            let report = vault.rotate_master().await?;
+            println!(
+                "resealed {} data key(s) under {}; {} already were",
+                report.resealed,
+                vault.keyring().current_id(),
+                report.current
+            );
+            if !report.failed.is_empty() {
+                anyhow::bail!(
+                    "{} data key(s) did not open with the given master keys and were left as they are: {}",
+                    report.failed.len(),
+                    report.failed.join(", ")
+                );
+            }
+        }
+        VaultCommand::RotateDataKey {
+            keys,
+            workspace,
+            reencrypt,
+        } => {
+            let vault = open(&keys)?;
+            let workspaces = match workspace {
+                Some(id) => {
+                    if store.get_workspace(&id).await?.is_none() {
+                        anyhow::bail!("workspace '{id}' does not exist");
+                    }
+                    vec![id]
+                }
+                None => vault
+                    .status()
+                    .await?
+                    .into_iter()
+                    .map(|w| w.workspace_id)
+                    .collect(),
+            };
+            let mut failed = 0;
+            for id in workspaces {
+                let report = vault.rotate_data_key(now, &id, reencrypt).await?;
+                println!(
+                    "{}: new data key {}{}",
+                    report.workspace_id,
+                    report.data_key_id,
+                    if reencrypt {
+                        format!(
+                            "; resealed {} key(s), retired {} data key(s)",
+                            report.resealed, report.retired
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                failed += report.failed;
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} key(s) did not open and stay under their old data key");
             }
         }
     }

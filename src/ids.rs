@@ -23,6 +23,7 @@ pub enum Prefix {
     Ratelimit,
     Namespace,
     Override,
+    DataKey,
 }
 
 impl Prefix {
@@ -40,6 +41,7 @@ impl Prefix {
             Prefix::Role => "role",
             Prefix::Ratelimit => "rl",
             Prefix::Namespace => "rlns",
+            Prefix::DataKey => "dek",
             Prefix::Override => "rlor",
         }
     }

@@ -33,6 +33,7 @@ use crate::domain::keys::KeyService;
 use crate::domain::ratelimit::namespaces::{LimitService, NamespaceCache};
 use crate::domain::ratelimit::{duration_of_key, Counters, LocalCounters};
 use crate::domain::rbac::RbacService;
+use crate::domain::vault::{Keyring, Vault};
 use crate::domain::Services;
 use crate::http::{app, AppState};
 use crate::store::{SharedStore, Topology};
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     /// This node's name in analytics (`region`).
     pub region: String,
     pub analytics: AnalyticsSettings,
+    /// The master keys of the vault; `None`: no recoverable keys (412 when asked for).
+    pub master_keys: Option<Arc<Keyring>>,
 }
 
 /// The default bound of a request: well past any healthy one, short enough for a load balancer
@@ -160,6 +163,10 @@ pub fn build(
         ledger,
         sink.clone(),
         shared_counters.clone(),
+        config
+            .master_keys
+            .as_ref()
+            .map(|keyring| Arc::new(Vault::new(keyring.clone(), store.clone()))),
     ));
     let apis = Arc::new(ApiService::new(store.clone(), invalidator.clone()));
     // A query must give up before its request does, so that it answers 422

@@ -241,6 +241,37 @@ pub async fn set_api_delete_protection(
     }
 }
 
+/// Allows or refuses recoverable keys in an API (its key space's `store_encrypted_keys`).
+pub async fn set_api_recoverable(
+    store: &SharedStore,
+    now: i64,
+    id: &str,
+    recoverable: bool,
+) -> Result<(), AdminError> {
+    let api = store
+        .get_api(id)
+        .await?
+        .ok_or_else(|| AdminError::ApiNotFound(id.to_string()))?;
+    let verb = if recoverable { "Enabled" } else { "Disabled" };
+    let event = AuditEvent::new(
+        &api.workspace_id,
+        "api.update",
+        format!("{verb} recoverable keys of API {id}"),
+        &Actor::cli(),
+        now,
+        vec![Target::new("api", id, Some(api.name.clone()))],
+    )
+    .with_meta(serde_json::json!({ "recoverable": recoverable }));
+    if store
+        .set_api_recoverable(id, recoverable, now, &[event])
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AdminError::ApiNotFound(id.to_string()))
+    }
+}
+
 /// On a database with no workspace yet: a first workspace and an all-powerful root key, so a new
 /// user can call the API at once. Returns `None` when the database already has a workspace.
 pub async fn bootstrap(

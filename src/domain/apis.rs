@@ -56,6 +56,7 @@ impl ApiService {
             name: name.to_string(),
             key_space_id: ids::new_id(Prefix::KeySpace),
             delete_protection: false,
+            recoverable: false,
             created_at: now,
         };
         let event = AuditEvent::new(

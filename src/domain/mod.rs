@@ -17,6 +17,7 @@ pub mod invalidation;
 pub mod keys;
 pub mod ratelimit;
 pub mod rbac;
+pub mod vault;
 
 /// Every domain service the HTTP layer may call, built once by [`crate::server::build`].
 pub struct Services {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use crate::domain::ratelimit::named::{duplicate_name, LimitInput};
 use crate::http::error::ApiError;
@@ -161,6 +162,19 @@ pub struct KeyData {
     pub roles: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ratelimits: Vec<RatelimitData>,
+    /// A recoverable key's plaintext, with `decrypt: true` only; wiped when the response is.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "plaintext")]
+    pub plaintext: Option<Zeroizing<String>>,
+}
+
+fn plaintext<S: serde::Serializer>(
+    value: &Option<Zeroizing<String>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(text) => serializer.serialize_str(text),
+        None => serializer.serialize_none(),
+    }
 }
 
 pub fn json_object(text: Option<&str>) -> Option<Value> {
@@ -195,6 +209,7 @@ pub async fn key_data(state: &AppState, key: KeyRow) -> KeyData {
         updated_at: key.updated_at,
         last_used_at: (key.last_used_at > 0).then_some(key.last_used_at),
         expires: key.expires,
+        plaintext: None,
     }
 }
 
@@ -222,6 +237,7 @@ pub fn key_data_schema() -> Schema {
         optional("permissions", array(string())),
         optional("roles", array(string())),
         optional("ratelimits", array(ratelimit_data_schema())),
+        optional("plaintext", string()),
     ])
 }
 

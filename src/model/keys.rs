@@ -5,6 +5,7 @@ use crate::model::credits::CreditsPatch;
 use crate::model::limits::RatelimitConfig;
 use crate::model::patch::Patch;
 use crate::model::rbac::RbacChange;
+use crate::model::vault::SealedKey;
 
 /// An API and its key space.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub struct Api {
     pub name: String,
     pub key_space_id: String,
     pub delete_protection: bool,
+    /// Whether keys of this API may be recoverable (its key space stores encrypted copies).
+    pub recoverable: bool,
     pub created_at: i64,
 }
 
@@ -90,6 +93,8 @@ pub struct NewKey {
     pub rbac: RbacChange,
     /// The key's own rate limits.
     pub ratelimits: Vec<RatelimitConfig>,
+    /// A recoverable key's plaintext, sealed by the vault; stored in the same transaction.
+    pub sealed: Option<SealedKey>,
 }
 
 /// A partial update of a key.

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod limits;
 pub mod patch;
 pub mod rbac;
+pub mod vault;
 
 pub use admin::*;
 pub use analytics::*;
@@ -25,3 +26,4 @@ pub use keys::*;
 pub use limits::*;
 pub use patch::*;
 pub use rbac::*;
+pub use vault::*;

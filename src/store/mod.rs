@@ -17,7 +17,7 @@ pub mod sqlite;
 
 pub use ports::{
     AdminStore, AnalyticsStore, ApiStore, AuditStore, ChangeStore, CreditStore, EventStore,
-    IdentityStore, KeyStore, LimitStore, MigrationStore, RbacStore,
+    IdentityStore, KeyStore, LimitStore, MigrationStore, RbacStore, VaultStore,
 };
 pub use sql::chain_hash;
 
@@ -104,6 +104,7 @@ pub trait Store:
     + ChangeStore
     + AuditStore
     + AnalyticsStore
+    + VaultStore
 {
 }
 
@@ -120,6 +121,7 @@ impl<T> Store for T where
         + ChangeStore
         + AuditStore
         + AnalyticsStore
+        + VaultStore
         + ?Sized
 {
 }

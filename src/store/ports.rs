@@ -72,6 +72,15 @@ pub trait ApiStore: Send + Sync + 'static {
         audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 
+    /// Turns recoverable keys on or off for an API's key space; returns whether the API is live.
+    async fn set_api_recoverable(
+        &self,
+        id: &str,
+        recoverable: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
     /// Sets (or with `None` clears) the comma-separated IP whitelist of an API.
     async fn set_api_ip_whitelist(
         &self,
@@ -417,9 +426,57 @@ pub trait AuditStore: Send + Sync + 'static {
         workspace_id: &str,
         limit: i64,
     ) -> StoreResult<Vec<StoredAuditEvent>>;
+    /// Appends events that no other change goes with (a key's plaintext was read, say).
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()>;
     /// Audit events matching `query`, in log order (by position), at most `query.limit`.
     async fn audit_page(&self, query: &AuditQuery) -> StoreResult<Vec<StoredAuditEvent>>;
     /// Deletes, in each workspace, every event up to the last one written before `before_ms`,
     /// so what stays is always an unbroken end of the log. Returns how many were deleted.
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64>;
+}
+
+/// The vault's storage: data keys (sealed under the master key) and keys' sealed plaintexts.
+/// A sealed copy is written with its key ([`NewKey::sealed`]) and erased with it.
+#[async_trait]
+pub trait VaultStore: Send + Sync + 'static {
+    /// A workspace's data keys, newest first.
+    async fn data_keys(&self, workspace_id: &str) -> StoreResult<Vec<StoredDataKey>>;
+    async fn data_key(&self, id: &str) -> StoreResult<Option<StoredDataKey>>;
+    async fn insert_data_key(&self, key: &StoredDataKey) -> StoreResult<()>;
+    /// Every data key of every workspace, in id order, at most `limit` after `after`.
+    async fn all_data_keys(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredDataKey>>;
+    /// Replaces a data key's sealed form, if it is still sealed under `expected_master_key_id`.
+    async fn rewrap_data_key(
+        &self,
+        id: &str,
+        expected_master_key_id: &str,
+        rewrapped: &StoredDataKey,
+    ) -> StoreResult<bool>;
+    /// Deletes a workspace's data keys that seal no key, except `keep`; returns how many.
+    async fn delete_unused_data_keys(&self, workspace_id: &str, keep: &str) -> StoreResult<u64>;
+    /// The sealed copies of these keys (those that have one), in any order.
+    async fn encrypted_keys(&self, key_ids: &[&str]) -> StoreResult<Vec<EncryptedKey>>;
+    /// A workspace's sealed copies not under `data_key_id`, in key id order, at most `limit`
+    /// after `after`.
+    async fn encrypted_keys_not_under(
+        &self,
+        workspace_id: &str,
+        data_key_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<EncryptedKey>>;
+    /// Replaces a key's sealed copy, if it is still sealed under `expected_data_key_id`.
+    async fn reseal_key(
+        &self,
+        key_id: &str,
+        expected_data_key_id: &str,
+        sealed: &SealedKey,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Per workspace with anything in the vault: its data keys and sealed copies.
+    async fn vault_summary(&self) -> StoreResult<Vec<VaultWorkspace>>;
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use keyward::clock::{ManualClock, SharedClock};
 use keyward::domain::admin;
 use keyward::domain::analytics::AnalyticsSettings;
+use keyward::domain::vault::Keyring;
 use keyward::http::AppState;
 use keyward::server::ServerConfig;
 use keyward::store::{self, SharedStore};
@@ -30,6 +31,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The server's background workers, for tests that run a round themselves.
     pub workers: keyward::server::Workers,
+    /// The vault's master keys, when the server has a vault.
+    pub master_keys: Option<Arc<Keyring>>,
     shutdown: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -87,12 +90,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with the given interval between `lastUsedAt` updates.
 pub async fn spawn_app_with(last_used_interval: std::time::Duration) -> TestApp {
-    spawn_app_options(last_used_interval, None, AnalyticsSettings::default()).await
+    spawn_app_options(last_used_interval, None, AnalyticsSettings::default(), None).await
 }
 
 /// [`spawn_app`] with the given analytics settings (retention, quota, caps).
 pub async fn spawn_app_with_analytics(analytics: AnalyticsSettings) -> TestApp {
-    spawn_app_options(Duration::from_millis(100), None, analytics).await
+    spawn_app_options(Duration::from_millis(100), None, analytics, None).await
+}
+
+/// [`spawn_app`] with a vault holding these master keys (recoverable keys on).
+pub async fn spawn_app_with_vault(master_keys: Arc<Keyring>) -> TestApp {
+    spawn_app_options(
+        Duration::from_millis(100),
+        None,
+        AnalyticsSettings::default(),
+        Some(master_keys),
+    )
+    .await
 }
 
 /// [`spawn_app`] in cluster mode, sharing rate-limit counters through the Redis at `redis_url`.
@@ -101,6 +115,7 @@ pub async fn spawn_cluster_app(redis_url: &str) -> TestApp {
         Duration::from_millis(100),
         Some(redis_url.to_string()),
         AnalyticsSettings::default(),
+        None,
     )
     .await
 }
@@ -109,6 +124,7 @@ async fn spawn_app_options(
     last_used_interval: std::time::Duration,
     redis_url: Option<String>,
     analytics: AnalyticsSettings,
+    master_keys: Option<Arc<Keyring>>,
 ) -> TestApp {
     let (database_url, dir) = fresh_database().await;
     let (store, topology) = store::connect_backend(&database_url)
@@ -137,6 +153,7 @@ async fn spawn_app_options(
             root_key: key.plaintext,
             root_key_id: key.record.id,
             dir,
+            master_keys,
         },
         last_used_interval,
         redis_url,
@@ -155,6 +172,7 @@ struct ServerParts {
     root_key: String,
     root_key_id: String,
     dir: Option<tempfile::TempDir>,
+    master_keys: Option<Arc<Keyring>>,
 }
 
 async fn start_server(
@@ -178,6 +196,7 @@ async fn start_server(
         audit_retention: Duration::from_secs(365 * 86_400),
         region: "test-region".into(),
         analytics,
+        master_keys: parts.master_keys.clone(),
     };
     let server = keyward::server::build(parts.store.clone(), parts.topology, shared_clock, &config)
         .expect("build the server");
@@ -198,6 +217,7 @@ async fn start_server(
         root_key_id: parts.root_key_id,
         state,
         workers,
+        master_keys: parts.master_keys,
         shutdown: Some(tx),
         stopped: Some(stopped),
         _dir: parts.dir,
@@ -289,6 +309,22 @@ impl TestApp {
 
     /// [`TestApp::spawn_peer`] reaching the same database through another URL (a proxy's).
     pub async fn spawn_peer_at(&self, database_url: &str, redis_url: Option<&str>) -> TestApp {
+        self.peer(database_url, redis_url, self.master_keys.clone())
+            .await
+    }
+
+    /// A second node over the same database whose vault holds these master keys.
+    pub async fn spawn_peer_with_vault(&self, master_keys: Option<Arc<Keyring>>) -> TestApp {
+        self.peer(&self.database_url.clone(), None, master_keys)
+            .await
+    }
+
+    async fn peer(
+        &self,
+        database_url: &str,
+        redis_url: Option<&str>,
+        master_keys: Option<Arc<Keyring>>,
+    ) -> TestApp {
         let (store, topology) = store::connect_backend(database_url)
             .await
             .expect("open store");
@@ -302,6 +338,7 @@ impl TestApp {
                 root_key: self.root_key.clone(),
                 root_key_id: self.root_key_id.clone(),
                 dir: None,
+                master_keys,
             },
             Duration::from_millis(100),
             redis_url.map(str::to_string),

@@ -709,6 +709,7 @@ async fn concurrent_key_inserts_commit_together_and_a_failing_one_fails_alone() 
         created_at: app.now(),
         rbac: Default::default(),
         ratelimits: Vec::new(),
+        sealed: None,
     };
     let mut tasks = Vec::new();
     for i in 0..30 {

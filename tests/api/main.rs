@@ -22,4 +22,5 @@ mod nodes;
 mod ratelimit;
 mod rbac;
 mod sweep;
+mod vault;
 mod verify;

@@ -142,6 +142,7 @@ impl MigrationService {
                     created_at: now,
                     rbac: Default::default(),
                     ratelimits: Vec::new(),
+                    sealed: None,
                 };
                 let event = AuditEvent::new(
                     &api.workspace_id,

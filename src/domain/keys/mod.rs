@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod hash;
 pub mod migrate;
+pub mod recover;
 pub mod verify;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::domain::keys::cache::{Interner, KeyCache};
 use crate::domain::keys::hash::{generate_key, GeneratedKey};
 use crate::domain::ratelimit::named::{merge_limits, LimitInput};
 use crate::domain::ratelimit::Counters;
+use crate::domain::vault::{Vault, VaultError};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{
@@ -32,6 +34,12 @@ pub enum KeyError {
         field: &'static str,
         message: String,
     },
+    /// A recoverable key was asked of a process with no master key.
+    #[error("recoverable keys need a vault, and this server has no master key")]
+    VaultMissing,
+    /// The vault could not seal the new key.
+    #[error("the vault could not seal the key: {0}")]
+    Vault(#[from] VaultError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,6 +106,8 @@ pub struct CreateKeyInput {
     pub rbac_events: Vec<AuditEvent>,
     /// The key's own rate limits.
     pub ratelimits: Vec<LimitInput>,
+    /// Keep a sealed copy of the plaintext in the vault.
+    pub recoverable: bool,
 }
 
 /// The default size of a key's random part, in bytes.
@@ -116,6 +126,8 @@ pub struct KeyService {
     pub events: EventSink,
     /// Rate-limit counters, for the limits of keys and identities.
     pub counters: Arc<dyn Counters>,
+    /// Recoverable keys' vault, when the operator gave a master key.
+    pub vault: Option<Arc<Vault>>,
 }
 
 /// The result of creating or rerolling a key: its id and the plaintext, shown once.
@@ -132,6 +144,7 @@ impl KeyService {
         ledger: Arc<dyn Ledger>,
         events: EventSink,
         counters: Arc<dyn Counters>,
+        vault: Option<Arc<Vault>>,
     ) -> Self {
         KeyService {
             store,
@@ -141,6 +154,7 @@ impl KeyService {
             ledger,
             events,
             counters,
+            vault,
         }
     }
 
@@ -192,7 +206,14 @@ impl KeyService {
             created_at: now,
             rbac: input.rbac,
             ratelimits: Vec::new(),
+            sealed: None,
         };
+        if input.recoverable {
+            key.sealed = Some(
+                self.seal(now, &key.workspace_id, &key.id, &generated.plaintext)
+                    .await?,
+            );
+        }
         let mut events = input.rbac_events;
         let (ratelimits, limit_events) =
             merge_limits(&api.workspace_id, actor, now, &[], input.ratelimits);
@@ -218,6 +239,7 @@ impl KeyService {
                 "refillAmount": key.refill_amount,
                 "externalId": key.external_id,
                 "ratelimits": key.ratelimits.iter().map(|l| &l.name).collect::<Vec<_>>(),
+                "recoverable": key.sealed.is_some(),
             })),
         );
         self.store.insert_key(&key, &events).await?;
@@ -397,7 +419,8 @@ impl KeyService {
     }
 
     /// Issues a new key with the old one's settings; the old one expires `expiration_ms` from now,
-    /// rounded up to a whole minute (0: at once).
+    /// rounded up to a whole minute (0: at once). With `recoverable`, the new key's plaintext is
+    /// sealed in the vault too.
     pub async fn reroll(
         &self,
         now: i64,
@@ -405,6 +428,7 @@ impl KeyService {
         api: &Api,
         old: &KeyRow,
         expiration_ms: i64,
+        recoverable: bool,
     ) -> Result<Option<IssuedKey>, KeyError> {
         let guard = self.ledger.exclusive(&old.id).await?;
         // The ledger has written its balance back, so the stored one is exact.
@@ -421,7 +445,7 @@ impl KeyService {
         });
         let prefix = old.start.split_once('_').map(|(p, _)| p.to_string());
         let generated: GeneratedKey = generate_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH);
-        let new = NewKey {
+        let mut new = NewKey {
             id: ids::new_id(Prefix::Key),
             key_space_id: current.key_space_id.clone(),
             workspace_id: current.workspace_id.clone(),
@@ -465,7 +489,14 @@ impl KeyService {
                     ..l.clone()
                 })
                 .collect(),
+            sealed: None,
         };
+        if recoverable {
+            new.sealed = Some(
+                self.seal(now, &new.workspace_id, &new.id, &generated.plaintext)
+                    .await?,
+            );
+        }
         let old_expires = if expiration_ms == 0 {
             now
         } else {
@@ -488,6 +519,7 @@ impl KeyService {
             "newKeyId": new.id,
             "oldKeyId": old.id,
             "oldKeyExpires": old_expires,
+            "recoverable": new.sealed.is_some(),
         }));
         let done = self
             .store

@@ -74,12 +74,12 @@ pub const PRECONDITION_FAILED: ErrorDoc = ErrorDoc {
             when the server has no encryption master key or the API does not store encrypted \
             keys, and a `keys.verifyKey` call naming a ratelimit that exists neither on the \
             key nor on its identity.",
-    example_detail: "Recoverable keys are not available: this server has no encryption \
-            master key configured.",
+    example_detail: "Vault hasn't been set up.",
     how_to_fix: &[
         "Read `detail`: it names the setting or resource that is missing.",
-        "For recoverable keys or decryption, ask the operator to configure keyward's \
-                master key and to enable encrypted key storage for the API.",
+        "For recoverable keys or decryption: `Vault hasn't been set up.` means the server \
+                was started without `--master-key`; `... does not support key encryption.` \
+                means the API has not opted in (`keyward api recoverable API_ID on`).",
         "For a ratelimit in `keys.verifyKey`, create it on the key or its identity, or \
                 send both `limit` and `duration` so it is applied ad hoc.",
     ],

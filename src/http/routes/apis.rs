@@ -4,8 +4,10 @@ use axum::extract::State;
 use axum::routing::{post, MethodRouter};
 use serde::{Deserialize, Serialize};
 
+use super::keys::vault_missing;
 use super::{Method, Operation, AUTH_ERRORS};
 use crate::domain::apis::DeleteOutcome;
+use crate::domain::keys::recover::Reveal;
 use crate::domain::rbac::requirement::Requirement;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authed, Caller, RequestBody};
@@ -193,10 +195,16 @@ async fn list_keys(
         return Err(ApiError::new(ErrorCode::ApiNotFound, API_NOT_FOUND));
     }
     if body.decrypt {
-        return Err(ApiError::new(
-            ErrorCode::PreconditionFailed,
-            "Vault hasn't been set up. Configure a master key to use recoverable keys.",
-        ));
+        if !state.keys.has_vault() {
+            return Err(vault_missing());
+        }
+        caller.require(&Requirement::api("decrypt_key", &api.id))?;
+        if !api.recoverable {
+            return Err(ApiError::new(
+                ErrorCode::PreconditionFailed,
+                "The requested API does not support key encryption.",
+            ));
+        }
     }
     let page = state
         .apis
@@ -207,9 +215,34 @@ async fn list_keys(
             body.external_id.as_deref(),
         )
         .await?;
+    let mut revealed = if body.decrypt {
+        let asked: Vec<Reveal> = page
+            .items
+            .iter()
+            .map(|key| Reveal {
+                key_id: &key.id,
+                name: key.name.as_deref(),
+            })
+            .collect();
+        state
+            .keys
+            .reveal(
+                state.now(),
+                &caller.actor(),
+                caller.workspace_id(),
+                &api.id,
+                &asked,
+            )
+            .await?
+    } else {
+        Default::default()
+    };
     let mut items = Vec::with_capacity(page.items.len());
     for key in page.items {
-        items.push(key_data(&state, key).await);
+        let plaintext = revealed.remove(&key.id);
+        let mut data = key_data(&state, key).await;
+        data.plaintext = plaintext;
+        items.push(data);
     }
     Ok(ApiResponse::page(items, page.next_cursor))
 }

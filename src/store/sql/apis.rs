@@ -9,8 +9,8 @@ use crate::model::audit::AuditEvent;
 use crate::model::{Api, ChangeKind};
 use crate::store::{ApiStore, StoreResult};
 
-const API_COLUMNS: &str =
-    "a.id, a.workspace_id, a.name, a.key_space_id, a.delete_protection, a.created_at_m";
+const API_COLUMNS: &str = "a.id, a.workspace_id, a.name, a.key_space_id, a.delete_protection, \
+     ks.store_encrypted_keys, a.created_at_m";
 
 fn api_from(row: &AnyRow) -> StoreResult<Api> {
     Ok(Api {
@@ -19,6 +19,7 @@ fn api_from(row: &AnyRow) -> StoreResult<Api> {
         name: row.try_get("name")?,
         key_space_id: row.try_get("key_space_id")?,
         delete_protection: flag(row, "delete_protection")?,
+        recoverable: flag(row, "store_encrypted_keys")?,
         created_at: row.try_get("created_at_m")?,
     })
 }
@@ -27,12 +28,16 @@ fn api_from(row: &AnyRow) -> StoreResult<Api> {
 impl ApiStore for SqlStore {
     async fn create_api(&self, api: &Api, audit: &[AuditEvent]) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO key_spaces (id, workspace_id, created_at_m) VALUES ($1, $2, $3)")
-            .bind(&api.key_space_id)
-            .bind(&api.workspace_id)
-            .bind(api.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO key_spaces (id, workspace_id, store_encrypted_keys, created_at_m) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&api.key_space_id)
+        .bind(&api.workspace_id)
+        .bind(i64::from(api.recoverable))
+        .bind(api.created_at)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO apis (id, workspace_id, name, key_space_id, delete_protection, created_at_m) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -64,8 +69,10 @@ impl ApiStore for SqlStore {
     }
 
     async fn get_api(&self, id: &str) -> StoreResult<Option<Api>> {
-        let sql =
-            format!("SELECT {API_COLUMNS} FROM apis a WHERE a.id = $1 AND a.deleted_at_m IS NULL");
+        let sql = format!(
+            "SELECT {API_COLUMNS} FROM apis a JOIN key_spaces ks ON ks.id = a.key_space_id \
+             WHERE a.id = $1 AND a.deleted_at_m IS NULL"
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -119,6 +126,24 @@ impl ApiStore for SqlStore {
             tx,
             done.rows_affected(),
             Some((ChangeKind::Api, id, now)),
+            audit,
+        )
+        .await
+    }
+
+    async fn set_api_recoverable(
+        &self,
+        id: &str,
+        recoverable: bool,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        self.update_one(
+            "UPDATE key_spaces SET store_encrypted_keys = $1, updated_at_m = $2 \
+             WHERE id = (SELECT key_space_id FROM apis WHERE id = $3 AND deleted_at_m IS NULL) \
+             AND deleted_at_m IS NULL",
+            (i64::from(recoverable), now, id),
+            None,
             audit,
         )
         .await

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::SqlStore;
-use crate::model::{AuditQuery, StoredAuditEvent};
+use crate::model::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::store::{AuditStore, StoreError, StoreResult};
 
 /// The hash of an event in its workspace's chain: hex SHA-256 over the previous event's hash, a
@@ -90,6 +90,16 @@ fn any_of(sql: &mut String, binds: &mut Vec<String>, column: &str, values: &[Str
 
 #[async_trait]
 impl AuditStore for SqlStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        Self::insert_audit(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn list_audit_events(
         &self,
         workspace_id: &str,

@@ -113,6 +113,19 @@ impl SqlStore {
         .execute(&mut **tx)
         .await?;
         Self::change_key_rbac_in(tx, &key.id, &key.workspace_id, &key.rbac, key.created_at).await?;
+        if let Some(sealed) = &key.sealed {
+            sqlx::query(
+                "INSERT INTO encrypted_keys (key_id, workspace_id, data_key_id, sealed, created_at_m) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.id)
+            .bind(&key.workspace_id)
+            .bind(&sealed.data_key_id)
+            .bind(&sealed.sealed)
+            .bind(key.created_at)
+            .execute(&mut **tx)
+            .await?;
+        }
         if !key.ratelimits.is_empty() {
             Self::replace_ratelimits_in(
                 tx,
@@ -332,6 +345,10 @@ impl KeyStore for SqlStore {
             return Ok(false);
         };
         if permanent {
+            sqlx::query("DELETE FROM encrypted_keys WHERE key_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM keys WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)

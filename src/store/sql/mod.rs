@@ -31,6 +31,7 @@ mod keys;
 mod limits;
 mod migrations;
 mod rbac;
+mod vault;
 
 pub(in crate::store) use events::{
     ratelimit_count_head, ratelimit_count_tail, verification_count_head, verification_count_tail,

@@ -56,7 +56,7 @@ impl RequestBody for CreateKeyRequest {
                 "recoverable",
                 boolean()
                     .default_bool(false)
-                    .describe("Recoverable keys need a vault, which keyward does not have yet: true answers 412.")
+                    .describe("Keep an encrypted copy of the key, for keys.getKey and apis.listKeys with `decrypt: true`. Needs a server with a master key, an API opted in (`keyward api recoverable`) and `encrypt_key`.")
             ),
         ]))
     }
@@ -82,7 +82,19 @@ async fn create_key(
     )
     .await?;
     if body.recoverable {
-        return Err(vault_missing());
+        if !state.keys.has_vault() {
+            return Err(vault_missing());
+        }
+        // Masked like the create_key check: the caller learns nothing of the API.
+        if !caller.may(&Requirement::api("encrypt_key", &api.id)) {
+            return Err(ApiError::new(
+                ErrorCode::ApiNotFound,
+                "The specified API was not found.",
+            ));
+        }
+        if !api.recoverable {
+            return Err(api_not_recoverable());
+        }
     }
     let ratelimits = limit_inputs(body.ratelimits)?;
     let now = state.now();
@@ -118,6 +130,7 @@ async fn create_key(
         rbac,
         rbac_events,
         ratelimits,
+        recoverable: body.recoverable,
     };
     let issued = state.keys.create(now, &actor, &api, input).await?;
     Ok(ApiResponse::data(IssuedData {
@@ -152,10 +165,41 @@ async fn get_key(
 ) -> Result<ApiResponse<KeyData>, ApiError> {
     let key = live_key(&state, &caller, &body.key_id).await?;
     caller.require(&Requirement::api("read_key", &key.api_id))?;
-    if body.decrypt {
+    if !body.decrypt {
+        return Ok(ApiResponse::data(key_data(&state, key).await));
+    }
+    if !state.keys.has_vault() {
         return Err(vault_missing());
     }
-    Ok(ApiResponse::data(key_data(&state, key).await))
+    caller.require(&Requirement::api("decrypt_key", &key.api_id))?;
+    let recoverable_api = state
+        .apis
+        .live(caller.workspace_id(), &key.api_id)
+        .await?
+        .is_some_and(|api| api.recoverable);
+    if !recoverable_api {
+        return Err(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "The API for this key does not support key encryption.",
+        ));
+    }
+    let mut revealed = state
+        .keys
+        .reveal(
+            state.now(),
+            &caller.actor(),
+            caller.workspace_id(),
+            &key.api_id,
+            &[Reveal {
+                key_id: &key.id,
+                name: key.name.as_deref(),
+            }],
+        )
+        .await?;
+    let plaintext = revealed.remove(&key.id);
+    let mut data = key_data(&state, key).await;
+    data.plaintext = plaintext;
+    Ok(ApiResponse::data(data))
 }
 
 // ---- keys.whoami ----
@@ -452,15 +496,35 @@ async fn reroll_key(
     Authed { caller, body }: Authed<RerollKeyRequest>,
 ) -> Result<ApiResponse<IssuedData>, ApiError> {
     let key = live_key(&state, &caller, &body.key_id).await?;
-    caller.require(&Requirement::api("create_key", &key.api_id))?;
+    let recoverable = state.keys.is_recoverable(&key.id).await?;
+    let mut requirement = Requirement::api("create_key", &key.api_id);
+    if recoverable {
+        requirement = requirement.and(Requirement::api("encrypt_key", &key.api_id));
+    }
+    caller.require(&requirement)?;
     let api = state
         .apis
         .live(caller.workspace_id(), &key.api_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))?;
+    if recoverable {
+        if !state.keys.has_vault() {
+            return Err(vault_missing());
+        }
+        if !api.recoverable {
+            return Err(api_not_recoverable());
+        }
+    }
     let issued = state
         .keys
-        .reroll(state.now(), &caller.actor(), &api, &key, body.expiration)
+        .reroll(
+            state.now(),
+            &caller.actor(),
+            &api,
+            &key,
+            body.expiration,
+            recoverable,
+        )
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND))?;
     Ok(ApiResponse::data(IssuedData {

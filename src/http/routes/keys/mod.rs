@@ -17,11 +17,13 @@ use serde_json::Value;
 
 use super::{Method, Operation};
 use crate::domain::keys::migrate::{import_refill, ImportedKey};
+use crate::domain::keys::recover::Reveal;
 use crate::domain::keys::verify::{CheckedLimit, RequestedLimit};
 use crate::domain::keys::verify::{VerifyError, VerifyRequest as DomainVerify};
 use crate::domain::keys::{credits_patch, CreateKeyInput, Interval, KeyError, RefillInput};
 use crate::domain::rbac::requirement::Requirement;
 use crate::domain::rbac::{KeyHolding, KeyRbacOutcome, RbacError, SetKind};
+use crate::domain::vault::VaultError;
 use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
@@ -79,7 +81,15 @@ impl From<KeyError> for ApiError {
                     fix: None,
                 }],
             ),
-            KeyError::Store(err) => err.into(),
+            KeyError::VaultMissing => vault_missing(),
+            KeyError::Vault(VaultError::Store(err)) | KeyError::Store(err) => err.into(),
+            KeyError::Vault(err) => {
+                tracing::error!(error = %err, "vault: a key could not be sealed");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "Failed to encrypt key in vault.",
+                )
+            }
         }
     }
 }
@@ -169,10 +179,16 @@ async fn api_for_keys(
     Ok(api)
 }
 
-fn vault_missing() -> ApiError {
+/// 412 for a recoverable key, or a decrypt, on a server started without a master key.
+pub(in crate::http) fn vault_missing() -> ApiError {
+    ApiError::new(ErrorCode::PreconditionFailed, "Vault hasn't been set up.")
+}
+
+/// 412 for a recoverable key in an API that has not opted in (`keyward api recoverable`).
+fn api_not_recoverable() -> ApiError {
     ApiError::new(
         ErrorCode::PreconditionFailed,
-        "Vault hasn't been set up: keyward cannot store or decrypt recoverable keys yet.",
+        "This API does not support key encryption.",
     )
 }
 
