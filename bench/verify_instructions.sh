@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What one keys.verifyKey costs in CPU instructions, this build against a baseline binary, counted
-# by valgrind's callgrind (instructions, not seconds: the same for the same binary and input
+# by valgrind's callgrind (instructions, not seconds: nearly the same for the same binary and input
 # whatever else the machine is doing, so a few percent show where wall-clock runs on this 2-core
-# machine drift by ±10%). Not a test; never run in CI.
+# machine drift by ±10%). Counts include timer-driven work (the event writer wakes every 50 ms),
+# which grows with a run's length: repeated runs differ by about 2% (hot) and 8% (random).
+# Not a test; never run in CI.
 #
 # For each binary: a SQLite database with BENCH_KEYS keys; the server runs under callgrind
 # (every thread: the handlers and the event writer with its rollups), and a client sends first
