@@ -12,6 +12,13 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 /// alone after a failure); each such decision was made without Redis.
 pub const REDIS_FALLBACKS: &str = "keyward_redis_fallbacks_total";
 
+/// Recoverable keys whose plaintext the vault sealed (created or rerolled).
+pub const VAULT_SEALED: &str = "keyward_vault_keys_sealed_total";
+/// Plaintexts of recoverable keys handed out by `getKey`/`listKeys` with `decrypt`.
+pub const VAULT_REVEALED: &str = "keyward_vault_keys_revealed_total";
+/// Sealed copies that did not open (altered, moved, or under a master key not given).
+pub const VAULT_OPEN_FAILURES: &str = "keyward_vault_open_failures_total";
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process's recorder, installed on first use; `None` if another recorder was installed
@@ -23,6 +30,18 @@ pub fn recorder() -> Option<PrometheusHandle> {
                 metrics::describe_counter!(
                     REDIS_FALLBACKS,
                     "Calls to Redis that were not answered, so the node decided without Redis"
+                );
+                metrics::describe_counter!(
+                    VAULT_SEALED,
+                    "Recoverable keys whose plaintext the vault sealed"
+                );
+                metrics::describe_counter!(
+                    VAULT_REVEALED,
+                    "Plaintexts of recoverable keys revealed by getKey or listKeys with decrypt"
+                );
+                metrics::describe_counter!(
+                    VAULT_OPEN_FAILURES,
+                    "Sealed key copies that did not open (altered, moved, or sealed under a master key not given)"
                 );
                 Some(handle)
             }

@@ -281,10 +281,12 @@ impl Vault {
         if data_key.workspace_id != workspace_id {
             return Err(VaultError::Rejected);
         }
+        let sealed = data_key
+            .key
+            .seal(plaintext.as_bytes(), &key_aad(workspace_id, key_id))?;
+        metrics::counter!(crate::telemetry::VAULT_SEALED).increment(1);
         Ok(SealedKey {
-            sealed: data_key
-                .key
-                .seal(plaintext.as_bytes(), &key_aad(workspace_id, key_id))?,
+            sealed,
             data_key_id,
         })
     }
@@ -323,6 +325,7 @@ impl Vault {
                 }
                 Err(VaultError::Store(err)) => return Err(err),
                 Err(err) => {
+                    metrics::counter!(crate::telemetry::VAULT_OPEN_FAILURES).increment(1);
                     tracing::warn!(key_id = %copy.key_id, error = %err, "a recoverable key did not decrypt");
                 }
             }

@@ -75,6 +75,7 @@ impl KeyService {
         )
         .with_meta(serde_json::json!({ "count": opened.len() }));
         self.store.append_audit(&[event]).await?;
+        metrics::counter!(crate::telemetry::VAULT_REVEALED).increment(opened.len() as u64);
         Ok(opened)
     }
 }
