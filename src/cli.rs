@@ -73,8 +73,9 @@ pub enum Command {
     Vault(VaultCommand),
 }
 
-/// The vault's master keys, as `serve` and the `vault` commands take them.
-#[derive(Args, Debug, Default)]
+/// The vault's master keys, as `serve` and the `vault` commands take them. Its `Debug` never
+/// shows a key.
+#[derive(Args, Default)]
 pub struct MasterKeyArgs {
     /// The vault's master key: base64 of 32 random bytes (`keyward vault generate-master-key`).
     /// Without one, recoverable keys are off (412). Losing it loses every recoverable key.
@@ -99,6 +100,18 @@ pub struct MasterKeyArgs {
     /// Read the previous master key from this file instead.
     #[arg(long, env = "KEYWARD_PREVIOUS_MASTER_KEY_FILE")]
     pub previous_master_key_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for MasterKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let given = |key: &Option<String>| key.as_ref().map(|_| "<redacted>");
+        f.debug_struct("MasterKeyArgs")
+            .field("master_key", &given(&self.master_key))
+            .field("master_key_file", &self.master_key_file)
+            .field("previous_master_key", &given(&self.previous_master_key))
+            .field("previous_master_key_file", &self.previous_master_key_file)
+            .finish()
+    }
 }
 
 impl MasterKeyArgs {
