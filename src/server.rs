@@ -185,6 +185,7 @@ pub fn build(
         shared_counters.clone(),
         analytics_settings,
     ));
+    let rbac = Arc::new(RbacService::new(store.clone(), invalidator.clone()));
     let services = Services {
         auth: Arc::new(Authenticator::new(
             store.clone(),
@@ -193,9 +194,13 @@ pub fn build(
         )),
         apis,
         analytics,
-        migrations: Arc::new(MigrationService::new(store.clone(), invalidator.clone())),
+        migrations: Arc::new(MigrationService::new(
+            store.clone(),
+            rbac.clone(),
+            invalidator.clone(),
+        )),
         identities: Arc::new(IdentityService::new(store.clone(), invalidator.clone())),
-        rbac: Arc::new(RbacService::new(store.clone(), invalidator.clone())),
+        rbac,
         limits: Arc::new(LimitService::new(
             store.clone(),
             shared_counters.clone(),

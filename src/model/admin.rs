@@ -38,3 +38,12 @@ pub struct Migration {
     pub workspace_id: String,
     pub algorithm: String,
 }
+
+/// What an import creates before its keys, in the same transaction: the permissions and roles
+/// its keys name that do not exist yet, with their audit events.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSetup {
+    pub permissions: Vec<crate::model::Permission>,
+    pub roles: Vec<crate::model::Role>,
+    pub audit: Vec<crate::model::audit::AuditEvent>,
+}

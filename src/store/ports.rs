@@ -163,10 +163,12 @@ pub trait MigrationStore: Send + Sync + 'static {
         audit: &[AuditEvent],
     ) -> StoreResult<()>;
     async fn find_migration(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Migration>>;
-    /// Inserts keys whose hash is not taken yet, each with its audit events; returns the hashes
-    /// that were taken (those keys and their events are skipped).
+    /// Creates `setup`'s permissions and roles (those not there by then), then inserts the keys
+    /// whose hash is not taken yet, each with its audit events, all in one transaction; returns
+    /// the hashes that were taken (those keys and their events are skipped).
     async fn insert_migrated_keys(
         &self,
+        setup: &ImportSetup,
         keys: &[(NewKey, Vec<AuditEvent>)],
     ) -> StoreResult<Vec<String>>;
     /// A key awaiting migration `migration_id`, stored under `legacy_hash`.

@@ -624,6 +624,152 @@ async fn sha256_migrations_import_hashes_that_then_verify() {
 }
 
 #[tokio::test]
+async fn an_unkey_export_with_roles_permissions_and_limits_imports_and_then_verifies() {
+    let app = spawn_app().await;
+    let api = app.create_api("imported").await;
+    let out = app.cli(&[
+        "migration",
+        "create",
+        "--workspace",
+        &app.workspace_id,
+        "--algorithm",
+        "sha256",
+        "--json",
+    ]);
+    let migration: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let migration_id = migration["migrationId"].as_str().unwrap();
+    // One role exists already (with a permission); the other role and both new permissions do not.
+    app.post(
+        "/v2/permissions.createPermission",
+        json!({"name": "billing.read", "slug": "billing.read"}),
+    )
+    .await
+    .assert_ok("/v2/permissions.createPermission");
+    app.post(
+        "/v2/permissions.createRole",
+        json!({"name": "viewer", "permissions": ["billing.read"]}),
+    )
+    .await
+    .assert_ok("/v2/permissions.createRole");
+
+    let hash_a = keyward::domain::keys::hash::hash_key("export_key_a");
+    let hash_b = keyward::domain::keys::hash::hash_key("export_key_b");
+    // A caller with create_key alone may import roles and permissions (no rbac.* needed).
+    let (_, importer) = app.root_key_with(&["api.*.create_key"]).await;
+    let r = app
+        .post_with_key(
+            "/v2/keys.migrateKeys",
+            &importer,
+            json!({"migrationId": migration_id, "apiId": api, "keys": [
+                {"hash": hash_a, "permissions": ["documents.write", "Documents.Write"],
+                 "roles": ["viewer", "editor"],
+                 "ratelimits": [{"name": "requests", "limit": 2, "duration": 60000, "autoApply": true}]},
+                {"hash": hash_b, "roles": ["editor"], "permissions": ["documents.write"]}
+            ]}),
+        )
+        .await;
+    r.assert_ok("/v2/keys.migrateKeys");
+    assert_eq!(r.body["data"]["failed"], json!([]));
+    let key_a = r.body["data"]["migrated"][0]["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The missing permission and role now exist, once each.
+    let roles = app.post("/v2/permissions.listRoles", json!({})).await;
+    let names: Vec<&str> = roles.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "editor").count(),
+        1,
+        "{names:?}"
+    );
+    let perms = app.post("/v2/permissions.listPermissions", json!({})).await;
+    let slugs: Vec<&str> = perms.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        slugs
+            .iter()
+            .filter(|s| s.eq_ignore_ascii_case("documents.write"))
+            .count(),
+        1,
+        "{slugs:?}"
+    );
+
+    // The imported key verifies with a permission query over its direct and role permissions,
+    // and its auto-applied limit holds.
+    let v = app
+        .verify_permissions("export_key_a", "documents.write AND billing.read")
+        .await;
+    assert_eq!(v.body["data"]["code"], "VALID", "{}", v.body);
+    let v = app.verify_permissions("export_key_b", "billing.read").await;
+    assert_eq!(v.body["data"]["code"], "INSUFFICIENT_PERMISSIONS");
+    // Its limit is 2: the permission check above was the first use.
+    let v = app.verify(json!({"key": "export_key_a"})).await;
+    assert_eq!(v.body["data"]["code"], "VALID", "{}", v.body);
+    let v = app.verify(json!({"key": "export_key_a"})).await;
+    assert_eq!(v.body["data"]["code"], "RATE_LIMITED", "{}", v.body);
+
+    let got = app.post("/v2/keys.getKey", json!({"keyId": key_a})).await;
+    let mut roles: Vec<&str> = got.body["data"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    roles.sort();
+    assert_eq!(roles, ["editor", "viewer"]);
+    assert_eq!(got.body["data"]["ratelimits"][0]["name"], "requests");
+
+    let events = app
+        .store
+        .list_audit_events(&app.workspace_id, 50)
+        .await
+        .unwrap();
+    let has = |event: &str, text: &str| {
+        events
+            .iter()
+            .any(|e| e.event == event && e.description.contains(text))
+    };
+    assert!(has(
+        "authorization.connect_permission_and_key",
+        &format!("Added permission documents.write to key {key_a}")
+    ));
+    assert!(has(
+        "authorization.connect_role_and_key",
+        &format!("Connected role editor to key {key_a}")
+    ));
+    assert!(events.iter().any(|e| e.event == "role.create"));
+
+    // A duplicate limit name in one key is refused, naming the key, and nothing is written.
+    let r = app
+        .post(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": migration_id, "apiId": api, "keys": [
+                {"hash": keyward::domain::keys::hash::hash_key("export_key_c"), "ratelimits": [
+                    {"name": "burst", "limit": 1, "duration": 1000},
+                    {"name": "burst", "limit": 2, "duration": 1000}]}
+            ]}),
+        )
+        .await;
+    r.assert_error(400, "unkey/application/invalid_input", "Bad Request");
+    assert_eq!(
+        r.body["error"]["errors"][0]["location"],
+        "body.keys[0].ratelimits"
+    );
+    let v = app.verify(json!({"key": "export_key_c"})).await;
+    assert_eq!(v.body["data"]["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
 async fn prefixed_api_key_migrations_upgrade_keys_on_first_verification() {
     let app = spawn_app().await;
     let api = app.create_api("payments").await;

@@ -3,11 +3,15 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use crate::domain::invalidation::Invalidator;
 use crate::domain::keys::{Interval, KeyError, RefillInput};
+use crate::domain::ratelimit::named::{merge_limits, LimitInput};
+use crate::domain::rbac::{created_events, RbacService};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
-use crate::model::{Api, ChangeKind, Migration, NewKey};
+use crate::model::{Api, ChangeKind, ImportSetup, Migration, NewKey, RbacChange, SetChange};
 use crate::store::{MigrationStore, SharedStore, StoreError};
 
 /// Hashes are already keyward's (base64 SHA-256 of the key): plain verification finds them.
@@ -83,6 +87,11 @@ pub struct ImportedKey {
     pub enabled: bool,
     pub remaining: Option<i64>,
     pub refill: Option<(i64, Option<i64>)>,
+    /// Direct permissions by slug; those that do not exist are created.
+    pub permissions: Vec<String>,
+    /// Roles by name; those that do not exist are created (without permissions).
+    pub roles: Vec<String>,
+    pub ratelimits: Vec<LimitInput>,
 }
 
 /// The outcome: `(hash, key id)` of each imported key, and the hashes that were already taken.
@@ -94,12 +103,21 @@ pub struct ImportResult {
 /// Migrations and the keys imported under them.
 pub struct MigrationService {
     store: Arc<dyn MigrationStore>,
+    rbac: Arc<RbacService>,
     invalidator: Arc<Invalidator>,
 }
 
 impl MigrationService {
-    pub fn new(store: Arc<dyn MigrationStore>, invalidator: Arc<Invalidator>) -> Self {
-        MigrationService { store, invalidator }
+    pub fn new(
+        store: Arc<dyn MigrationStore>,
+        rbac: Arc<RbacService>,
+        invalidator: Arc<Invalidator>,
+    ) -> Self {
+        MigrationService {
+            store,
+            rbac,
+            invalidator,
+        }
     }
 
     /// A migration of the workspace, by id.
@@ -111,7 +129,9 @@ impl MigrationService {
         self.store.find_migration(workspace_id, id).await
     }
 
-    /// Imports keys into `api` under `migration`.
+    /// Imports keys into `api` under `migration`, with their permissions, roles and rate limits.
+    /// Permissions and roles the keys name that do not exist yet are created first (once each),
+    /// in the same transaction.
     pub async fn import(
         &self,
         now: i64,
@@ -120,10 +140,43 @@ impl MigrationService {
         migration: &Migration,
         keys: Vec<ImportedKey>,
     ) -> Result<ImportResult, StoreError> {
+        let workspace_id = &api.workspace_id;
+        let all_slugs: Vec<String> = keys.iter().flat_map(|k| k.permissions.clone()).collect();
+        let all_roles: Vec<String> = keys.iter().flat_map(|k| k.roles.clone()).collect();
+        let plan = self.rbac.plan_slugs(workspace_id, &all_slugs, now).await?;
+        let (existing_roles, new_roles) =
+            self.rbac.plan_roles(workspace_id, &all_roles, now).await?;
+        let mut setup = ImportSetup {
+            audit: created_events(workspace_id, actor, now, &plan.missing),
+            ..Default::default()
+        };
+        for role in &new_roles {
+            setup.audit.push(AuditEvent::new(
+                workspace_id,
+                "role.create",
+                format!("Created role {}", role.id),
+                actor,
+                now,
+                vec![Target::new("role", &role.id, Some(role.name.clone()))],
+            ));
+        }
+        // Slugs and names match without case, and are stored as first written.
+        let slug_of: HashMap<String, String> = plan
+            .slugs()
+            .into_iter()
+            .map(|slug| (slug.to_lowercase(), slug))
+            .collect();
+        let role_id: HashMap<String, (String, String)> = existing_roles
+            .iter()
+            .chain(&new_roles)
+            .map(|r| (r.name.to_lowercase(), (r.id.clone(), r.name.clone())))
+            .collect();
+        setup.permissions = plan.missing;
+        setup.roles = new_roles;
         let rows: Vec<(NewKey, Vec<AuditEvent>)> = keys
             .into_iter()
             .map(|k| {
-                let key = NewKey {
+                let mut key = NewKey {
                     id: ids::new_id(Prefix::Key),
                     key_space_id: api.key_space_id.clone(),
                     workspace_id: api.workspace_id.clone(),
@@ -140,11 +193,11 @@ impl MigrationService {
                     refill_amount: k.refill.map(|(amount, _)| amount),
                     pending_migration_id: Some(migration.id.clone()),
                     created_at: now,
-                    rbac: Default::default(),
+                    rbac: RbacChange::default(),
                     ratelimits: Vec::new(),
                     sealed: None,
                 };
-                let event = AuditEvent::new(
+                let mut events = vec![AuditEvent::new(
                     &api.workspace_id,
                     "key.create",
                     format!("Created key {} in migration {}", key.id, migration.id),
@@ -154,11 +207,63 @@ impl MigrationService {
                         Target::new("key", &key.id, key.name.clone()),
                         Target::new("api", &api.id, Some(api.name.clone())),
                     ],
-                );
-                (key, vec![event])
+                )];
+                let key_target = Target::new("key", &key.id, key.name.clone());
+                let mut slugs: Vec<String> = Vec::new();
+                for asked in &k.permissions {
+                    let Some(slug) = slug_of.get(&asked.to_lowercase()) else {
+                        continue;
+                    };
+                    if slugs.contains(slug) {
+                        continue;
+                    }
+                    events.push(AuditEvent::new(
+                        workspace_id,
+                        "authorization.connect_permission_and_key",
+                        format!("Added permission {slug} to key {}", key.id),
+                        actor,
+                        now,
+                        vec![
+                            key_target.clone(),
+                            Target::new("permission", slug.clone(), Some(slug.clone())),
+                        ],
+                    ));
+                    slugs.push(slug.clone());
+                }
+                let mut roles: Vec<String> = Vec::new();
+                for asked in &k.roles {
+                    let Some((id, name)) = role_id.get(&asked.to_lowercase()) else {
+                        continue;
+                    };
+                    if roles.contains(id) {
+                        continue;
+                    }
+                    events.push(AuditEvent::new(
+                        workspace_id,
+                        "authorization.connect_role_and_key",
+                        format!("Connected role {name} to key {}", key.id),
+                        actor,
+                        now,
+                        vec![
+                            key_target.clone(),
+                            Target::new("role", id.clone(), Some(name.clone())),
+                        ],
+                    ));
+                    roles.push(id.clone());
+                }
+                key.rbac = RbacChange {
+                    create: Vec::new(),
+                    permissions: (!slugs.is_empty()).then_some(SetChange::Set(slugs)),
+                    roles: (!roles.is_empty()).then_some(SetChange::Set(roles)),
+                };
+                let (limits, limit_events) =
+                    merge_limits(workspace_id, actor, now, &[], k.ratelimits);
+                key.ratelimits = limits;
+                events.extend(limit_events);
+                (key, events)
             })
             .collect();
-        let failed = self.store.insert_migrated_keys(&rows).await?;
+        let failed = self.store.insert_migrated_keys(&setup, &rows).await?;
         let migrated: Vec<(String, String)> = rows
             .into_iter()
             .filter(|(k, _)| !failed.contains(&k.hash))

@@ -56,7 +56,7 @@ impl SlugPlan {
     }
 }
 
-fn created_events(
+pub(crate) fn created_events(
     workspace_id: &str,
     actor: &Actor,
     now: i64,
@@ -344,6 +344,32 @@ impl RbacService {
             return Err(RbacError::RoleNotFound(missing.clone()));
         }
         Ok(roles)
+    }
+
+    /// Roles by name split into those that exist and new ones (no description, no permissions)
+    /// to create, as `keys.migrateKeys` does where `createKey` would refuse.
+    pub async fn plan_roles(
+        &self,
+        workspace_id: &str,
+        names: &[String],
+        now: i64,
+    ) -> Result<(Vec<Role>, Vec<Role>), StoreError> {
+        let names = dedup_slugs(names);
+        let existing = self.store.find_roles_by_name(workspace_id, &names).await?;
+        let known: HashSet<String> = existing.iter().map(|r| r.name.to_lowercase()).collect();
+        let missing = names
+            .iter()
+            .filter(|n| !known.contains(&n.to_lowercase()))
+            .map(|name| Role {
+                id: ids::new_id(Prefix::Role),
+                workspace_id: workspace_id.to_string(),
+                name: name.clone(),
+                description: None,
+                created_at: now,
+                permissions: Vec::new(),
+            })
+            .collect();
+        Ok((existing, missing))
     }
 
     /// Creates a permission; `Ok(None)` when its slug is taken.

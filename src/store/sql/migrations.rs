@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::keys::KEY_SELECT;
 use super::SqlStore;
 use crate::model::audit::AuditEvent;
-use crate::model::{ChangeKind, KeyRow, Migration, NewKey};
+use crate::model::{ChangeKind, ImportSetup, KeyRow, Migration, NewKey};
 use crate::store::{MigrationStore, StoreResult};
 
 #[async_trait]
@@ -49,9 +49,13 @@ impl MigrationStore for SqlStore {
 
     async fn insert_migrated_keys(
         &self,
+        setup: &ImportSetup,
         keys: &[(NewKey, Vec<AuditEvent>)],
     ) -> StoreResult<Vec<String>> {
         let mut tx = self.begin().await?;
+        Self::create_permissions_in(&mut tx, &setup.permissions).await?;
+        Self::create_roles_in(&mut tx, &setup.roles).await?;
+        Self::insert_audit(&mut tx, &setup.audit).await?;
         let mut taken = Vec::new();
         for (key, audit) in keys {
             let exists = sqlx::query("SELECT 1 AS one FROM keys WHERE hash = $1")

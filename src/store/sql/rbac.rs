@@ -115,7 +115,10 @@ impl SqlStore {
     }
 
     /// Inserts permissions unless their slug exists already.
-    async fn create_permissions_in(tx: &mut Tx, permissions: &[Permission]) -> StoreResult<()> {
+    pub(super) async fn create_permissions_in(
+        tx: &mut Tx,
+        permissions: &[Permission],
+    ) -> StoreResult<()> {
         for p in permissions {
             sqlx::query(
                 "INSERT INTO permissions (id, workspace_id, name, slug, description, created_at_m) \
@@ -127,6 +130,24 @@ impl SqlStore {
             .bind(&p.slug)
             .bind(&p.description)
             .bind(p.created_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts roles (without permissions); one whose name is taken by then is skipped.
+    pub(super) async fn create_roles_in(tx: &mut Tx, roles: &[Role]) -> StoreResult<()> {
+        for r in roles {
+            sqlx::query(
+                "INSERT INTO roles (id, workspace_id, name, description, created_at_m) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.id)
+            .bind(&r.workspace_id)
+            .bind(&r.name)
+            .bind(&r.description)
+            .bind(r.created_at)
             .execute(&mut **tx)
             .await?;
         }

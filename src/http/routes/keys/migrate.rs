@@ -1,6 +1,7 @@
 //! `keys.migrateKeys`: importing keys from another system by their hashes.
 
 use super::*;
+use crate::domain::ratelimit::named::{duplicate_name, LimitInput};
 
 // ---- keys.migrateKeys ----
 
@@ -15,6 +16,12 @@ struct MigrateKey {
     #[serde(default = "yes")]
     enabled: bool,
     credits: Option<CreditsRequest>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    ratelimits: Vec<RatelimitRequest>,
 }
 
 #[derive(Deserialize)]
@@ -47,9 +54,21 @@ impl RequestBody for MigrateKeysRequest {
                             optional("refill", refill_schema()),
                         ])
                     ),
+                    optional(
+                        "permissions",
+                        slugs_schema(1000).describe(
+                            "Direct permissions by slug; missing ones are created."
+                        )
+                    ),
+                    optional(
+                        "roles",
+                        role_names_schema(100)
+                            .describe("Roles by name; missing ones are created, without permissions.")
+                    ),
+                    optional("ratelimits", array(ratelimit_request_schema()).max_items(50)),
                 ]))
                 .min_items(1)
-                .max_items(10_000)
+                .describe("No item cap: the 10 MiB request body is the limit (over 100,000 keys of a hash each). All keys import in one transaction.")
             ),
         ]))
     }
@@ -104,6 +123,28 @@ async fn migrate_keys(
             .map(RefillInput::from);
         let refill = import_refill(i, remaining, refill)
             .map_err(|message| ApiError::invalid_input(message, vec![]))?;
+        let ratelimits: Vec<LimitInput> = k
+            .ratelimits
+            .into_iter()
+            .map(|r| LimitInput {
+                name: r.name,
+                limit: r.limit,
+                duration_ms: r.duration,
+                auto_apply: r.auto_apply,
+            })
+            .collect();
+        if let Some(name) = duplicate_name(&ratelimits) {
+            return Err(ApiError::invalid_input(
+                format!(
+                    "keys[{i}]: Ratelimit with name '{name}' is already defined in the request"
+                ),
+                vec![FieldError {
+                    location: format!("body.keys[{i}].ratelimits"),
+                    message: format!("duplicate name '{name}'"),
+                    fix: Some("Give every rate limit of a key a different name.".into()),
+                }],
+            ));
+        }
         keys.push(ImportedKey {
             hash: k.hash,
             name: k.name,
@@ -113,6 +154,9 @@ async fn migrate_keys(
             enabled: k.enabled,
             remaining: k.credits.and_then(|c| c.remaining),
             refill,
+            permissions: k.permissions,
+            roles: k.roles,
+            ratelimits,
         });
     }
     let result = state
