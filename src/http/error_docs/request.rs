@@ -3,6 +3,7 @@
 
 use super::ErrorDoc;
 use crate::http::error::ErrorCode;
+use crate::http::extract::KEY_DISABLED_DETAIL;
 
 pub const ANALYTICS_NOT_CONFIGURED: ErrorDoc = ErrorDoc {
     what_happened: "Unkey answers this when analytics is not switched on for a workspace. \
@@ -271,7 +272,7 @@ pub const KEY_DISABLED: ErrorDoc = ErrorDoc {
             refuses every call made with it. A key is only disabled on purpose, by someone \
             running `keyward root-key disable`; it keeps its id and permissions and can be \
             switched back on. Running servers honour such a change within one second.",
-    example_detail: "The provided root key is invalid. The key is disabled.",
+    example_detail: KEY_DISABLED_DETAIL,
     how_to_fix: &[
         "Ask your team why the key was disabled before changing anything: it may have \
                 leaked or be in the middle of being retired.",
