@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// The longest a request may take before it is answered 503 ([`DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: std::time::Duration,
+    /// A request slower than this is logged as a warning ([`DEFAULT_SLOW_REQUEST_THRESHOLD`]).
+    pub slow_request_threshold: std::time::Duration,
     /// How long audit events are kept.
     pub audit_retention: std::time::Duration,
     /// This node's name in analytics (`region`).
@@ -63,6 +65,10 @@ pub struct ServerConfig {
 /// The default bound of a request: well past any healthy one, short enough for a load balancer
 /// to retry elsewhere.
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The default threshold of the slow-request warning: far past a healthy request (a few
+/// milliseconds), well before the request timeout.
+pub const DEFAULT_SLOW_REQUEST_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The default capacity of the verification cache.
 pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
@@ -228,7 +234,13 @@ pub fn build(
         _ => None,
     };
     Ok(Server {
-        state: AppState::new(services, clock, &config.public_url, config.request_timeout),
+        state: AppState::new(
+            services,
+            clock,
+            &config.public_url,
+            config.request_timeout,
+            config.slow_request_threshold,
+        ),
         feed,
         events,
         local_ledger,

@@ -282,6 +282,7 @@ impl<T: RequestBody> FromRequest<AppState> for Authed<T> {
         let token = bearer_token(&parts.headers)?;
         let body = read_body::<T>(&parts, body, state.body_limit).await?;
         let principal = state.auth.authenticate(&token).await?;
+        crate::http::scope::set_caller(&principal);
         Ok(Authed {
             caller: Caller {
                 principal,

@@ -1,8 +1,11 @@
 //! The task-local scope of the request being served, and what code below the middleware reads of
-//! it: its id, whether errors should be problem+json, and the public URL. It imports nothing of
-//! the HTTP layer, so errors and the middleware can both depend on it.
+//! it: its id, whether errors should be problem+json, and the public URL; and the one thing code
+//! below tells the middleware: who the caller turned out to be, for the access log. It imports
+//! nothing of the HTTP layer, so errors and the middleware can both depend on it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use crate::domain::auth::Principal;
 
 /// What the middleware knows about the request being served.
 #[derive(Clone)]
@@ -13,6 +16,8 @@ pub struct RequestContext {
     /// official SDKs only parse them with that content type.
     pub problem_json_route: bool,
     pub public_url: Arc<str>,
+    /// The authenticated caller, once the extractor knows it (the access log's workspace).
+    pub caller: Arc<OnceLock<Arc<Principal>>>,
 }
 
 tokio::task_local! {
@@ -41,6 +46,11 @@ pub fn public_url() -> Arc<str> {
 /// Whether the route being served declares its errors as problem+json.
 pub fn current_route_uses_problem_json() -> bool {
     CONTEXT.try_with(|c| c.problem_json_route).unwrap_or(false)
+}
+
+/// Records the authenticated caller of the request being served (no-op outside a request).
+pub fn set_caller(principal: &Arc<Principal>) {
+    let _ = CONTEXT.try_with(|c| c.caller.set(principal.clone()));
 }
 
 /// Runs `future` inside a context, for code that renders errors outside the middleware (tests).
