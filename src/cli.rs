@@ -295,6 +295,16 @@ pub struct ServeArgs {
     /// Requests slower than this are logged as a warning (target `keyward::slow_request`).
     #[arg(long, env = "KEYWARD_SLOW_REQUEST_THRESHOLD", default_value = "1s", value_parser = parse_interval)]
     pub slow_request_threshold: std::time::Duration,
+    /// The longest a client may take to send a request's headers (from connecting, or from the
+    /// request's first byte on a kept-alive connection); past it the connection is closed.
+    #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    pub header_read_timeout: std::time::Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "KEYWARD_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_interval)]
+    pub idle_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS", default_value_t = crate::http::conn::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
+    pub max_connections: usize,
     /// This node's name in analytics (the `region` column); default: the host name.
     #[arg(long, env = "KEYWARD_REGION", value_parser = parse_region)]
     pub region: Option<String>,
@@ -311,6 +321,15 @@ pub struct ServeArgs {
     pub analytics_rollup_interval: std::time::Duration,
     #[command(flatten)]
     pub vault: MasterKeyArgs,
+}
+
+/// A connection cap: at least one.
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 /// A region name: 1 to 64 letters, digits, `-`, `_` or `.`.
@@ -531,6 +550,11 @@ async fn serve(
         redis_url: redis,
         request_timeout: args.request_timeout,
         slow_request_threshold: args.slow_request_threshold,
+        connections: crate::http::conn::ConnectionLimits {
+            max_connections: args.max_connections,
+            header_read_timeout: args.header_read_timeout,
+            idle_timeout: args.idle_timeout,
+        },
         audit_retention: std::time::Duration::from_secs(
             u64::from(args.audit_retention_days) * 86_400,
         ),

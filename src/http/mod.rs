@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::clock::SharedClock;
 use crate::domain::Services;
 
+pub mod conn;
 pub mod context;
 pub mod error;
 pub mod error_docs;

@@ -194,6 +194,7 @@ async fn start_server(
         redis_url,
         request_timeout: Duration::from_secs(3),
         slow_request_threshold: keyward::server::DEFAULT_SLOW_REQUEST_THRESHOLD,
+        connections: Default::default(),
         audit_retention: Duration::from_secs(365 * 86_400),
         region: "test-region".into(),
         analytics,

@@ -12,6 +12,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod cluster_credits;
+mod connections;
 mod errors;
 mod faults;
 mod health;

@@ -224,6 +224,16 @@ impl Raw {
         self.stream.write_all(bytes).await
     }
 
+    /// A complete `GET path` on this connection, kept alive.
+    pub async fn get(&mut self, path: &str) -> RawResponse {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: keyward\r\n\r\n").as_bytes())
+            .await
+            .expect("send a request");
+        self.response(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// The next response, if complete within `within`: `Err` says whether nothing came in time
     /// or the connection closed.
     pub async fn response(&mut self, within: Duration) -> Result<RawResponse, String> {
@@ -263,5 +273,21 @@ impl Raw {
         response.body = String::from_utf8_lossy(&self.buffer[end..end + length]).to_string();
         self.buffer.drain(..end + length);
         Some(response)
+    }
+
+    /// How long until the server closes the connection (end of stream or reset), if within
+    /// `within`. Bytes the server sends meanwhile are a failure.
+    pub async fn closed_within(&mut self, within: Duration) -> Option<Duration> {
+        use tokio::io::AsyncReadExt as _;
+        let started = tokio::time::Instant::now();
+        let mut chunk = [0u8; 1024];
+        match tokio::time::timeout(within, self.stream.read(&mut chunk)).await {
+            Err(_) => None,
+            Ok(Ok(0)) | Ok(Err(_)) => Some(started.elapsed()),
+            Ok(Ok(n)) => panic!(
+                "expected the connection to close, got {:?}",
+                String::from_utf8_lossy(&chunk[..n])
+            ),
+        }
     }
 }
