@@ -1,7 +1,8 @@
 //! What protects a real `keyward serve` from slow and idle clients, seen from raw TCP: the
-//! header-read timeout (slowloris), the idle timeout of kept-alive connections and the connection
-//! cap.
+//! header-read timeout (slowloris), the idle timeout of kept-alive connections, the connection
+//! cap, and the modes of the files a first start creates.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use crate::served::{Raw, ServeCommand};
@@ -104,4 +105,40 @@ async fn a_connection_past_max_connections_waits_until_a_served_one_closes() {
         .await
         .expect("connection 3 is served once connection 1 closed");
     assert_eq!(answered.status, 200);
+}
+
+#[tokio::test]
+async fn a_first_start_creates_the_data_directory_0700_and_the_database_files_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("nested").join("keyward.db");
+    // Under umask 000 too: the modes must not depend on the operator's umask.
+    let served = ServeCommand::new()
+        .database(&format!("sqlite://{}", db.display()))
+        .umask("000")
+        .start()
+        .await;
+    let mut raw = Raw::connect(served.addr).await;
+    assert_eq!(raw.get("/v2/liveness").await.status, 200);
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    assert_eq!(mode(&data.join("nested")), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(data.join("nested")).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    // The database, its write-ahead log and its shared-memory index.
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data.join("nested").join(format!("keyward.db{suffix}"));
+        assert!(path.exists(), "{} was not created", path.display());
+    }
+    assert!(files >= 3);
 }

@@ -47,6 +47,17 @@ impl ServeCommand {
         }
     }
 
+    pub fn database(mut self, url: &str) -> Self {
+        self.database = Some(url.to_string());
+        self
+    }
+
+    /// Runs the binary with this umask (`sh -c 'umask ...; exec keyward ...'`).
+    pub fn umask(mut self, umask: &'static str) -> Self {
+        self.umask = Some(umask);
+        self
+    }
+
     pub fn global(mut self, args: &[&str]) -> Self {
         self.global.extend(args.iter().map(|a| a.to_string()));
         self
