@@ -289,7 +289,8 @@ pub struct ServeArgs {
     /// How many days audit events are kept (removed hourly past that).
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS", default_value_t = crate::domain::audit::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub audit_retention_days: u32,
-    /// The longest a request may take (a database that stopped answering): past it, 503.
+    /// The longest a request may take, from its headers to its answer: past it, 503 (a database
+    /// that stopped answering), or 408 when the client had not sent its whole body yet.
     #[arg(long, env = "KEYWARD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
     pub request_timeout: std::time::Duration,
     /// Requests slower than this are logged as a warning (target `keyward::slow_request`).

@@ -2,13 +2,14 @@
 //! preference, public URL) and runs the rest of the request inside its [`super::scope`], so that
 //! an error rendered anywhere below (a handler, an extractor rejection, the 404 fallback) carries
 //! the same request id as the `X-Request-Id` header, without threading it through every
-//! signature. It also bounds every request by the server's request timeout (503 past it), and
-//! writes the access log: one line per request (target [`ACCESS_TARGET`]) with its id, method,
-//! route, status, latency and, once authenticated, workspace; and a warning (target
-//! [`SLOW_TARGET`]) for a request slower than the configured threshold. Neither ever holds a
-//! header, a key or a body: the route is the matched pattern, not the path the client sent.
+//! signature. It also bounds every request by the server's request timeout (503 past it, or 408
+//! when the client had not finished sending its body), and writes the access log: one line per
+//! request (target [`ACCESS_TARGET`]) with its id, method, route, status, latency and, once
+//! authenticated, workspace; and a warning (target [`SLOW_TARGET`]) for a request slower than the
+//! configured threshold. Neither ever holds a header, a key or a body: the route is the matched
+//! pattern, not the path the client sent.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -16,8 +17,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, ErrorCode};
-use super::scope::{with_context, RequestContext};
+use super::error::{ApiError, ErrorCode, FieldError};
+use super::scope::{with_context, Progress, RequestContext};
 use super::AppState;
 use crate::ids;
 
@@ -48,24 +49,49 @@ pub async fn request_context(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let caller = Arc::new(OnceLock::new());
+    let progress = Arc::new(Progress::default());
     let context = RequestContext {
         request_id: ids::new_id(ids::Prefix::Request),
         wants_problem_json: accepts_problem_json(request.headers().get(header::ACCEPT)),
         problem_json_route: PROBLEM_JSON_ROUTES.contains(&request.uri().path()),
         public_url: state.public_url.clone(),
-        caller: caller.clone(),
+        progress: progress.clone(),
     };
     let request_id = context.request_id.clone();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let timeout = state.request_timeout;
+    let watched = progress.clone();
     let response = with_context(context, async move {
         // A dependency that hangs (a database behind a dead network path) must not hold the
         // caller: past the bound the request is dropped, which rolls back any transaction it
-        // had open, and answered 503.
+        // had open, and answered 503. A client that had not yet sent its whole body is told
+        // so with 408 instead, as Unkey answers any timeout.
         match tokio::time::timeout(timeout, next.run(request)).await {
             Ok(response) => envelope_bare_errors(response),
+            Err(_) if watched.reading_body() => {
+                tracing::warn!(
+                    request_id = %super::scope::current_request_id(),
+                    timeout_ms = timeout.as_millis() as u64,
+                    "request body not received within the request timeout"
+                );
+                let mut error = ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "The request body did not arrive within the request timeout of {} ms.",
+                        timeout.as_millis()
+                    ),
+                );
+                error.errors.push(FieldError {
+                    location: "body".into(),
+                    message: "the body was still arriving when the request timed out".into(),
+                    fix: Some(
+                        "Send the whole body promptly, with a Content-Length that matches it."
+                            .into(),
+                    ),
+                });
+                error.into_response()
+            }
             Err(_) => {
                 tracing::error!(
                     request_id = %super::scope::current_request_id(),
@@ -91,7 +117,7 @@ pub async fn request_context(
         &request_id,
         &method,
         route.as_ref(),
-        caller.get(),
+        progress.caller.get(),
         &response,
         started,
     );

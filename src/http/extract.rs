@@ -93,7 +93,10 @@ async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> R
             ));
         }
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+    crate::http::scope::set_reading_body(true);
+    let read = axum::body::to_bytes(body, limit).await;
+    crate::http::scope::set_reading_body(false);
+    let bytes = read.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {

@@ -1,8 +1,10 @@
 //! The task-local scope of the request being served, and what code below the middleware reads of
-//! it: its id, whether errors should be problem+json, and the public URL; and the one thing code
-//! below tells the middleware: who the caller turned out to be, for the access log. It imports
-//! nothing of the HTTP layer, so errors and the middleware can both depend on it.
+//! it: its id, whether errors should be problem+json, and the public URL; and what code below
+//! tells the middleware ([`Progress`]): who the caller turned out to be, for the access log, and
+//! whether the body is still being read, for the request timeout's answer. It imports nothing of
+//! the HTTP layer, so errors and the middleware can both depend on it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::domain::auth::Principal;
@@ -16,8 +18,23 @@ pub struct RequestContext {
     /// official SDKs only parse them with that content type.
     pub problem_json_route: bool,
     pub public_url: Arc<str>,
+    /// What the code below has told the middleware so far.
+    pub progress: Arc<Progress>,
+}
+
+/// What the middleware learns of a request from the code that serves it.
+#[derive(Default)]
+pub struct Progress {
     /// The authenticated caller, once the extractor knows it (the access log's workspace).
-    pub caller: Arc<OnceLock<Arc<Principal>>>,
+    pub caller: OnceLock<Arc<Principal>>,
+    /// The body is being read: a timeout now is the client's slowness, not the server's.
+    pub reading_body: AtomicBool,
+}
+
+impl Progress {
+    pub fn reading_body(&self) -> bool {
+        self.reading_body.load(Ordering::Relaxed)
+    }
 }
 
 tokio::task_local! {
@@ -50,7 +67,12 @@ pub fn current_route_uses_problem_json() -> bool {
 
 /// Records the authenticated caller of the request being served (no-op outside a request).
 pub fn set_caller(principal: &Arc<Principal>) {
-    let _ = CONTEXT.try_with(|c| c.caller.set(principal.clone()));
+    let _ = CONTEXT.try_with(|c| c.progress.caller.set(principal.clone()));
+}
+
+/// Marks the start (`true`) and the end (`false`) of reading the request's body.
+pub fn set_reading_body(reading: bool) {
+    let _ = CONTEXT.try_with(|c| c.progress.reading_body.store(reading, Ordering::Relaxed));
 }
 
 /// Runs `future` inside a context, for code that renders errors outside the middleware (tests).

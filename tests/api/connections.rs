@@ -108,6 +108,53 @@ async fn a_connection_past_max_connections_waits_until_a_served_one_closes() {
 }
 
 #[tokio::test]
+async fn a_body_still_arriving_at_the_request_timeout_is_answered_408_request_timeout() {
+    let served = ServeCommand::new()
+        .serve(&["--request-timeout", "500ms"])
+        .start()
+        .await;
+    let mut raw = Raw::connect(served.addr).await;
+    let started = tokio::time::Instant::now();
+    // Headers promising 20 bytes, then 5 of them.
+    raw.send(
+        format!(
+            "POST /v2/apis.createApi HTTP/1.1\r\nHost: keyward\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 20\r\n\r\n{{\"nam",
+            served.root_key
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let response = raw
+        .response(Duration::from_millis(500) + LATE)
+        .await
+        .expect("an answer at the request timeout");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(450),
+        "answered after {took:?}"
+    );
+    assert_eq!(response.status, 408, "{}", response.body);
+    let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+    let error = &body["error"];
+    assert_eq!(error["title"], "Request Timeout", "{body}");
+    assert_eq!(error["status"], 408, "{body}");
+    assert!(
+        error["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/docs/errors/user/bad_request/request_timeout"),
+        "{body}"
+    );
+    assert_eq!(
+        error["detail"], "The request body did not arrive within the request timeout of 500 ms.",
+        "{body}"
+    );
+    assert_eq!(error["errors"][0]["location"], "body", "{body}");
+}
+
+#[tokio::test]
 async fn a_first_start_creates_the_data_directory_0700_and_the_database_files_0600() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
