@@ -206,7 +206,7 @@ test("a root key disabled through the CLI is refused with 403 key_disabled withi
     errorClass: errors.ForbiddenErrorResponse,
     status: 403,
     typeSuffix: "unkey/authorization/key_disabled",
-    title: "Key is disabled",
+    title: "Forbidden",
   });
 
   cli(db.url, "root-key", "enable", toggled.keyId);

@@ -38,12 +38,27 @@ pub struct Cli {
     #[arg(long, global = true, env = "KEYWARD_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
 
-    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `keyward=debug`.
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `keyward=debug`; the access log
+    /// is target `keyward::access` (`info,keyward::access=off` silences it).
     #[arg(long, global = true, env = "KEYWARD_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log format on stderr: `text` (colours only when stderr is a terminal and NO_COLOR is
+    /// unset) or `json` (one object per line).
+    #[arg(long, global = true, env = "KEYWARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's fields.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -274,9 +289,23 @@ pub struct ServeArgs {
     /// How many days audit events are kept (removed hourly past that).
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS", default_value_t = crate::domain::audit::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub audit_retention_days: u32,
-    /// The longest a request may take (a database that stopped answering): past it, 503.
+    /// The longest a request may take, from its headers to its answer: past it, 503 (a database
+    /// that stopped answering), or 408 when the client had not sent its whole body yet.
     #[arg(long, env = "KEYWARD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
     pub request_timeout: std::time::Duration,
+    /// Requests slower than this are logged as a warning (target `keyward::slow_request`).
+    #[arg(long, env = "KEYWARD_SLOW_REQUEST_THRESHOLD", default_value = "1s", value_parser = parse_interval)]
+    pub slow_request_threshold: std::time::Duration,
+    /// The longest a client may take to send a request's headers (from connecting, or from the
+    /// request's first byte on a kept-alive connection); past it the connection is closed.
+    #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_interval)]
+    pub header_read_timeout: std::time::Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "KEYWARD_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_interval)]
+    pub idle_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS", default_value_t = crate::http::conn::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
+    pub max_connections: usize,
     /// This node's name in analytics (the `region` column); default: the host name.
     #[arg(long, env = "KEYWARD_REGION", value_parser = parse_region)]
     pub region: Option<String>,
@@ -293,6 +322,15 @@ pub struct ServeArgs {
     pub analytics_rollup_interval: std::time::Duration,
     #[command(flatten)]
     pub vault: MasterKeyArgs,
+}
+
+/// A connection cap: at least one.
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 /// A region name: 1 to 64 letters, digits, `-`, `_` or `.`.
@@ -387,7 +425,7 @@ pub enum ApiCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    init_tracing(&cli.log, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -407,13 +445,28 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(filter: &str) {
+/// Logs to stderr in `format`. Colours only for a person at a terminal: a log redirected to a
+/// file or collected by a supervisor gets no escape codes, and neither does anyone who set
+/// `NO_COLOR` (no-color.org).
+fn init_tracing(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && !no_color)
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Runs one parsed command line.
@@ -497,6 +550,12 @@ async fn serve(
         last_used_interval: args.last_used_interval,
         redis_url: redis,
         request_timeout: args.request_timeout,
+        slow_request_threshold: args.slow_request_threshold,
+        connections: crate::http::conn::ConnectionLimits {
+            max_connections: args.max_connections,
+            header_read_timeout: args.header_read_timeout,
+            idle_timeout: args.idle_timeout,
+        },
         audit_retention: std::time::Duration::from_secs(
             u64::from(args.audit_retention_days) * 86_400,
         ),

@@ -4,7 +4,6 @@
 //! it on port 0.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -35,6 +34,7 @@ use crate::domain::ratelimit::{duration_of_key, Counters, LocalCounters};
 use crate::domain::rbac::RbacService;
 use crate::domain::vault::{Keyring, Vault};
 use crate::domain::Services;
+use crate::http::conn::ConnectionLimits;
 use crate::http::{app, AppState};
 use crate::store::{SharedStore, Topology};
 
@@ -51,6 +51,10 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// The longest a request may take before it is answered 503 ([`DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: std::time::Duration,
+    /// A request slower than this is logged as a warning ([`DEFAULT_SLOW_REQUEST_THRESHOLD`]).
+    pub slow_request_threshold: std::time::Duration,
+    /// The connection cap and the header-read and idle timeouts.
+    pub connections: ConnectionLimits,
     /// How long audit events are kept.
     pub audit_retention: std::time::Duration,
     /// This node's name in analytics (`region`).
@@ -63,6 +67,10 @@ pub struct ServerConfig {
 /// The default bound of a request: well past any healthy one, short enough for a load balancer
 /// to retry elsewhere.
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The default threshold of the slow-request warning: far past a healthy request (a few
+/// milliseconds), well before the request timeout.
+pub const DEFAULT_SLOW_REQUEST_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The default capacity of the verification cache.
 pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
@@ -77,6 +85,7 @@ pub struct Server {
     redis: Option<Arc<RedisLink>>,
     cluster: Option<ClusterWorkers>,
     audit_retention: std::time::Duration,
+    connections: ConnectionLimits,
 }
 
 /// Cluster mode's workers: announcing this node's changes, hearing the others'.
@@ -233,7 +242,13 @@ pub fn build(
         _ => None,
     };
     Ok(Server {
-        state: AppState::new(services, clock, &config.public_url, config.request_timeout),
+        state: AppState::new(
+            services,
+            clock,
+            &config.public_url,
+            config.request_timeout,
+            config.slow_request_threshold,
+        ),
         feed,
         events,
         local_ledger,
@@ -241,6 +256,7 @@ pub fn build(
         redis,
         cluster,
         audit_retention: config.audit_retention,
+        connections: config.connections,
     })
 }
 
@@ -266,8 +282,8 @@ impl Server {
         }
     }
 
-    /// Serves until `shutdown` resolves, drains in-flight requests, then flushes credits and
-    /// verification events.
+    /// Serves until `shutdown` resolves (within the connection limits, see [`crate::http::conn`]),
+    /// drains in-flight requests, then flushes credits and verification events.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -281,6 +297,7 @@ impl Server {
             counters,
             cluster,
             audit_retention,
+            connections,
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -309,10 +326,7 @@ impl Server {
                 tasks.push(tokio::spawn(sweeper.run_sweeper(stop_rx)));
             }
         }
-        let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = crate::http::conn::serve(listener, app(state), connections, shutdown).await;
         let _ = stop_tx.send(true);
         for task in tasks {
             let _ = task.await;

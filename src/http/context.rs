@@ -2,17 +2,30 @@
 //! preference, public URL) and runs the rest of the request inside its [`super::scope`], so that
 //! an error rendered anywhere below (a handler, an extractor rejection, the 404 fallback) carries
 //! the same request id as the `X-Request-Id` header, without threading it through every
-//! signature. It also bounds every request by the server's request timeout (503 past it).
+//! signature. It also bounds every request by the server's request timeout (503 past it, or 408
+//! when the client had not finished sending its body), and writes the access log: one line per
+//! request (target [`ACCESS_TARGET`]) with its id, method, route, status, latency and, once
+//! authenticated, workspace; and a warning (target [`SLOW_TARGET`]) for a request slower than the
+//! configured threshold. Neither ever holds a header, a key or a body: the route is the matched
+//! pattern, not the path the client sent.
 
-use axum::extract::{Request, State};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, ErrorCode};
-use super::scope::{with_context, RequestContext};
+use super::error::{ApiError, ErrorCode, FieldError};
+use super::scope::{with_context, Progress, RequestContext};
 use super::AppState;
 use crate::ids;
+
+/// The tracing target of the access log's lines (`--log 'info,keyward::access=off'` silences it).
+pub const ACCESS_TARGET: &str = "keyward::access";
+/// The tracing target of slow-request warnings.
+pub const SLOW_TARGET: &str = "keyward::slow_request";
 
 /// Routes whose every error response Unkey's spec declares as `application/problem+json`.
 const PROBLEM_JSON_ROUTES: &[&str] = &["/v2/identities.deleteIdentity"];
@@ -35,20 +48,50 @@ pub async fn request_context(
     request: Request,
     next: Next,
 ) -> Response {
+    let started = Instant::now();
+    let progress = Arc::new(Progress::default());
     let context = RequestContext {
         request_id: ids::new_id(ids::Prefix::Request),
         wants_problem_json: accepts_problem_json(request.headers().get(header::ACCEPT)),
         problem_json_route: PROBLEM_JSON_ROUTES.contains(&request.uri().path()),
         public_url: state.public_url.clone(),
+        progress: progress.clone(),
     };
     let request_id = context.request_id.clone();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let timeout = state.request_timeout;
+    let watched = progress.clone();
     let response = with_context(context, async move {
         // A dependency that hangs (a database behind a dead network path) must not hold the
         // caller: past the bound the request is dropped, which rolls back any transaction it
-        // had open, and answered 503.
+        // had open, and answered 503. A client that had not yet sent its whole body is told
+        // so with 408 instead, as Unkey answers any timeout.
         match tokio::time::timeout(timeout, next.run(request)).await {
             Ok(response) => envelope_bare_errors(response),
+            Err(_) if watched.reading_body() => {
+                tracing::warn!(
+                    request_id = %super::scope::current_request_id(),
+                    timeout_ms = timeout.as_millis() as u64,
+                    "request body not received within the request timeout"
+                );
+                let mut error = ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "The request body did not arrive within the request timeout of {} ms.",
+                        timeout.as_millis()
+                    ),
+                );
+                error.errors.push(FieldError {
+                    location: "body".into(),
+                    message: "the body was still arriving when the request timed out".into(),
+                    fix: Some(
+                        "Send the whole body promptly, with a Content-Length that matches it."
+                            .into(),
+                    ),
+                });
+                error.into_response()
+            }
             Err(_) => {
                 tracing::error!(
                     request_id = %super::scope::current_request_id(),
@@ -69,7 +112,58 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    log_access(
+        &state,
+        &request_id,
+        &method,
+        route.as_ref(),
+        progress.caller.get(),
+        &response,
+        started,
+    );
     response
+}
+
+/// The access-log line of one request, and the slow-request warning when it took too long.
+fn log_access(
+    state: &AppState,
+    request_id: &str,
+    method: &axum::http::Method,
+    route: Option<&MatchedPath>,
+    caller: Option<&Arc<crate::domain::auth::Principal>>,
+    response: &Response,
+    started: Instant,
+) {
+    let elapsed = started.elapsed();
+    // Milliseconds with microsecond precision.
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    // Unmatched paths are whatever a client typed: not worth a log line's trust.
+    let route = route.map_or("(no route)", MatchedPath::as_str);
+    let workspace_id = caller.map(|p| p.workspace_id.as_str());
+    let status = response.status().as_u16();
+    tracing::info!(
+        target: ACCESS_TARGET,
+        request_id,
+        method = method.as_str(),
+        route,
+        status,
+        latency_ms,
+        workspace_id,
+        "request"
+    );
+    if elapsed > state.slow_request_threshold {
+        tracing::warn!(
+            target: SLOW_TARGET,
+            request_id,
+            method = method.as_str(),
+            route,
+            status,
+            latency_ms,
+            workspace_id,
+            threshold_ms = state.slow_request_threshold.as_millis() as u64,
+            "slow request"
+        );
+    }
 }
 
 /// The router answers unknown paths and wrong methods with an empty body; give them the envelope.

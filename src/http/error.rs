@@ -70,7 +70,7 @@ error_codes! {
     AuthenticationKeyNotFound => ("err:unkey:authentication:key_not_found", 401, "Unauthorized"),
     InsufficientPermissions => ("err:unkey:authorization:insufficient_permissions", 403, "Insufficient Permissions"),
     Forbidden => ("err:unkey:authorization:forbidden", 403, "Forbidden"),
-    KeyDisabled => ("err:unkey:authorization:key_disabled", 403, "Key is disabled"),
+    KeyDisabled => ("err:unkey:authorization:key_disabled", 403, "Forbidden"),
     WorkspaceDisabled => ("err:unkey:authorization:workspace_disabled", 403, "Workspace is disabled"),
     PermissionsQuerySyntaxError => ("err:user:bad_request:permissions_query_syntax_error", 400, "Bad Request"),
     RequestBodyUnreadable => ("err:user:bad_request:request_body_unreadable", 400, "Bad Request"),
@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn disabled_key_maps_to_403_with_its_title() {
         assert_eq!(ErrorCode::KeyDisabled.status(), StatusCode::FORBIDDEN);
-        assert_eq!(ErrorCode::KeyDisabled.title(), "Key is disabled");
+        assert_eq!(ErrorCode::KeyDisabled.title(), "Forbidden");
         assert_eq!(
             ErrorCode::KeyDisabled.doc_path(),
             "unkey/authorization/key_disabled"

@@ -26,8 +26,11 @@ pub trait RequestBody: DeserializeOwned + Send {
     fn schema() -> &'static Schema;
 }
 
-/// Why a root key is refused, always prefixed the way Unkey prefixes it.
+/// Why a root key is refused, prefixed the way Unkey prefixes it (except a disabled key's).
 const INVALID_ROOT_KEY: &str = "The provided root key is invalid.";
+
+/// The whole `detail` of a disabled root key's 403 (`key_disabled`, title `Forbidden`).
+pub const KEY_DISABLED_DETAIL: &str = "The API key used for authentication has been disabled";
 
 /// The root key from `Authorization: Bearer <key>`.
 fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -90,7 +93,10 @@ async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> R
             ));
         }
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+    crate::http::scope::set_reading_body(true);
+    let read = axum::body::to_bytes(body, limit).await;
+    crate::http::scope::set_reading_body(false);
+    let bytes = read.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -232,7 +238,11 @@ impl From<AuthFailure> for ApiError {
                 Some("We could not find the requested key.".to_string()),
             ),
             AuthFailure::NotARootKey => (ErrorCode::AuthenticationKeyNotFound, None),
-            AuthFailure::Disabled => (ErrorCode::KeyDisabled, Some("The key is disabled.".into())),
+            // The seed's contract: word for word the envelope of the page that defines the
+            // code, not Unkey's server's "The provided root key is invalid. The key is disabled."
+            AuthFailure::Disabled => {
+                return ApiError::new(ErrorCode::KeyDisabled, KEY_DISABLED_DETAIL);
+            }
             AuthFailure::Expired(at) => (
                 ErrorCode::Forbidden,
                 Some(format!("the key has expired on {}", rfc3339(at))),
@@ -275,6 +285,7 @@ impl<T: RequestBody> FromRequest<AppState> for Authed<T> {
         let token = bearer_token(&parts.headers)?;
         let body = read_body::<T>(&parts, body, state.body_limit).await?;
         let principal = state.auth.authenticate(&token).await?;
+        crate::http::scope::set_caller(&principal);
         Ok(Authed {
             caller: Caller {
                 principal,

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::clock::SharedClock;
 use crate::domain::Services;
 
+pub mod conn;
 pub mod context;
 pub mod error;
 pub mod error_docs;
@@ -48,6 +49,8 @@ pub struct StateInner {
     pub body_limit: usize,
     /// The longest a request may take before it is answered 503 (see [`context`]).
     pub request_timeout: std::time::Duration,
+    /// A request slower than this is logged as a warning (see [`context`]).
+    pub slow_request_threshold: std::time::Duration,
     /// What `GET /metrics` renders (`None`: another recorder owns the process's metrics).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -66,6 +69,7 @@ impl AppState {
         clock: SharedClock,
         public_url: &str,
         request_timeout: std::time::Duration,
+        slow_request_threshold: std::time::Duration,
     ) -> Self {
         AppState(Arc::new(StateInner {
             services,
@@ -73,6 +77,7 @@ impl AppState {
             public_url: Arc::from(public_url.trim_end_matches('/')),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout,
+            slow_request_threshold,
             metrics: crate::telemetry::recorder(),
         }))
     }

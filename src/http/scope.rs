@@ -1,8 +1,13 @@
 //! The task-local scope of the request being served, and what code below the middleware reads of
-//! it: its id, whether errors should be problem+json, and the public URL. It imports nothing of
+//! it: its id, whether errors should be problem+json, and the public URL; and what code below
+//! tells the middleware ([`Progress`]): who the caller turned out to be, for the access log, and
+//! whether the body is still being read, for the request timeout's answer. It imports nothing of
 //! the HTTP layer, so errors and the middleware can both depend on it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::domain::auth::Principal;
 
 /// What the middleware knows about the request being served.
 #[derive(Clone)]
@@ -13,6 +18,23 @@ pub struct RequestContext {
     /// official SDKs only parse them with that content type.
     pub problem_json_route: bool,
     pub public_url: Arc<str>,
+    /// What the code below has told the middleware so far.
+    pub progress: Arc<Progress>,
+}
+
+/// What the middleware learns of a request from the code that serves it.
+#[derive(Default)]
+pub struct Progress {
+    /// The authenticated caller, once the extractor knows it (the access log's workspace).
+    pub caller: OnceLock<Arc<Principal>>,
+    /// The body is being read: a timeout now is the client's slowness, not the server's.
+    pub reading_body: AtomicBool,
+}
+
+impl Progress {
+    pub fn reading_body(&self) -> bool {
+        self.reading_body.load(Ordering::Relaxed)
+    }
 }
 
 tokio::task_local! {
@@ -41,6 +63,16 @@ pub fn public_url() -> Arc<str> {
 /// Whether the route being served declares its errors as problem+json.
 pub fn current_route_uses_problem_json() -> bool {
     CONTEXT.try_with(|c| c.problem_json_route).unwrap_or(false)
+}
+
+/// Records the authenticated caller of the request being served (no-op outside a request).
+pub fn set_caller(principal: &Arc<Principal>) {
+    let _ = CONTEXT.try_with(|c| c.progress.caller.set(principal.clone()));
+}
+
+/// Marks the start (`true`) and the end (`false`) of reading the request's body.
+pub fn set_reading_body(reading: bool) {
+    let _ = CONTEXT.try_with(|c| c.progress.reading_body.store(reading, Ordering::Relaxed));
 }
 
 /// Runs `future` inside a context, for code that renders errors outside the middleware (tests).

@@ -35,9 +35,7 @@ pub fn path_from_url(url: &str) -> Option<PathBuf> {
 
 /// Opens the database file (creating it and its folder if needed) and migrates it.
 pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
+    create_private(path)?;
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let options = || {
         AnyPoolOptions::new()
@@ -59,6 +57,31 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
             Ok(Box::new(SqliteEventLog::open(&log_path)?) as Box<dyn EventLog>)
         }))
         .with_sqlite_analytics(path))
+}
+
+/// Creates what does not exist yet of the database's folder (mode `0700`) and file (`0600`), so
+/// that hashes, audit logs and analytics are readable by the server's user alone, whatever the
+/// umask. SQLite gives the `-wal` and `-shm` files it creates later the database file's mode.
+/// An existing folder or file keeps the mode the operator gave it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(0o700);
+        builder.create(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
 }
 
 /// The event writer's own connection. Analytics events are not worth an fsync each, so its

@@ -96,10 +96,12 @@ async fn a_disabled_root_key_is_a_403_key_disabled() {
         },
     )
     .await;
-    response.assert_error(403, "unkey/authorization/key_disabled", "Key is disabled");
+    // Word for word the envelope of the page that defines the code (the seed's contract), not
+    // Unkey's server's "Key is disabled".
+    response.assert_error(403, "unkey/authorization/key_disabled", "Forbidden");
     assert_eq!(
         response.detail(),
-        "The provided root key is invalid. The key is disabled."
+        "The API key used for authentication has been disabled"
     );
 }
 

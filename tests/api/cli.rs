@@ -60,7 +60,7 @@ async fn a_root_key_disabled_with_the_cli_is_refused_within_a_second_and_restore
 
     assert!(app.cli(&["root-key", "disable", &key_id]).status.success());
     let refused = within_a_second(&app, &key, |r| r.status == 403).await;
-    refused.assert_error(403, "unkey/authorization/key_disabled", "Key is disabled");
+    refused.assert_error(403, "unkey/authorization/key_disabled", "Forbidden");
 
     assert!(app.cli(&["root-key", "enable", &key_id]).status.success());
     within_a_second(&app, &key, |r| r.status == 200)

@@ -207,6 +207,14 @@ async fn the_key_disabled_page_tells_an_operator_how_to_recover_with_the_cli() {
     ] {
         assert!(html.contains(command), "page lacks {command}");
     }
+    // The example envelope is the one the seed's page shows, word for word.
+    for shown in [
+        "&quot;title&quot;: &quot;Forbidden&quot;",
+        "&quot;detail&quot;: &quot;The API key used for authentication has been disabled&quot;",
+        "&quot;status&quot;: 403",
+    ] {
+        assert!(html.contains(shown), "page lacks {shown}: {html}");
+    }
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ fn random_suffix() -> String {
 
 /// A fresh database URL: a new PostgreSQL database when `KEYWARD_TEST_POSTGRES` is set (an admin
 /// URL such as `postgres://postgres@127.0.0.1:5432/postgres`), else a SQLite file in a temp dir.
-async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     match std::env::var("KEYWARD_TEST_POSTGRES") {
         Ok(admin_url) if !admin_url.is_empty() => {
             use sqlx::Connection;
@@ -193,6 +193,8 @@ async fn start_server(
         last_used_interval,
         redis_url,
         request_timeout: Duration::from_secs(3),
+        slow_request_threshold: keyward::server::DEFAULT_SLOW_REQUEST_THRESHOLD,
+        connections: Default::default(),
         audit_retention: Duration::from_secs(365 * 86_400),
         region: "test-region".into(),
         analytics,

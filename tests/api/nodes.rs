@@ -696,7 +696,7 @@ async fn a_root_key_disabled_with_the_cli_is_refused_by_both_nodes_within_a_seco
         "disable",
         (&id, &key, &api),
         REVOCATION_BOUND,
-        (403, "unkey/authorization/key_disabled", "Key is disabled"),
+        (403, "unkey/authorization/key_disabled", "Forbidden"),
     )
     .await;
     // The root key the nodes started with is untouched.

@@ -3,6 +3,7 @@
 
 use super::ErrorDoc;
 use crate::http::error::ErrorCode;
+use crate::http::extract::KEY_DISABLED_DETAIL;
 
 pub const ANALYTICS_NOT_CONFIGURED: ErrorDoc = ErrorDoc {
     what_happened: "Unkey answers this when analytics is not switched on for a workspace. \
@@ -271,7 +272,7 @@ pub const KEY_DISABLED: ErrorDoc = ErrorDoc {
             refuses every call made with it. A key is only disabled on purpose, by someone \
             running `keyward root-key disable`; it keeps its id and permissions and can be \
             switched back on. Running servers honour such a change within one second.",
-    example_detail: "The provided root key is invalid. The key is disabled.",
+    example_detail: KEY_DISABLED_DETAIL,
     how_to_fix: &[
         "Ask your team why the key was disabled before changing anything: it may have \
                 leaked or be in the middle of being retired.",
@@ -369,15 +370,18 @@ pub const REQUEST_BODY_UNREADABLE: ErrorDoc = ErrorDoc {
 };
 
 pub const REQUEST_TIMEOUT: ErrorDoc = ErrorDoc {
-    what_happened: "The request did not finish within the server's time limit, so keyward \
-            stopped working on it. Either the body arrived too slowly or the work itself took \
-            too long, for example a very large batch against a busy database.",
-    example_detail: "The request took too long to complete and was cancelled.",
+    what_happened: "The request's body had not fully arrived when the server's time limit \
+            for a request (`--request-timeout`, 10 seconds by default) ran out, so keyward \
+            stopped waiting for it; nothing in it was applied. The limit runs from the moment \
+            the request's headers arrived. A request whose body arrived but whose work took too \
+            long (a database that stopped answering) is answered 503 `service_unavailable` \
+            instead.",
+    example_detail: "The request body did not arrive within the request timeout of 10000 ms.",
     how_to_fix: &[
-        "Retry; before repeating a change, check whether the first attempt was applied.",
-        "Split large batches, such as `keys.migrateKeys` imports, into smaller requests.",
-        "If ordinary requests time out, tell the operator and include the request id: the \
-                server or its database may be overloaded.",
+        "Check that the client sends the whole body at once and that `Content-Length` \
+                matches the bytes actually sent.",
+        "Retry; a slow or congested link may have trickled the body.",
+        "Split very large bodies, such as `keys.migrateKeys` imports, into smaller requests.",
     ],
     common_mistakes: &[
         "Sending many thousands of keys in one `keys.migrateKeys` call.",
