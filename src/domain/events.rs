@@ -169,12 +169,22 @@ impl EventSink {
     /// For tests and tools that must see the events in the store; it waits as long as it takes,
     /// so call it only while the server (and so its writer) runs.
     pub async fn written(&self) {
+        // First a round that began after this call: it takes every event queued before it.
+        self.rounds_pass(2).await;
+        // Then ask for the rollups and wait for a round that began after the asking: the first
+        // to see the flag writes the counts, which by then include those events. (Asking once,
+        // up front, could be answered by a round that had not yet taken all of them.)
         self.rounds.flush.store(true, Ordering::SeqCst);
+        self.rounds_pass(2).await;
+    }
+
+    /// Waits until `n` more writer rounds have finished.
+    async fn rounds_pass(&self, n: u64) {
         let start = self.rounds.done.load(Ordering::SeqCst);
         loop {
             // Registered before the check, so a round finishing in between still wakes us.
             let notified = self.rounds.notify.notified();
-            if self.rounds.done.load(Ordering::SeqCst) >= start + 2 {
+            if self.rounds.done.load(Ordering::SeqCst) >= start + n {
                 return;
             }
             notified.await;
