@@ -448,46 +448,37 @@ impl Vault {
     /// touched, so this is quick and safe while servers run (they open either form).
     pub async fn rotate_master(&self) -> Result<MasterRotation, VaultError> {
         let mut report = MasterRotation::default();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .all_data_keys(after.as_deref(), ROTATION_PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            for stored in page {
-                if stored.master_key_id == self.keyring.current_id() {
-                    report.current += 1;
+        for stored in self.every_data_key().await? {
+            if stored.master_key_id == self.keyring.current_id() {
+                report.current += 1;
+                continue;
+            }
+            let bytes = match self.unwrap_data_key(&stored) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    tracing::error!(data_key = %stored.id, error = %err, "vault: data key not resealed");
+                    report.failed.push(stored.id);
                     continue;
                 }
-                let bytes = match self.unwrap_data_key(&stored) {
-                    Ok(bytes) => bytes,
-                    Err(err) => {
-                        tracing::error!(data_key = %stored.id, error = %err, "vault: data key not resealed");
-                        report.failed.push(stored.id);
-                        continue;
-                    }
-                };
-                let rewrapped = StoredDataKey {
-                    master_key_id: self.keyring.current_id().to_string(),
-                    wrapped: self
-                        .keyring
-                        .current
-                        .0
-                        .seal(&bytes, &data_key_aad(&stored.id, &stored.workspace_id))?,
-                    ..stored.clone()
-                };
-                if self
-                    .store
-                    .rewrap_data_key(&stored.id, &stored.master_key_id, &rewrapped)
-                    .await?
-                {
-                    report.resealed += 1;
-                } else {
-                    // Resealed meanwhile by another rotation.
-                    report.current += 1;
-                }
+            };
+            let rewrapped = StoredDataKey {
+                master_key_id: self.keyring.current_id().to_string(),
+                wrapped: self
+                    .keyring
+                    .current
+                    .0
+                    .seal(&bytes, &data_key_aad(&stored.id, &stored.workspace_id))?,
+                ..stored.clone()
+            };
+            if self
+                .store
+                .rewrap_data_key(&stored.id, &stored.master_key_id, &rewrapped)
+                .await?
+            {
+                report.resealed += 1;
+            } else {
+                // Resealed meanwhile by another rotation.
+                report.current += 1;
             }
         }
         Ok(report)
@@ -567,21 +558,29 @@ impl Vault {
 
     /// Which stored data keys no held master key opens (to report before trouble).
     pub async fn unopenable_data_keys(&self) -> Result<Vec<StoredDataKey>, StoreError> {
-        let mut unopenable = Vec::new();
-        let mut after: Option<String> = None;
+        Ok(self
+            .every_data_key()
+            .await?
+            .into_iter()
+            .filter(|stored| self.unwrap_data_key(stored).is_err())
+            .collect())
+    }
+
+    /// Every stored data key of every workspace (a few per workspace), read page by page.
+    async fn every_data_key(&self) -> Result<Vec<StoredDataKey>, StoreError> {
+        let mut all = Vec::new();
         loop {
+            let after = all.last().map(|k: &StoredDataKey| k.id.clone());
             let page = self
                 .store
                 .all_data_keys(after.as_deref(), ROTATION_PAGE)
                 .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            unopenable.extend(
-                page.into_iter()
-                    .filter(|stored| self.unwrap_data_key(stored).is_err()),
-            );
+            let full = page.len() as i64 == ROTATION_PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
         }
-        Ok(unopenable)
     }
 }
 

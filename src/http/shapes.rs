@@ -35,6 +35,15 @@ pub fn ratelimit_request_schema() -> Schema {
 
 /// Limit requests as the domain takes them; a repeated name is a 400 naming it.
 pub fn limit_inputs(requests: Vec<RatelimitRequest>) -> Result<Vec<LimitInput>, ApiError> {
+    limit_inputs_at(requests, "body.ratelimits", "")
+}
+
+/// [`limit_inputs`] for limits at `location`; `detail_prefix` starts the detail (e.g. `keys[3]: `).
+pub fn limit_inputs_at(
+    requests: Vec<RatelimitRequest>,
+    location: &str,
+    detail_prefix: &str,
+) -> Result<Vec<LimitInput>, ApiError> {
     let inputs: Vec<LimitInput> = requests
         .into_iter()
         .map(|r| LimitInput {
@@ -46,9 +55,11 @@ pub fn limit_inputs(requests: Vec<RatelimitRequest>) -> Result<Vec<LimitInput>, 
         .collect();
     if let Some(name) = duplicate_name(&inputs) {
         return Err(ApiError::invalid_input(
-            format!("Ratelimit with name '{name}' is already defined in the request"),
+            format!(
+                "{detail_prefix}Ratelimit with name '{name}' is already defined in the request"
+            ),
             vec![FieldError {
-                location: "body.ratelimits".into(),
+                location: location.to_string(),
                 message: format!("duplicate name '{name}'"),
                 fix: Some("Give every rate limit a different name.".into()),
             }],

@@ -564,17 +564,15 @@ async fn mutations_of_keys_are_audited() {
     assert_eq!(credits.targets[0]["type"], "keySpace");
 }
 
-#[tokio::test]
-async fn sha256_migrations_import_hashes_that_then_verify() {
-    let app = spawn_app().await;
-    let api = app.create_api("payments").await;
+/// Registers a migration of the app's workspace through the CLI; returns its id.
+fn create_migration(app: &TestApp, algorithm: &str) -> String {
     let out = app.cli(&[
         "migration",
         "create",
         "--workspace",
         &app.workspace_id,
         "--algorithm",
-        "sha256",
+        algorithm,
         "--json",
     ]);
     assert!(
@@ -583,7 +581,14 @@ async fn sha256_migrations_import_hashes_that_then_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
     let migration: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let migration_id = migration["migrationId"].as_str().unwrap();
+    migration["migrationId"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sha256_migrations_import_hashes_that_then_verify() {
+    let app = spawn_app().await;
+    let api = app.create_api("payments").await;
+    let migration_id = &create_migration(&app, "sha256");
     let hash = keyward::domain::keys::hash::hash_key("legacy_key_abc123");
     let body = json!({"migrationId": migration_id, "apiId": api, "keys": [
         {"hash": hash, "name": "imported", "externalId": "legacy-user", "credits": {"remaining": 3}}
@@ -627,17 +632,7 @@ async fn sha256_migrations_import_hashes_that_then_verify() {
 async fn an_unkey_export_with_roles_permissions_and_limits_imports_and_then_verifies() {
     let app = spawn_app().await;
     let api = app.create_api("imported").await;
-    let out = app.cli(&[
-        "migration",
-        "create",
-        "--workspace",
-        &app.workspace_id,
-        "--algorithm",
-        "sha256",
-        "--json",
-    ]);
-    let migration: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let migration_id = migration["migrationId"].as_str().unwrap();
+    let migration_id = &create_migration(&app, "sha256");
     // One role exists already (with a permission); the other role and both new permissions do not.
     app.post(
         "/v2/permissions.createPermission",

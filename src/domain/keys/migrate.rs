@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::domain::invalidation::Invalidator;
 use crate::domain::keys::{Interval, KeyError, RefillInput};
 use crate::domain::ratelimit::named::{merge_limits, LimitInput};
-use crate::domain::rbac::{created_events, RbacService};
+use crate::domain::rbac::{created_events, role_created_event, RbacService};
 use crate::ids::{self, Prefix};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{Api, ChangeKind, ImportSetup, Migration, NewKey, RbacChange, SetChange};
@@ -150,16 +150,11 @@ impl MigrationService {
             audit: created_events(workspace_id, actor, now, &plan.missing),
             ..Default::default()
         };
-        for role in &new_roles {
-            setup.audit.push(AuditEvent::new(
-                workspace_id,
-                "role.create",
-                format!("Created role {}", role.id),
-                actor,
-                now,
-                vec![Target::new("role", &role.id, Some(role.name.clone()))],
-            ));
-        }
+        setup.audit.extend(
+            new_roles
+                .iter()
+                .map(|role| role_created_event(actor, now, role)),
+        );
         // Slugs and names match without case, and are stored as first written.
         let slug_of: HashMap<String, String> = plan
             .slugs()

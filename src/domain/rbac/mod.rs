@@ -56,6 +56,18 @@ impl SlugPlan {
     }
 }
 
+/// The audit event of a role made.
+pub(crate) fn role_created_event(actor: &Actor, now: i64, role: &Role) -> AuditEvent {
+    AuditEvent::new(
+        &role.workspace_id,
+        "role.create",
+        format!("Created role {}", role.id),
+        actor,
+        now,
+        vec![Target::new("role", &role.id, Some(role.name.clone()))],
+    )
+}
+
 pub(crate) fn created_events(
     workspace_id: &str,
     actor: &Actor,
@@ -417,14 +429,7 @@ impl RbacService {
             created_at: now,
             permissions: Vec::new(),
         };
-        let mut events = vec![AuditEvent::new(
-            workspace_id,
-            "role.create",
-            format!("Created role {}", role.id),
-            actor,
-            now,
-            vec![Target::new("role", &role.id, Some(role.name.clone()))],
-        )];
+        let mut events = vec![role_created_event(actor, now, &role)];
         events.extend(created_events(workspace_id, actor, now, &plan.missing));
         for slug in plan.slugs() {
             events.push(AuditEvent::new(

@@ -1,7 +1,6 @@
 //! `keys.migrateKeys`: importing keys from another system by their hashes.
 
 use super::*;
-use crate::domain::ratelimit::named::{duplicate_name, LimitInput};
 
 // ---- keys.migrateKeys ----
 
@@ -123,28 +122,11 @@ async fn migrate_keys(
             .map(RefillInput::from);
         let refill = import_refill(i, remaining, refill)
             .map_err(|message| ApiError::invalid_input(message, vec![]))?;
-        let ratelimits: Vec<LimitInput> = k
-            .ratelimits
-            .into_iter()
-            .map(|r| LimitInput {
-                name: r.name,
-                limit: r.limit,
-                duration_ms: r.duration,
-                auto_apply: r.auto_apply,
-            })
-            .collect();
-        if let Some(name) = duplicate_name(&ratelimits) {
-            return Err(ApiError::invalid_input(
-                format!(
-                    "keys[{i}]: Ratelimit with name '{name}' is already defined in the request"
-                ),
-                vec![FieldError {
-                    location: format!("body.keys[{i}].ratelimits"),
-                    message: format!("duplicate name '{name}'"),
-                    fix: Some("Give every rate limit of a key a different name.".into()),
-                }],
-            ));
-        }
+        let ratelimits = limit_inputs_at(
+            k.ratelimits,
+            &format!("body.keys[{i}].ratelimits"),
+            &format!("keys[{i}]: "),
+        )?;
         keys.push(ImportedKey {
             hash: k.hash,
             name: k.name,
