@@ -370,6 +370,28 @@ pub enum WorkspaceCommand {
     Disable { id: String },
     /// Enable a disabled workspace.
     Enable { id: String },
+    /// Limit the workspace's calls to the API (every authenticated route, verifyKey and
+    /// ratelimit.limit included) per minute, or lift the limit with `none` (the default). Past
+    /// it: 429 workspace_rate_limited. Running servers apply a change within a second.
+    Limit {
+        id: String,
+        #[arg(long, value_parser = parse_requests_per_minute)]
+        requests_per_minute: RequestsPerMinute,
+    },
+}
+
+/// `--requests-per-minute`: a count, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestsPerMinute(pub Option<i64>);
+
+fn parse_requests_per_minute(text: &str) -> Result<RequestsPerMinute, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(RequestsPerMinute(None));
+    }
+    match text.parse::<i64>() {
+        Ok(n) if (0..=1_000_000_000).contains(&n) => Ok(RequestsPerMinute(Some(n))),
+        _ => Err("use a whole number from 0 to 1000000000, or `none`".into()),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -592,6 +614,16 @@ async fn workspace(store: SharedStore, now: i64, cmd: WorkspaceCommand) -> anyho
         WorkspaceCommand::Enable { id } => {
             admin::set_workspace_enabled(&store, now, &id, true).await?;
             println!("enabled workspace {id}");
+        }
+        WorkspaceCommand::Limit {
+            id,
+            requests_per_minute: RequestsPerMinute(limit),
+        } => {
+            admin::set_workspace_rate_limit(&store, now, &id, limit).await?;
+            match limit {
+                Some(n) => println!("workspace {id}: at most {n} API requests per minute"),
+                None => println!("workspace {id}: no API rate limit"),
+            }
         }
     }
     Ok(())

@@ -30,6 +30,7 @@ use crate::domain::keys::cache::KeyCache;
 use crate::domain::keys::migrate::MigrationService;
 use crate::domain::keys::KeyService;
 use crate::domain::ratelimit::namespaces::{LimitService, NamespaceCache};
+use crate::domain::ratelimit::workspace::WorkspaceLimiter;
 use crate::domain::ratelimit::{duration_of_key, Counters, LocalCounters};
 use crate::domain::rbac::RbacService;
 use crate::domain::vault::{Keyring, Vault};
@@ -195,7 +196,12 @@ pub fn build(
         analytics_settings,
     ));
     let rbac = Arc::new(RbacService::new(store.clone(), invalidator.clone()));
+    let workspace_limits = Arc::new(WorkspaceLimiter::new(
+        shared_counters.clone(),
+        clock.clone(),
+    ));
     let services = Services {
+        workspace_limits,
         auth: Arc::new(Authenticator::new(
             store.clone(),
             clock.clone(),

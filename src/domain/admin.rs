@@ -241,6 +241,36 @@ pub async fn set_api_delete_protection(
     }
 }
 
+/// Sets or clears (`None`) a workspace's limit on calls to the API per minute.
+pub async fn set_workspace_rate_limit(
+    store: &SharedStore,
+    now: i64,
+    id: &str,
+    requests_per_minute: Option<i64>,
+) -> Result<(), AdminError> {
+    let description = match requests_per_minute {
+        Some(n) => format!("Set the API rate limit of workspace {id} to {n} requests per minute"),
+        None => format!("Removed the API rate limit of workspace {id}"),
+    };
+    let event = AuditEvent::new(
+        id,
+        "workspace.update",
+        description,
+        &Actor::cli(),
+        now,
+        vec![Target::new("workspace", id, None)],
+    )
+    .with_meta(serde_json::json!({ "requestsPerMinute": requests_per_minute }));
+    if store
+        .set_workspace_rate_limit(id, requests_per_minute, now, &[event])
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AdminError::WorkspaceNotFound(id.to_string()))
+    }
+}
+
 /// Allows or refuses recoverable keys in an API (its key space's `store_encrypted_keys`).
 pub async fn set_api_recoverable(
     store: &SharedStore,

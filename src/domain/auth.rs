@@ -25,6 +25,8 @@ pub struct Principal {
     pub permissions: HashSet<String>,
     /// Whether the key holds any `*.verify_key` permission at all.
     pub may_verify_keys: bool,
+    /// The workspace's limit on calls to the API per minute (`None`: no limit).
+    pub workspace_requests_per_minute: Option<i64>,
 }
 
 /// Why a presented root key was refused.
@@ -140,6 +142,7 @@ impl Authenticator {
                         .permissions
                         .iter()
                         .any(|p| p.ends_with(".verify_key")),
+                    workspace_requests_per_minute: auth.workspace_requests_per_minute,
                 });
                 let entry = Arc::new(Entry { auth, principal });
                 self.cache.insert(generation, digest, entry.clone());

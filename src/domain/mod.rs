@@ -31,6 +31,8 @@ pub struct Services {
     pub health: Arc<health::HealthService>,
     pub audit: Arc<audit::AuditService>,
     pub analytics: Arc<analytics::AnalyticsService>,
+    /// The workspace's limit on calls to the API itself.
+    pub workspace_limits: Arc<ratelimit::workspace::WorkspaceLimiter>,
 }
 
 /// The failure of the storage below the domain, as the domain's callers see it.

@@ -112,6 +112,9 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    if let Some(admission) = progress.workspace_limit.get() {
+        add_rate_limit_headers(&mut response, admission);
+    }
     log_access(
         &state,
         &request_id,
@@ -122,6 +125,27 @@ pub async fn request_context(
         started,
     );
     response
+}
+
+/// `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) of the workspace limit, and
+/// `Retry-After` when it refused the request.
+fn add_rate_limit_headers(
+    response: &mut Response,
+    admission: &crate::domain::ratelimit::workspace::Admission,
+) {
+    if !admission.headers {
+        return;
+    }
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(admission.limit));
+    headers.insert(
+        "ratelimit-remaining",
+        HeaderValue::from(admission.remaining),
+    );
+    headers.insert("ratelimit-reset", HeaderValue::from(admission.reset_secs));
+    if !admission.passed {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(admission.reset_secs));
+    }
 }
 
 /// The access-log line of one request, and the slow-request warning when it took too long.

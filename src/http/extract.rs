@@ -286,6 +286,25 @@ impl<T: RequestBody> FromRequest<AppState> for Authed<T> {
         let body = read_body::<T>(&parts, body, state.body_limit).await?;
         let principal = state.auth.authenticate(&token).await?;
         crate::http::scope::set_caller(&principal);
+        if let Some(admission) = state
+            .workspace_limits
+            .admit(
+                &principal.workspace_id,
+                principal.workspace_requests_per_minute,
+            )
+            .await
+        {
+            crate::http::scope::set_workspace_limit(admission);
+            if !admission.passed {
+                return Err(ApiError::new(
+                    ErrorCode::WorkspaceRateLimited,
+                    format!(
+                        "This workspace has exceeded its API rate limit of {}/1m0s. Please try again later.",
+                        admission.limit
+                    ),
+                ));
+            }
+        }
         Ok(Authed {
             caller: Caller {
                 principal,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::domain::auth::Principal;
+use crate::domain::ratelimit::workspace::Admission;
 
 /// What the middleware knows about the request being served.
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct Progress {
     pub caller: OnceLock<Arc<Principal>>,
     /// The body is being read: a timeout now is the client's slowness, not the server's.
     pub reading_body: AtomicBool,
+    /// The workspace rate limit's decision, for the `RateLimit-*` headers of the response.
+    pub workspace_limit: OnceLock<Admission>,
 }
 
 impl Progress {
@@ -68,6 +71,11 @@ pub fn current_route_uses_problem_json() -> bool {
 /// Records the authenticated caller of the request being served (no-op outside a request).
 pub fn set_caller(principal: &Arc<Principal>) {
     let _ = CONTEXT.try_with(|c| c.progress.caller.set(principal.clone()));
+}
+
+/// Records the workspace rate limit's decision for the request being served.
+pub fn set_workspace_limit(admission: Admission) {
+    let _ = CONTEXT.try_with(|c| c.progress.workspace_limit.set(admission));
 }
 
 /// Marks the start (`true`) and the end (`false`) of reading the request's body.

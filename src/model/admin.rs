@@ -29,6 +29,8 @@ pub struct RootKeyAuth {
     pub key: RootKey,
     /// `None` when the workspace row no longer exists.
     pub workspace_enabled: Option<bool>,
+    /// The workspace's limit on API calls per minute (`None`: no limit).
+    pub workspace_requests_per_minute: Option<i64>,
 }
 
 /// A registered migration of keys from another system.

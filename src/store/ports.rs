@@ -36,6 +36,16 @@ pub trait AdminStore: Send + Sync + 'static {
         audit: &[AuditEvent],
     ) -> StoreResult<bool>;
 
+    /// Sets (or with `None` clears) the workspace's limit on API calls per minute; returns
+    /// whether the workspace exists. Running nodes drop their root keys' cached limit through
+    /// the change feed.
+    async fn set_workspace_rate_limit(
+        &self,
+        id: &str,
+        requests_per_minute: Option<i64>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
     async fn insert_root_key(&self, key: &RootKey, audit: &[AuditEvent]) -> StoreResult<()>;
     async fn find_root_key_by_hash(&self, hash: &str) -> StoreResult<Option<RootKeyAuth>>;
     async fn get_root_key(&self, id: &str) -> StoreResult<Option<RootKey>>;

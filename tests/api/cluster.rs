@@ -427,3 +427,27 @@ async fn an_announcement_alone_revokes_a_key_on_a_node_that_cannot_poll() {
     .await;
     eprintln!("the announcement reached node B after {took:?}");
 }
+
+#[tokio::test]
+async fn the_workspace_limit_is_shared_by_the_nodes() {
+    let Some(redis) = shared_redis() else { return };
+    let a = spawn_cluster_app(&redis).await;
+    let b = a.spawn_peer(Some(&redis)).await;
+    let api = a.create_api("shared").await;
+    let out = a.cli(&[
+        "workspace",
+        "limit",
+        &a.workspace_id,
+        "--requests-per-minute",
+        "4",
+    ]);
+    assert!(out.status.success());
+    a.sync_changes().await;
+    b.sync_changes().await;
+    let mut statuses = Vec::new();
+    for node in [&a, &b, &a, &b, &a, &b] {
+        let r = node.post("/v2/apis.getApi", json!({"apiId": api})).await;
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+}

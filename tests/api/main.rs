@@ -27,3 +27,4 @@ mod served;
 mod sweep;
 mod vault;
 mod verify;
+mod workspace_limit;

@@ -18,6 +18,7 @@
 
 pub mod named;
 pub mod namespaces;
+pub mod workspace;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -458,13 +458,14 @@ pub const WORKSPACE_RATE_LIMITED: ErrorDoc = ErrorDoc {
             minute (a cap of 0 blocks it entirely), and the cap covers all its root keys \
             together. Responses carry `RateLimit-Limit`, `RateLimit-Remaining` and \
             `RateLimit-Reset`; this one also `Retry-After`.",
-    example_detail: "This workspace has exceeded its API rate limit of 600 requests per \
-            minute. Please try again later.",
+    example_detail: "This workspace has exceeded its API rate limit of 600/1m0s. Please try \
+            again later.",
     how_to_fix: &[
         "Wait the number of seconds given in `Retry-After`, then retry with backoff.",
         "Send fewer calls: cache what you read often and use batch routes such as \
                 `ratelimit.multiLimit`.",
-        "If the cap is too low for your normal traffic, ask the operator to raise it.",
+        "If the cap is too low for your normal traffic, ask the operator to raise it \
+                (`keyward workspace limit WORKSPACE_ID --requests-per-minute N`, or `none`).",
     ],
     common_mistakes: &[
         "Retrying at once in a loop, which keeps the workspace over its cap.",

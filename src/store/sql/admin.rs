@@ -97,6 +97,31 @@ impl AdminStore for SqlStore {
         .await
     }
 
+    async fn set_workspace_rate_limit(
+        &self,
+        id: &str,
+        requests_per_minute: Option<i64>,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE workspaces SET api_requests_per_minute = $1, updated_at_m = $2 WHERE id = $3",
+        )
+        .bind(requests_per_minute)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        Self::finish(
+            tx,
+            done.rows_affected(),
+            Some((ChangeKind::Workspace, id, now)),
+            audit,
+        )
+        .await
+    }
+
     async fn insert_root_key(&self, key: &RootKey, audit: &[AuditEvent]) -> StoreResult<()> {
         let permissions = serde_json::to_string(&key.permissions)
             .map_err(|e| StoreError::Corrupt(format!("root key permissions: {e}")))?;
@@ -123,7 +148,8 @@ impl AdminStore for SqlStore {
 
     async fn find_root_key_by_hash(&self, hash: &str) -> StoreResult<Option<RootKeyAuth>> {
         let sql = format!(
-            "SELECT {ROOT_KEY_COLUMNS}, w.enabled AS workspace_enabled FROM root_keys rk \
+            "SELECT {ROOT_KEY_COLUMNS}, w.enabled AS workspace_enabled, \
+             w.api_requests_per_minute AS workspace_rpm FROM root_keys rk \
              LEFT JOIN workspaces w ON w.id = rk.workspace_id \
              WHERE rk.hash = $1 AND rk.deleted_at_m IS NULL"
         );
@@ -136,6 +162,7 @@ impl AdminStore for SqlStore {
         Ok(Some(RootKeyAuth {
             key: root_key_from(&row)?,
             workspace_enabled: workspace_enabled.map(|v| v != 0),
+            workspace_requests_per_minute: row.try_get("workspace_rpm")?,
         }))
     }
 
