@@ -19,6 +19,13 @@ pub const VAULT_REVEALED: &str = "keyward_vault_keys_revealed_total";
 /// Sealed copies that did not open (altered, moved, or under a master key not given).
 pub const VAULT_OPEN_FAILURES: &str = "keyward_vault_open_failures_total";
 
+/// Keys (and unknown hashes) in this node's verification cache, read when scraped.
+pub const KEY_CACHE_ENTRIES: &str = "keyward_key_cache_entries";
+/// Analytics events dropped because the writer's queue was full, since start.
+pub const EVENTS_DROPPED: &str = "keyward_events_dropped_total";
+/// Database connections by pool (`reader`, `writer`) and state (`busy`, `idle`), when scraped.
+pub const DB_CONNECTIONS: &str = "keyward_db_connections";
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process's recorder, installed on first use; `None` if another recorder was installed
@@ -30,6 +37,18 @@ pub fn recorder() -> Option<PrometheusHandle> {
                 metrics::describe_counter!(
                     REDIS_FALLBACKS,
                     "Calls to Redis that were not answered, so the node decided without Redis"
+                );
+                metrics::describe_gauge!(
+                    KEY_CACHE_ENTRIES,
+                    "Keys and unknown hashes in this node's verification cache"
+                );
+                metrics::describe_counter!(
+                    EVENTS_DROPPED,
+                    "Analytics events dropped because the event writer's queue was full"
+                );
+                metrics::describe_gauge!(
+                    DB_CONNECTIONS,
+                    "Database connections by pool (reader, writer) and state (busy, idle)"
                 );
                 metrics::describe_counter!(
                     VAULT_SEALED,

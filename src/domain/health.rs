@@ -57,6 +57,11 @@ impl HealthService {
         HealthService { store, probes }
     }
 
+    /// The database pools' use right now.
+    pub fn pool_usage(&self) -> Vec<crate::model::PoolUsage> {
+        self.store.pool_usage()
+    }
+
     pub async fn readiness(&self) -> Readiness {
         let database = state(async { self.store.ping().await.map_err(|e| e.to_string()) }).await;
         let mut others = Vec::with_capacity(self.probes.len());

@@ -49,3 +49,14 @@ pub struct ImportSetup {
     pub roles: Vec<crate::model::Role>,
     pub audit: Vec<crate::model::audit::AuditEvent>,
 }
+
+/// A connection pool's use at one moment, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// `reader` or `writer`.
+    pub pool: &'static str,
+    /// Connections open.
+    pub open: u32,
+    /// Of those, idle.
+    pub idle: u32,
+}

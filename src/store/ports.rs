@@ -17,6 +17,8 @@ pub trait AdminStore: Send + Sync + 'static {
     /// Which backend this is, for logs (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 
+    /// How the connection pools are used right now (for `/metrics`).
+    fn pool_usage(&self) -> Vec<PoolUsage>;
     /// Runs the cheapest query there is, to tell whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -95,3 +95,46 @@ async fn a_node_whose_database_is_gone_is_not_ready_and_says_so_quickly() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn metrics_show_the_cache_the_event_queue_and_the_database_pools() {
+    let app = spawn_app().await;
+    let api = app.create_api("metrics").await;
+    let created = app
+        .post("/v2/keys.createKey", serde_json::json!({"apiId": api}))
+        .await;
+    let key = created.body["data"]["key"].as_str().unwrap().to_string();
+    app.verify(serde_json::json!({"key": key})).await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Every line is a comment or `name{labels} value`, and the value parses.
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing from /metrics:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The recorder is shared by every test of the process: only presence and sanity are certain.
+    assert!(value("keyward_key_cache_entries ") >= 0.0);
+    assert!(value("keyward_events_dropped_total ") >= 0.0);
+    assert!(value("keyward_db_connections{pool=\"writer\",state=\"idle\"}") >= 0.0);
+    assert!(value("keyward_db_connections{pool=\"reader\",state=\"busy\"}") >= 0.0);
+}

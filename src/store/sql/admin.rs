@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{flag, SqlStore};
 use crate::model::audit::AuditEvent;
-use crate::model::{ChangeKind, RootKey, RootKeyAuth, Workspace};
+use crate::model::{ChangeKind, PoolUsage, RootKey, RootKeyAuth, Workspace};
 use crate::store::{AdminStore, StoreError, StoreResult};
 
 const ROOT_KEY_COLUMNS: &str =
@@ -42,6 +42,17 @@ fn root_key_from(row: &AnyRow) -> StoreResult<RootKey> {
 impl AdminStore for SqlStore {
     fn backend(&self) -> &'static str {
         self.dialect.name
+    }
+
+    fn pool_usage(&self) -> Vec<PoolUsage> {
+        [("reader", &self.reader), ("writer", &self.writer)]
+            .into_iter()
+            .map(|(pool, p)| PoolUsage {
+                pool,
+                open: p.size(),
+                idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+            })
+            .collect()
     }
 
     async fn ping(&self) -> StoreResult<()> {
