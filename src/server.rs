@@ -354,6 +354,8 @@ async fn evict_counters(
             _ = shutdown.changed() => return,
         }
         counters.evict_expired(clock.now_ms(), duration_of_key);
+        // Same rhythm: fold the latency histogram's samples into their buckets.
+        crate::telemetry::upkeep();
     }
 }
 

@@ -4,9 +4,27 @@
 //! macros anywhere in the code record into it. Names are `keyward_*`; each is described here,
 //! where an operator looks them up.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by `route` (the matched pattern, `(no route)` for unknown paths) and
+/// `status`.
+pub const HTTP_REQUESTS: &str = "keyward_http_requests_total";
+/// How long requests took, by `route`, in seconds (a histogram).
+pub const HTTP_DURATION: &str = "keyward_http_request_duration_seconds";
+/// The latency histogram's buckets, in seconds.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// `keys.verifyKey` answers by `code` (VALID, NOT_FOUND, RATE_LIMITED, ...).
+pub const VERIFICATIONS: &str = "keyward_verifications_total";
+/// `ratelimit.limit` and `multiLimit` decisions by `outcome` (`passed`, `blocked`).
+pub const RATELIMIT_DECISIONS: &str = "keyward_ratelimit_decisions_total";
+/// Verification-cache lookups by `result` (`hit`, `miss`).
+pub const KEY_CACHE_LOOKUPS: &str = "keyward_key_cache_lookups_total";
 
 /// Calls Redis did not answer in cluster mode (failed, timed out, or skipped while Redis is left
 /// alone after a failure); each such decision was made without Redis.
@@ -32,11 +50,32 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// first (metrics are then not served).
 pub fn recorder() -> Option<PrometheusHandle> {
     HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+        .get_or_init(|| match PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_string()), DURATION_BUCKETS)
+            .and_then(PrometheusBuilder::install_recorder)
+        {
             Ok(handle) => {
                 metrics::describe_counter!(
                     REDIS_FALLBACKS,
                     "Calls to Redis that were not answered, so the node decided without Redis"
+                );
+                metrics::describe_counter!(
+                    HTTP_REQUESTS,
+                    "Requests answered, by route (matched pattern) and status"
+                );
+                metrics::describe_histogram!(
+                    HTTP_DURATION,
+                    metrics::Unit::Seconds,
+                    "How long requests took, by route"
+                );
+                metrics::describe_counter!(VERIFICATIONS, "keys.verifyKey answers by code");
+                metrics::describe_counter!(
+                    RATELIMIT_DECISIONS,
+                    "ratelimit.limit and multiLimit decisions by outcome (passed, blocked)"
+                );
+                metrics::describe_counter!(
+                    KEY_CACHE_LOOKUPS,
+                    "Verification-cache lookups by result (hit, miss)"
                 );
                 metrics::describe_gauge!(
                     KEY_CACHE_ENTRIES,
@@ -70,4 +109,92 @@ pub fn recorder() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// The handles of one route's metrics, registered once so that each request costs a map lookup
+/// and two atomic updates, not a registry lookup with allocated labels.
+struct RouteHandles {
+    duration: Histogram,
+    by_status: HashMap<u16, Counter>,
+}
+
+static ROUTES: OnceLock<RwLock<HashMap<Box<str>, RouteHandles>>> = OnceLock::new();
+
+/// Counts one answered request and its latency.
+pub fn record_request(route: &str, status: u16, seconds: f64) {
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Ok(map) = routes.read() {
+        if let Some(handles) = map.get(route) {
+            if let Some(counter) = handles.by_status.get(&status) {
+                counter.increment(1);
+                handles.duration.record(seconds);
+                return;
+            }
+        }
+    }
+    let Ok(mut map) = routes.write() else { return };
+    let handles = map.entry(Box::from(route)).or_insert_with(|| RouteHandles {
+        duration: metrics::histogram!(HTTP_DURATION, "route" => route.to_string()),
+        by_status: HashMap::new(),
+    });
+    handles
+        .by_status
+        .entry(status)
+        .or_insert_with(|| {
+            metrics::counter!(HTTP_REQUESTS, "route" => route.to_string(), "status" => status.to_string())
+        })
+        .increment(1);
+    handles.duration.record(seconds);
+}
+
+/// Drains histogram samples into their buckets; without it they would pile up between scrapes.
+/// Run every few seconds by the server.
+pub fn upkeep() {
+    if let Some(Some(handle)) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+static CACHE_LOOKUPS: OnceLock<[Counter; 2]> = OnceLock::new();
+
+/// Counts one verification-cache lookup.
+pub fn key_cache_lookup(hit: bool) {
+    let [hits, misses] = CACHE_LOOKUPS.get_or_init(|| {
+        [
+            metrics::counter!(KEY_CACHE_LOOKUPS, "result" => "hit"),
+            metrics::counter!(KEY_CACHE_LOOKUPS, "result" => "miss"),
+        ]
+    });
+    if hit { hits } else { misses }.increment(1);
+}
+
+static RATELIMIT_OUTCOMES: OnceLock<[Counter; 2]> = OnceLock::new();
+
+/// Counts one rate-limit decision.
+pub fn ratelimit_decision(passed: bool) {
+    let [passed_counter, blocked] = RATELIMIT_OUTCOMES.get_or_init(|| {
+        [
+            metrics::counter!(RATELIMIT_DECISIONS, "outcome" => "passed"),
+            metrics::counter!(RATELIMIT_DECISIONS, "outcome" => "blocked"),
+        ]
+    });
+    if passed { passed_counter } else { blocked }.increment(1);
+}
+
+static VERIFY_CODES: OnceLock<RwLock<HashMap<&'static str, Counter>>> = OnceLock::new();
+
+/// Counts one `keys.verifyKey` answer by its code.
+pub fn verification(code: &'static str) {
+    let codes = VERIFY_CODES.get_or_init(Default::default);
+    if let Ok(map) = codes.read() {
+        if let Some(counter) = map.get(code) {
+            counter.increment(1);
+            return;
+        }
+    }
+    if let Ok(mut map) = codes.write() {
+        map.entry(code)
+            .or_insert_with(|| metrics::counter!(VERIFICATIONS, "code" => code))
+            .increment(1);
+    }
 }

@@ -165,6 +165,7 @@ fn log_access(
     let route = route.map_or("(no route)", MatchedPath::as_str);
     let workspace_id = caller.map(|p| p.workspace_id.as_str());
     let status = response.status().as_u16();
+    crate::telemetry::record_request(route, status, elapsed.as_secs_f64());
     tracing::info!(
         target: ACCESS_TARGET,
         request_id,

@@ -105,6 +105,11 @@ async fn metrics_show_the_cache_the_event_queue_and_the_database_pools() {
         .await;
     let key = created.body["data"]["key"].as_str().unwrap().to_string();
     app.verify(serde_json::json!({"key": key})).await;
+    app.post(
+        "/v2/ratelimit.limit",
+        serde_json::json!({"namespace": "metrics", "identifier": "a", "limit": 1, "duration": 60000}),
+    )
+    .await;
     let text = app
         .client
         .get(format!("{}/metrics", app.base_url))
@@ -137,4 +142,20 @@ async fn metrics_show_the_cache_the_event_queue_and_the_database_pools() {
     assert!(value("keyward_events_dropped_total ") >= 0.0);
     assert!(value("keyward_db_connections{pool=\"writer\",state=\"idle\"}") >= 0.0);
     assert!(value("keyward_db_connections{pool=\"reader\",state=\"busy\"}") >= 0.0);
+    // Per request: by route and status, latency buckets, verification codes, limit decisions
+    // and cache lookups.
+    assert!(
+        value("keyward_http_requests_total{route=\"/v2/keys.verifyKey\",status=\"200\"}") >= 1.0
+    );
+    assert!(
+        value("keyward_http_request_duration_seconds_bucket{route=\"/v2/keys.verifyKey\",le=\"+Inf\"}")
+            >= 1.0
+    );
+    assert!(value("keyward_verifications_total{code=\"VALID\"}") >= 1.0);
+    assert!(value("keyward_ratelimit_decisions_total{outcome=\"passed\"}") >= 1.0);
+    assert!(
+        value("keyward_key_cache_lookups_total{result=\"hit\"}")
+            + value("keyward_key_cache_lookups_total{result=\"miss\"}")
+            >= 1.0
+    );
 }

@@ -167,7 +167,9 @@ impl KeyService {
     }
 
     async fn find_by_digest(&self, digest: Digest) -> Result<Option<Arc<CachedKey>>, StoreError> {
-        match self.cache.get(&digest) {
+        let cached = self.cache.get(&digest);
+        crate::telemetry::key_cache_lookup(cached.is_some());
+        match cached {
             Some(Cached::Found(key)) => return Ok(Some(key)),
             Some(Cached::Missing) => return Ok(None),
             None => {}

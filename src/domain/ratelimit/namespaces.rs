@@ -260,6 +260,7 @@ impl LimitService {
             .min(i64::MAX as u128) as i64;
         let request_id: Arc<str> = Arc::from(requested.request_id);
         for (item, decision) in items.iter().zip(&decisions) {
+            crate::telemetry::ratelimit_decision(decision.outcome.passed);
             self.events.record_ratelimit(PendingRatelimit {
                 namespace: item.namespace.clone(),
                 request_id: request_id.clone(),
