@@ -13,7 +13,7 @@
 # keys, each verified once before (cached).
 #
 # Usage: BENCH_BASE_BIN=path/to/baseline/keyward bench/verify_instructions.sh
-# Knobs: BENCH_BIN (default target/release/keyward), BENCH_KEYS (1000), BENCH_N1 (500),
+# Knobs: BENCH_BIN (default target/release/keyward), BENCH_MODES ("hot random"), BENCH_KEYS (1000), BENCH_N1 (500),
 # BENCH_N2 (2500).
 set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -91,7 +91,7 @@ instructions() {
 log "instructions per verification ($KEYS keys, runs of $N1 and $N2 verifications)"
 setup "$BASE_BIN" base; BASE_DB="$DB"; BASE_ROOT="$ROOT"; BASE_KEYS="$KEYFILE"
 setup "$BIN" new; NEW_DB="$DB"; NEW_ROOT="$ROOT"; NEW_KEYS="$KEYFILE"
-for mode in hot random; do
+for mode in ${BENCH_MODES:-hot random}; do
     for which in base new; do
         if [[ $which == base ]]; then b="$BASE_BIN" DB="$BASE_DB" ROOT="$BASE_ROOT" KEYFILE="$BASE_KEYS"
         else b="$BIN" DB="$NEW_DB" ROOT="$NEW_ROOT" KEYFILE="$NEW_KEYS"; fi

@@ -181,20 +181,18 @@ pub fn ratelimit_decision(passed: bool) {
     if passed { passed_counter } else { blocked }.increment(1);
 }
 
-static VERIFY_CODES: OnceLock<RwLock<HashMap<&'static str, Counter>>> = OnceLock::new();
+/// One slot per verification code (the codes are a small fieldless enum).
+const VERIFY_CODE_SLOTS: usize = 16;
+static VERIFY_CODES: [OnceLock<Counter>; VERIFY_CODE_SLOTS] =
+    [const { OnceLock::new() }; VERIFY_CODE_SLOTS];
 
-/// Counts one `keys.verifyKey` answer by its code.
-pub fn verification(code: &'static str) {
-    let codes = VERIFY_CODES.get_or_init(Default::default);
-    if let Ok(map) = codes.read() {
-        if let Some(counter) = map.get(code) {
-            counter.increment(1);
-            return;
-        }
-    }
-    if let Ok(mut map) = codes.write() {
-        map.entry(code)
-            .or_insert_with(|| metrics::counter!(VERIFICATIONS, "code" => code))
-            .increment(1);
+/// Counts one `keys.verifyKey` answer by its code; `slot` is the code's index (below 16), so
+/// the count is one atomic add after the first.
+pub fn verification(slot: usize, code: &'static str) {
+    match VERIFY_CODES.get(slot) {
+        Some(cell) => cell
+            .get_or_init(|| metrics::counter!(VERIFICATIONS, "code" => code))
+            .increment(1),
+        None => metrics::counter!(VERIFICATIONS, "code" => code).increment(1),
     }
 }

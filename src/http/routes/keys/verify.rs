@@ -245,7 +245,7 @@ async fn verify_key(
             VerifyError::Store(err) => err.into(),
         })?;
     let code = verdict.code;
-    crate::telemetry::verification(code.as_str());
+    crate::telemetry::verification(code as usize, code.as_str());
     let data = match &verdict.key {
         None => VerifyData {
             valid: false,
