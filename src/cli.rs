@@ -320,6 +320,9 @@ pub struct ServeArgs {
     /// tables may lag the raw events, and how much a crash can lose of them (e.g. 30s, 5s).
     #[arg(long, env = "KEYWARD_ANALYTICS_ROLLUP_INTERVAL", default_value = "30s", value_parser = parse_interval)]
     pub analytics_rollup_interval: std::time::Duration,
+    /// Serve `GET /metrics` on this address only (e.g. a private interface), not on `--listen`.
+    #[arg(long, env = "KEYWARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     #[command(flatten)]
     pub vault: MasterKeyArgs,
 }
@@ -590,9 +593,15 @@ async fn serve(
         },
         master_keys,
     };
-    server::build(store, topology, clock, &config)?
-        .serve(listener, server::shutdown_signal())
-        .await?;
+    let mut server = server::build(store, topology, clock, &config)?;
+    if let Some(addr) = &args.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not listen for metrics on {addr}"))?;
+        tracing::info!(addr = %metrics.local_addr()?, "metrics served here only");
+        server = server.with_metrics_listener(metrics);
+    }
+    server.serve(listener, server::shutdown_signal()).await?;
     tracing::info!("keyward stopped");
     Ok(())
 }

@@ -87,6 +87,8 @@ pub struct Server {
     cluster: Option<ClusterWorkers>,
     audit_retention: std::time::Duration,
     connections: ConnectionLimits,
+    /// `--metrics-listen`: `GET /metrics` there instead of on the main listener.
+    metrics_listener: Option<TcpListener>,
 }
 
 /// Cluster mode's workers: announcing this node's changes, hearing the others'.
@@ -262,6 +264,7 @@ pub fn build(
         redis,
         cluster,
         audit_retention: config.audit_retention,
+        metrics_listener: None,
         connections: config.connections,
     })
 }
@@ -277,6 +280,13 @@ pub struct Workers {
 }
 
 impl Server {
+    /// Serves `GET /metrics` on `listener` only (not on the main one), e.g. on a private
+    /// interface.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -304,6 +314,7 @@ impl Server {
             cluster,
             audit_retention,
             connections,
+            metrics_listener,
             ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -329,10 +340,29 @@ impl Server {
             tasks.push(tokio::spawn(cluster.publisher.run(stop_rx.clone())));
             tasks.push(tokio::spawn(cluster.subscriber.run(stop_rx.clone())));
             if let Some(sweeper) = cluster.sweeper {
-                tasks.push(tokio::spawn(sweeper.run_sweeper(stop_rx)));
+                tasks.push(tokio::spawn(sweeper.run_sweeper(stop_rx.clone())));
             }
         }
-        let result = crate::http::conn::serve(listener, app(state), connections, shutdown).await;
+        let router = match metrics_listener {
+            Some(metrics) => {
+                let mut stop = stop_rx.clone();
+                let metrics_router = crate::http::metrics_app(state.clone());
+                tasks.push(tokio::spawn(async move {
+                    let stopped = async move {
+                        let _ = stop.changed().await;
+                    };
+                    if let Err(err) = axum::serve(metrics, metrics_router)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                    {
+                        tracing::error!(error = %err, "the metrics listener failed");
+                    }
+                }));
+                crate::http::app_with(state, false)
+            }
+            None => app(state),
+        };
+        let result = crate::http::conn::serve(listener, router, connections, shutdown).await;
         let _ = stop_tx.send(true);
         for task in tasks {
             let _ = task.await;

@@ -190,15 +190,23 @@ impl<T: Serialize> IntoResponse for ApiResponse<T> {
     }
 }
 
-/// The whole application: every route, the fallback, and the middleware.
+/// The whole application: every route, the fallback, and the middleware, with `GET /metrics`.
 pub fn app(state: AppState) -> Router {
+    app_with(state, true)
+}
+
+/// [`app`], with `GET /metrics` only when `metrics` (else it is served on its own listener,
+/// [`metrics_app`]).
+pub fn app_with(state: AppState, metrics: bool) -> Router {
     let mut router = Router::new();
     for (operation, handler) in routes::all() {
         router = router.route(operation.path, handler);
     }
+    router = router.merge(routes::docs::router());
+    if metrics {
+        router = router.route("/metrics", axum::routing::get(routes::liveness::metrics));
+    }
     router
-        .merge(routes::docs::router())
-        .route("/metrics", axum::routing::get(routes::liveness::metrics))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             routes::panic_response,
         ))
@@ -206,5 +214,12 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             context::request_context,
         ))
+        .with_state(state)
+}
+
+/// `GET /metrics` alone, for `--metrics-listen`.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(routes::liveness::metrics))
         .with_state(state)
 }

@@ -159,3 +159,28 @@ async fn metrics_show_the_cache_the_event_queue_and_the_database_pools() {
             >= 1.0
     );
 }
+
+#[tokio::test]
+async fn metrics_listen_moves_metrics_off_the_main_listener() {
+    use crate::served::{Raw, ServeCommand};
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let served = ServeCommand::new()
+        .serve(&["--metrics-listen", &metrics_addr])
+        .start()
+        .await;
+    let mut main = Raw::connect(served.addr).await;
+    assert_eq!(main.get("/metrics").await.status, 404);
+    assert_eq!(main.get("/v2/liveness").await.status, 200);
+    let mut private = Raw::connect(metrics_addr.parse().unwrap()).await;
+    let scraped = private.get("/metrics").await;
+    assert_eq!(scraped.status, 200);
+    assert!(
+        scraped.body.contains("keyward_http_requests_total"),
+        "{}",
+        scraped.body
+    );
+}
