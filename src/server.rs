@@ -33,6 +33,7 @@ use crate::domain::ratelimit::namespaces::{LimitService, NamespaceCache};
 use crate::domain::ratelimit::workspace::WorkspaceLimiter;
 use crate::domain::ratelimit::{duration_of_key, Counters, LocalCounters};
 use crate::domain::rbac::RbacService;
+use crate::domain::sessions::SessionService;
 use crate::domain::vault::{Keyring, Vault};
 use crate::domain::Services;
 use crate::http::conn::ConnectionLimits;
@@ -63,6 +64,23 @@ pub struct ServerConfig {
     pub analytics: AnalyticsSettings,
     /// The master keys of the vault; `None`: no recoverable keys (412 when asked for).
     pub master_keys: Option<Arc<Keyring>>,
+    /// The embedded dashboard at `/`; `None`: not served.
+    pub dashboard: Option<DashboardConfig>,
+}
+
+/// Settings of the embedded dashboard.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    /// A session unused for this long is signed out.
+    pub session_idle: std::time::Duration,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            session_idle: crate::domain::sessions::DEFAULT_IDLE,
+        }
+    }
 }
 
 /// The default bound of a request: well past any healthy one, short enough for a load balancer
@@ -202,13 +220,24 @@ pub fn build(
         shared_counters.clone(),
         clock.clone(),
     ));
+    let auth = Arc::new(Authenticator::new(
+        store.clone(),
+        clock.clone(),
+        root_key_cache,
+    ));
+    let sessions = Arc::new(SessionService::new(
+        store.clone(),
+        auth.clone(),
+        clock.clone(),
+        config
+            .dashboard
+            .as_ref()
+            .map_or(crate::domain::sessions::DEFAULT_IDLE, |d| d.session_idle),
+    ));
     let services = Services {
         workspace_limits,
-        auth: Arc::new(Authenticator::new(
-            store.clone(),
-            clock.clone(),
-            root_key_cache,
-        )),
+        auth,
+        sessions,
         apis,
         analytics,
         migrations: Arc::new(MigrationService::new(
@@ -256,6 +285,7 @@ pub fn build(
             &config.public_url,
             config.request_timeout,
             config.slow_request_threshold,
+            config.dashboard.is_some(),
         ),
         feed,
         events,
@@ -333,6 +363,12 @@ impl Server {
                 .clone()
                 .run_retention(audit_retention, stop_rx.clone()),
         ));
+        if state.dashboard {
+            tasks.push(tokio::spawn(prune_sessions(
+                state.sessions.clone(),
+                stop_rx.clone(),
+            )));
+        }
         if let Some(ledger) = local_ledger {
             tasks.push(tokio::spawn(ledger.run(stop_rx.clone())));
         }
@@ -386,6 +422,22 @@ async fn evict_counters(
         counters.evict_expired(clock.now_ms(), duration_of_key);
         // Same rhythm: fold the latency histogram's samples into their buckets.
         crate::telemetry::upkeep();
+    }
+}
+
+/// Deletes dashboard sessions idle past their timeout, every ten minutes. (An idle session is
+/// refused when presented whether or not it has been pruned; this only keeps the table small.)
+async fn prune_sessions(sessions: Arc<SessionService>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match sessions.prune().await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "pruned idle dashboard sessions"),
+            Err(err) => tracing::warn!(error = %err, "could not prune dashboard sessions"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

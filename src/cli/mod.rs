@@ -56,6 +56,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A feature turned on or off.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// How log lines are written.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -68,7 +75,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the API server (applies migrations first; bootstraps an empty database).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage workspaces (tenants).
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
@@ -217,6 +224,12 @@ pub struct ServeArgs {
     /// Serve `GET /metrics` on this address only (e.g. a private interface), not on `--listen`.
     #[arg(long, env = "KEYWARD_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// The embedded web dashboard at `/` (sign in with a root key): `on` or `off`.
+    #[arg(long, env = "KEYWARD_DASHBOARD", default_value = "on")]
+    pub dashboard: Switch,
+    /// A dashboard session unused for this long is signed out.
+    #[arg(long, env = "KEYWARD_DASHBOARD_SESSION_IDLE", default_value = "12h", value_parser = parse_interval)]
+    pub dashboard_session_idle: std::time::Duration,
     #[command(flatten)]
     pub vault: MasterKeyArgs,
 }
@@ -396,7 +409,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let now = clock.now_ms();
     match cli.command {
-        Command::Serve(args) => return serve(store, topology, clock, args, cli.redis).await,
+        Command::Serve(args) => return serve(store, topology, clock, *args, cli.redis).await,
         Command::Workspace(cmd) => workspace(store, now, cmd).await?,
         Command::RootKey(cmd) => root_key(store, now, cmd).await?,
         Command::Api(cmd) => api(store, now, cmd).await?,
@@ -486,6 +499,9 @@ async fn serve(
             ..Default::default()
         },
         master_keys,
+        dashboard: (args.dashboard == Switch::On).then_some(server::DashboardConfig {
+            session_idle: args.dashboard_session_idle,
+        }),
     };
     let mut server = server::build(store, topology, clock, &config)?;
     if let Some(addr) = &args.metrics_listen {

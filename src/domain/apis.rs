@@ -18,6 +18,15 @@ pub enum DeleteOutcome {
     AlreadyGone,
 }
 
+/// An API's settings, as the dashboard edits them.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub delete_protection: bool,
+    /// Client IPs its keys verify from, each a valid address (empty: any).
+    pub ip_whitelist: Vec<String>,
+    pub recoverable: bool,
+}
+
 /// One page of a listing, in id order.
 #[derive(Debug)]
 pub struct Page<T> {
@@ -42,6 +51,42 @@ impl ApiService {
         self.store.find_live_api(workspace_id, api_id).await
     }
 
+    /// A page of the workspace's live APIs, in id order.
+    pub async fn list(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Api>, StoreError> {
+        let mut items = self
+            .store
+            .list_apis(workspace_id, cursor, limit as i64 + 1)
+            .await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit + 1);
+            items.pop().map(|api| api.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Live keys of an API whose name or visible start begins with `prefix`, at most `limit`.
+    /// An empty prefix finds nothing (list the keys instead).
+    pub async fn search_keys(
+        &self,
+        api: &Api,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<KeyRow>, StoreError> {
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store
+            .search_keys(&api.key_space_id, prefix, limit as i64)
+            .await
+    }
+
     /// Creates an API and its key space.
     pub async fn create(
         &self,
@@ -57,6 +102,7 @@ impl ApiService {
             key_space_id: ids::new_id(Prefix::KeySpace),
             delete_protection: false,
             recoverable: false,
+            ip_whitelist: None,
             created_at: now,
         };
         let event = AuditEvent::new(
@@ -99,6 +145,76 @@ impl ApiService {
         } else {
             DeleteOutcome::AlreadyGone
         })
+    }
+
+    /// Applies an API's settings, each only if it changed: delete protection, the IP whitelist
+    /// (empty: none) and whether its keys may be recoverable. Returns whether the API was still
+    /// live. Each change is its own audit event; the whitelist and recoverability reach the
+    /// verification caches at once here and through the change feed elsewhere.
+    pub async fn update_settings(
+        &self,
+        now: i64,
+        actor: &Actor,
+        api: &Api,
+        settings: &ApiSettings,
+    ) -> Result<bool, StoreError> {
+        let target = || vec![Target::new("api", &api.id, Some(api.name.clone()))];
+        let event = |description: String, meta: serde_json::Value| {
+            AuditEvent::new(
+                &api.workspace_id,
+                "api.update",
+                description,
+                actor,
+                now,
+                target(),
+            )
+            .with_meta(meta)
+        };
+        let mut live = true;
+        if settings.delete_protection != api.delete_protection {
+            let verb = if settings.delete_protection {
+                "Enabled"
+            } else {
+                "Disabled"
+            };
+            let audit = event(
+                format!("{verb} delete protection of API {}", api.id),
+                serde_json::json!({ "deleteProtection": settings.delete_protection }),
+            );
+            live &= self
+                .store
+                .set_api_delete_protection(&api.id, settings.delete_protection, now, &[audit])
+                .await?;
+        }
+        let whitelist =
+            (!settings.ip_whitelist.is_empty()).then(|| settings.ip_whitelist.join(","));
+        if live && whitelist != api.ip_whitelist {
+            let audit = event(
+                format!("Set the IP whitelist of API {}", api.id),
+                serde_json::json!({ "ipWhitelist": settings.ip_whitelist }),
+            );
+            live &= self
+                .store
+                .set_api_ip_whitelist(&api.id, whitelist.as_deref(), now, &[audit])
+                .await?;
+        }
+        if live && settings.recoverable != api.recoverable {
+            let verb = if settings.recoverable {
+                "Enabled"
+            } else {
+                "Disabled"
+            };
+            let audit = event(
+                format!("{verb} recoverable keys of API {}", api.id),
+                serde_json::json!({ "recoverable": settings.recoverable }),
+            );
+            live &= self
+                .store
+                .set_api_recoverable(&api.id, settings.recoverable, now, &[audit])
+                .await?;
+        }
+        self.invalidator.apply(ChangeKind::Api, &api.id);
+        Ok(live)
     }
 
     /// Lists an API's live keys, optionally only those of one identity (by external id).

@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock};
 
 use crate::clock::SharedClock;
 use crate::domain::invalidation::Invalidate;
-use crate::domain::keys::hash::digest_key;
 use crate::domain::keys::hash::Digest;
+use crate::domain::keys::hash::{digest_key, digest_of_hash};
 use crate::model::{ChangeKind, RootKeyAuth};
 use crate::store::{AdminStore, StoreError};
 
@@ -119,7 +119,25 @@ impl Authenticator {
 
     /// Checks a presented root key, in Unkey's order: existence, workspace, enabled, expiry.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Principal>, AuthFailure> {
-        let digest = digest_key(token);
+        self.authenticate_digest(digest_key(token)).await
+    }
+
+    /// [`Self::authenticate`] for a root key known by its stored hash (a dashboard session's):
+    /// the same checks, through the same cache.
+    pub async fn authenticate_hash(&self, hash: &str) -> Result<Arc<Principal>, AuthFailure> {
+        let digest = digest_of_hash(hash).ok_or(AuthFailure::NotFound)?;
+        self.authenticate_digest(digest).await
+    }
+
+    /// The workspace's live root keys (without their secrets), for the dashboard's listing.
+    pub async fn root_keys(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<crate::model::RootKey>, StoreError> {
+        self.store.list_root_keys(workspace_id).await
+    }
+
+    async fn authenticate_digest(&self, digest: Digest) -> Result<Arc<Principal>, AuthFailure> {
         let entry = match self.cache.get(&digest) {
             Some(entry) => entry,
             None => {

@@ -17,6 +17,7 @@ pub mod invalidation;
 pub mod keys;
 pub mod ratelimit;
 pub mod rbac;
+pub mod sessions;
 pub mod vault;
 
 /// Every domain service the HTTP layer may call, built once by [`crate::server::build`].
@@ -33,6 +34,8 @@ pub struct Services {
     pub analytics: Arc<analytics::AnalyticsService>,
     /// The workspace's limit on calls to the API itself.
     pub workspace_limits: Arc<ratelimit::workspace::WorkspaceLimiter>,
+    /// Dashboard sign-ins.
+    pub sessions: Arc<sessions::SessionService>,
 }
 
 /// The failure of the storage below the domain, as the domain's callers see it.

@@ -16,6 +16,7 @@ use crate::domain::Services;
 
 pub mod conn;
 pub mod context;
+pub mod dashboard;
 pub mod error;
 pub mod error_docs;
 pub mod extract;
@@ -53,6 +54,8 @@ pub struct StateInner {
     pub slow_request_threshold: std::time::Duration,
     /// What `GET /metrics` renders (`None`: another recorder owns the process's metrics).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Whether the embedded dashboard is served at `/`.
+    pub dashboard: bool,
 }
 
 impl std::ops::Deref for StateInner {
@@ -70,6 +73,7 @@ impl AppState {
         public_url: &str,
         request_timeout: std::time::Duration,
         slow_request_threshold: std::time::Duration,
+        dashboard: bool,
     ) -> Self {
         AppState(Arc::new(StateInner {
             services,
@@ -79,6 +83,7 @@ impl AppState {
             request_timeout,
             slow_request_threshold,
             metrics: crate::telemetry::recorder(),
+            dashboard,
         }))
     }
 
@@ -198,14 +203,32 @@ pub fn app(state: AppState) -> Router {
 /// [`app`], with `GET /metrics` only when `metrics` (else it is served on its own listener,
 /// [`metrics_app`]).
 pub fn app_with(state: AppState, metrics: bool) -> Router {
-    let mut router = Router::new();
-    for (operation, handler) in routes::all() {
-        router = router.route(operation.path, handler);
-    }
+    let mut router = api_routes();
     router = router.merge(routes::docs::router());
     if metrics {
         router = router.route("/metrics", axum::routing::get(routes::liveness::metrics));
     }
+    if state.dashboard {
+        router = router.merge(dashboard::router(api_app(state.clone())));
+    }
+    with_layers(router, state)
+}
+
+/// The `/v2` routes of the operation table.
+fn api_routes() -> Router<AppState> {
+    let mut router = Router::new();
+    for (operation, handler) in routes::all() {
+        router = router.route(operation.path, handler);
+    }
+    router
+}
+
+/// The `/v2` routes alone, with the same middleware: what the dashboard calls in-process.
+fn api_app(state: AppState) -> Router {
+    with_layers(api_routes(), state)
+}
+
+fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     router
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             routes::panic_response,

@@ -17,6 +17,8 @@ pub struct Api {
     pub delete_protection: bool,
     /// Whether keys of this API may be recoverable (its key space stores encrypted copies).
     pub recoverable: bool,
+    /// Comma-separated client IPs its keys verify from (`None`: any).
+    pub ip_whitelist: Option<String>,
     pub created_at: i64,
 }
 

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod limits;
 pub mod patch;
 pub mod rbac;
+pub mod sessions;
 pub mod vault;
 
 pub use admin::*;
@@ -26,4 +27,5 @@ pub use keys::*;
 pub use limits::*;
 pub use patch::*;
 pub use rbac::*;
+pub use sessions::*;
 pub use vault::*;

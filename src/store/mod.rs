@@ -17,7 +17,7 @@ pub mod sqlite;
 
 pub use ports::{
     AdminStore, AnalyticsStore, ApiStore, AuditStore, ChangeStore, CreditStore, EventStore,
-    IdentityStore, KeyStore, LimitStore, MigrationStore, RbacStore, VaultStore,
+    IdentityStore, KeyStore, LimitStore, MigrationStore, RbacStore, SessionStore, VaultStore,
 };
 pub use sql::chain_hash;
 
@@ -105,6 +105,7 @@ pub trait Store:
     + AuditStore
     + AnalyticsStore
     + VaultStore
+    + SessionStore
 {
 }
 
@@ -122,6 +123,7 @@ impl<T> Store for T where
         + AuditStore
         + AnalyticsStore
         + VaultStore
+        + SessionStore
         + ?Sized
 {
 }

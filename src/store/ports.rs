@@ -74,6 +74,13 @@ pub trait ApiStore: Send + Sync + 'static {
     async fn find_live_api(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Api>>;
     /// The API by id alone, for the operator's CLI.
     async fn get_api(&self, id: &str) -> StoreResult<Option<Api>>;
+    /// A workspace's live APIs in id order, at most `limit` from `cursor` (inclusive).
+    async fn list_apis(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Api>>;
     /// Soft-deletes; returns whether a live API existed.
     async fn delete_api(&self, id: &str, now: i64, audit: &[AuditEvent]) -> StoreResult<bool>;
     async fn set_api_delete_protection(
@@ -107,6 +114,14 @@ pub trait ApiStore: Send + Sync + 'static {
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
     async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeyRow>>;
+    /// Live keys of a key space whose name or visible start begins with `prefix`, in id order,
+    /// at most `limit`: the dashboard's search, answered from the two prefix indexes.
+    async fn search_keys(
+        &self,
+        key_space_id: &str,
+        prefix: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<KeyRow>>;
 
     /// The live key with this hash (including keys of deleted APIs, flagged).
     async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>>;
@@ -493,4 +508,16 @@ pub trait VaultStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Per workspace with anything in the vault: its data keys and sealed copies.
     async fn vault_summary(&self) -> StoreResult<Vec<VaultWorkspace>>;
+}
+
+/// Dashboard sessions: which browser acts as which root key, and since when.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn insert_session(&self, session: &DashboardSession) -> StoreResult<()>;
+    async fn find_session(&self, id_hash: &str) -> StoreResult<Option<DashboardSession>>;
+    /// Records that the session was used at `now`.
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Deletes sessions last used before `before`; returns how many.
+    async fn prune_sessions(&self, before: i64) -> StoreResult<u64>;
 }

@@ -199,6 +199,7 @@ async fn start_server(
         region: "test-region".into(),
         analytics,
         master_keys: parts.master_keys.clone(),
+        dashboard: Some(Default::default()),
     };
     let server = keyward::server::build(parts.store.clone(), parts.topology, shared_clock, &config)
         .expect("build the server");

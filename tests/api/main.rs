@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod cluster_credits;
 mod connections;
+mod dashboard;
 mod errors;
 mod faults;
 mod health;

@@ -10,7 +10,7 @@ use crate::model::{Api, ChangeKind};
 use crate::store::{ApiStore, StoreResult};
 
 const API_COLUMNS: &str = "a.id, a.workspace_id, a.name, a.key_space_id, a.delete_protection, \
-     ks.store_encrypted_keys, a.created_at_m";
+     ks.store_encrypted_keys, a.ip_whitelist, a.created_at_m";
 
 fn api_from(row: &AnyRow) -> StoreResult<Api> {
     Ok(Api {
@@ -20,6 +20,7 @@ fn api_from(row: &AnyRow) -> StoreResult<Api> {
         key_space_id: row.try_get("key_space_id")?,
         delete_protection: flag(row, "delete_protection")?,
         recoverable: flag(row, "store_encrypted_keys")?,
+        ip_whitelist: row.try_get("ip_whitelist")?,
         created_at: row.try_get("created_at_m")?,
     })
 }
@@ -78,6 +79,26 @@ impl ApiStore for SqlStore {
             .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(api_from).transpose()
+    }
+
+    async fn list_apis(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Api>> {
+        let sql = format!(
+            "SELECT {API_COLUMNS} FROM apis a JOIN key_spaces ks ON ks.id = a.key_space_id \
+             WHERE a.workspace_id = $1 AND a.deleted_at_m IS NULL AND ks.deleted_at_m IS NULL \
+             AND ($2 IS NULL OR a.id >= $2) ORDER BY a.id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(workspace_id)
+            .bind(cursor)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(api_from).collect()
     }
 
     async fn delete_api(&self, id: &str, now: i64, audit: &[AuditEvent]) -> StoreResult<bool> {

@@ -178,6 +178,43 @@ impl KeyStore for SqlStore {
         Ok(keys)
     }
 
+    async fn search_keys(
+        &self,
+        key_space_id: &str,
+        prefix: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<KeyRow>> {
+        // One indexed range scan per column, each stopping after `limit` rows, however many
+        // keys match: `prefix <= col < prefix || U+10FFFF` in byte order.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut found: Vec<KeyRow> = Vec::new();
+        for column in ["name", "start"] {
+            let ordered = format!("k.{column}{}", self.dialect.byte_order);
+            let sql = format!(
+                "{KEY_SELECT} WHERE k.key_space_id = $1 AND k.deleted_at_m IS NULL \
+                 AND {ordered} >= $2 AND {ordered} < $3 ORDER BY {ordered}, k.id LIMIT $4"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(key_space_id)
+                .bind(prefix)
+                .bind(&upper)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?;
+            for row in &rows {
+                let key = key_from(row)?;
+                if !found.iter().any(|k| k.id == key.id) {
+                    found.push(key);
+                }
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found.truncate(limit.max(0) as usize);
+        self.attach_rbac(&mut found).await?;
+        self.attach_ratelimits(&mut found).await?;
+        Ok(found)
+    }
+
     async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
         let sql = format!("{KEY_SELECT} WHERE k.hash = $1 AND k.deleted_at_m IS NULL");
         let row = sqlx::query(&sql)

@@ -31,6 +31,7 @@ mod keys;
 mod limits;
 mod migrations;
 mod rbac;
+mod sessions;
 mod vault;
 
 pub(in crate::store) use events::{
@@ -60,6 +61,9 @@ pub struct Dialect {
     /// committed or rolled back. PostgreSQL's sequences hand out numbers to concurrent
     /// transactions that may commit in another order.
     pub ordered_changes: bool,
+    /// Appended to a text column so that it compares byte by byte, as its prefix indexes are
+    /// built (SQLite's default collation already does).
+    pub byte_order: &'static str,
 }
 
 impl Dialect {
@@ -71,6 +75,7 @@ impl Dialect {
             for_update: "",
             anonymous_params: true,
             ordered_changes: true,
+            byte_order: "",
         }
     }
 
@@ -82,6 +87,7 @@ impl Dialect {
             for_update: " FOR UPDATE",
             anonymous_params: false,
             ordered_changes: false,
+            byte_order: " COLLATE \"C\"",
         }
     }
 }

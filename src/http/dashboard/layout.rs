@@ -1,0 +1,192 @@
+//! The page shell (head, navigation, footer) and the small pieces every page uses: notices,
+//! times, empty states, pagination and the confirmation forms of destructive buttons.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup, DOCTYPE};
+
+use super::assets;
+use super::html as html_response;
+use super::session::{csrf_field, Session};
+use crate::domain::rbac::requirement::Requirement;
+
+/// A message shown at the top of a page, in place.
+pub enum Notice {
+    Success(String),
+    Error(String),
+}
+
+pub fn notice(notice: &Notice) -> Markup {
+    match notice {
+        Notice::Success(text) => html! { p.notice.success role="status" { (text) } },
+        Notice::Error(text) => html! { p.notice.error role="alert" { (text) } },
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="color-scheme" content="light dark";
+            title { (title) " · keyward" }
+            link rel="stylesheet" href=(assets::url("dashboard.css"));
+            link rel="icon" href=(assets::url("favicon.svg")) type="image/svg+xml";
+            script src=(assets::url("dashboard.js")) defer {}
+        }
+    }
+}
+
+/// A page without navigation (sign-in, errors before sign-in).
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body.bare { (body) }
+        }
+    }
+}
+
+/// Which section a page belongs to, for the navigation's highlight.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Apis,
+    Audit,
+    RootKeys,
+}
+
+/// A full page for a signed-in session.
+pub fn page(session: &Session, section: Section, title: &str, body: Markup) -> Markup {
+    let item = |target: Section, href: &str, label: &str| {
+        let current = (target == section).then_some("page");
+        html! { li { a href=(href) aria-current=[current] { (label) } } }
+    };
+    let may_audit = session.may(&Requirement::one("audit.*.read_audit_log"));
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/apis" { "keyward" }
+                    nav aria-label="Sections" {
+                        ul {
+                            (item(Section::Apis, "/apis", "APIs"))
+                            @if may_audit {
+                                (item(Section::Audit, "/audit", "Audit log"))
+                                (item(Section::RootKeys, "/root-keys", "Root keys"))
+                            }
+                        }
+                    }
+                    div.who {
+                        span title=(session.principal.root_key_id) {
+                            (session.principal.name.as_deref().unwrap_or("root key"))
+                        }
+                        form method="post" action="/sign-out" {
+                            (csrf_field(session))
+                            button.link type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// An error page for when there is nothing else to show.
+pub fn failure_page(status: StatusCode, message: &str) -> Response {
+    let mut response = html_response(bare_page(
+        "Error",
+        html! {
+            main.sign-in {
+                h1 { (status.canonical_reason().unwrap_or("Error")) }
+                (notice(&Notice::Error(message.to_string())))
+                p { a href="/apis" { "Back to the dashboard" } }
+            }
+        },
+    ));
+    *response.status_mut() = status;
+    response
+}
+
+/// A time (unix ms) as a `<time>` element: UTC in the markup and on hover; the script shows it
+/// in the viewer's time zone.
+pub fn time(ms: Option<i64>) -> Markup {
+    match ms {
+        Some(ms) if ms > 0 => {
+            let utc = crate::http::extract::rfc3339(ms);
+            let shown = utc.get(..16).unwrap_or(&utc).replace('T', " ");
+            html! { time datetime=(utc) title=(format!("{utc} (UTC)")) { (shown) " UTC" } }
+        }
+        _ => html! { span.muted { "never" } },
+    }
+}
+
+/// What an empty list says, and what to do about it.
+pub fn empty(title: &str, hint: Markup) -> Markup {
+    html! {
+        div.empty {
+            p.empty-title { (title) }
+            p { (hint) }
+        }
+    }
+}
+
+/// A button that posts to `action`, asking first when `confirm` is given.
+pub fn post_button(
+    session: &Session,
+    action: &str,
+    label: &str,
+    class: &str,
+    confirm: Option<&str>,
+    hidden: &[(&str, &str)],
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) data-confirm=[confirm] {
+            (csrf_field(session))
+            @for (name, value) in hidden {
+                input type="hidden" name=(name) value=(value);
+            }
+            button type="submit" class=(class) { (label) }
+        }
+    }
+}
+
+/// A breadcrumb trail: links, then the current page.
+pub fn crumbs(links: &[(&str, &str)], current: &str) -> Markup {
+    html! {
+        nav.crumbs aria-label="Breadcrumb" {
+            @for (href, label) in links {
+                a href=(href) { (label) } " / "
+            }
+            span aria-current="page" { (current) }
+        }
+    }
+}
+
+/// Pretty-printed JSON inside `<pre>`.
+pub fn json_block(value: &serde_json::Value) -> Markup {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    html! { pre.json { (text) } }
+}
+
+/// A number with thin grouping (12 345).
+pub fn count(n: i64) -> Markup {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{202F}');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    html! { (out) }
+}

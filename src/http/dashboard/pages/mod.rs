@@ -1,0 +1,40 @@
+//! The dashboard's pages, one file per resource.
+
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::client::Failure;
+use super::layout::Notice;
+
+pub mod apis;
+pub mod audit;
+pub mod key;
+pub mod keys;
+pub mod root_keys;
+
+/// `GET /`: the APIs are where everything starts.
+pub async fn home() -> Response {
+    Redirect::to("/apis").into_response()
+}
+
+/// The notice a page shows after a redirect, from its `done` query value (a fixed vocabulary:
+/// nothing a link can put in the query is echoed).
+pub fn done_notice(done: Option<&str>) -> Option<Notice> {
+    let text = match done? {
+        "api-created" => "API created.",
+        "api-updated" => "Settings saved.",
+        "api-deleted" => "API deleted.",
+        "key-updated" => "Key updated.",
+        "key-enabled" => "Key enabled.",
+        "key-disabled" => "Key disabled.",
+        "credits-updated" => "Credits updated.",
+        "access-updated" => "Permissions and roles updated.",
+        "key-deleted" => "Key deleted.",
+        _ => return None,
+    };
+    Some(Notice::Success(text.to_string()))
+}
+
+/// A failed API call as a notice.
+pub fn failure_notice(failure: &Failure) -> Notice {
+    Notice::Error(failure.message())
+}
