@@ -64,7 +64,7 @@ def test_apis(unkey: Unkey, unique):
 def test_analytics(unkey: Unkey, api_id: str):
     key = unkey.keys.create_key(api_id=api_id).data.key
     unkey.keys.verify_key(key=key)
-    query = f"SELECT outcome, count(*) AS total FROM key_verifications_v1 WHERE key_space_id != '' GROUP BY outcome"
+    query = "SELECT outcome, count(*) AS total FROM key_verifications_v1 WHERE key_space_id != '' GROUP BY outcome"
     deadline = time.monotonic() + 5
     while True:
         rows = unkey.analytics.get_verifications(query=query).data
