@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the official @unkey/api TypeScript SDK (sdk-tests/) against a real `keyward serve`.
+# Runs the official TypeScript SDKs (sdk-tests/*.test.mjs: @unkey/api, @unkey/ratelimit and the
+# @unkey/hono middleware) against a real `keyward serve`. The Python SDK: scripts/sdk-test-python.sh.
 #
 #   KEYWARD_BIN=path/to/keyward scripts/sdk-test.sh [extra `node --test` flags, e.g. --test-name-pattern=protected]
 #

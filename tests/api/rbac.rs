@@ -268,6 +268,53 @@ async fn roles_hold_permissions_and_missing_ones_need_create_permission() {
         .assert_error(404, "unkey/data/role_not_found", "Not Found");
 }
 
+/// unkey.py 3.2 names the role of `setRolePermissions` as `role` (id or name); @unkey/api 2.5 and
+/// Unkey's earlier spec as `roleId` (id only). Both work; exactly one must be sent.
+#[tokio::test]
+async fn set_role_permissions_takes_the_role_by_role_or_by_role_id() {
+    let app = spawn_app().await;
+    let r = app
+        .post("/v2/permissions.createRole", json!({"name": "auditor"}))
+        .await;
+    r.assert_ok("/v2/permissions.createRole");
+    let role_id = r.body["data"]["roleId"].as_str().unwrap().to_string();
+    let set = |body: Value| app.post("/v2/permissions.setRolePermissions", body);
+
+    let r = set(json!({"role": "auditor", "permissions": ["logs.read"]})).await;
+    r.assert_ok("/v2/permissions.setRolePermissions");
+    assert_eq!(slugs(&r.body["data"]), ["logs.read"]);
+    let r = set(json!({"role": role_id, "permissions": ["logs.read", "logs.export"]})).await;
+    r.assert_ok("/v2/permissions.setRolePermissions");
+    assert_eq!(slugs(&r.body["data"]), ["logs.export", "logs.read"]);
+    let r = set(json!({"roleId": role_id, "permissions": []})).await;
+    r.assert_ok("/v2/permissions.setRolePermissions");
+    assert_eq!(r.body["data"], json!([]));
+    let r = app
+        .post("/v2/permissions.getRole", json!({"role": "auditor"}))
+        .await;
+    assert_eq!(r.body["data"]["permissions"], json!([]));
+
+    // `roleId` stays an id; `role` misses like any lookup.
+    set(json!({"roleId": "auditor", "permissions": []}))
+        .await
+        .assert_error(404, "unkey/data/role_not_found", "Not Found");
+    set(json!({"role": "nobody", "permissions": []}))
+        .await
+        .assert_error(404, "unkey/data/role_not_found", "Not Found");
+
+    for body in [
+        json!({"permissions": []}),
+        json!({"role": "auditor", "roleId": role_id, "permissions": []}),
+    ] {
+        let r = set(body.clone()).await;
+        r.assert_error(400, "unkey/application/invalid_input", "Bad Request");
+        assert_eq!(
+            r.body["error"]["errors"][0]["location"], "body.role",
+            "{body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn keys_get_permissions_and_roles_at_creation_and_show_their_union() {
     let app = spawn_app().await;

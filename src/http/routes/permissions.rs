@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Method, Operation};
 use crate::domain::rbac;
 use crate::domain::rbac::requirement::Requirement;
-use crate::http::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode, FieldError};
 use crate::http::extract::{Authed, Caller, RequestBody};
 use crate::http::schema::{
     array, cached_schema, integer, object, optional, required, string, Pattern, Schema,
@@ -367,19 +367,33 @@ async fn delete_role(
 
 // ---- setRolePermissions ----
 
+/// The role is named by `role` (its id or name; what unkey.py 3.2 sends) or by `roleId` (its id
+/// only; Unkey's spec before `role`, now deprecated, and what @unkey/api 2.5 sends): exactly one.
 #[derive(Deserialize)]
 struct SetRolePermissionsRequest {
+    role: Option<String>,
     #[serde(rename = "roleId")]
-    role_id: String,
+    role_id: Option<String>,
     permissions: Vec<String>,
 }
 
 impl RequestBody for SetRolePermissionsRequest {
     fn schema() -> &'static Schema {
         cached_schema!(object(vec![
-            required(
+            optional(
+                "role",
+                string()
+                    .min_len(1)
+                    .max_len(255)
+                    .describe("The role's id or name. Send this or `roleId`, not both.")
+            ),
+            optional(
                 "roleId",
-                string().min_len(3).max_len(255).pattern(ROLE_ID_PATTERN)
+                string()
+                    .min_len(3)
+                    .max_len(255)
+                    .pattern(ROLE_ID_PATTERN)
+                    .describe("Deprecated: the role's id. Send this or `role`, not both.")
             ),
             required(
                 "permissions",
@@ -389,17 +403,53 @@ impl RequestBody for SetRolePermissionsRequest {
     }
 }
 
+/// How a `setRolePermissions` body names its role.
+#[derive(Clone, Copy)]
+enum RoleName<'a> {
+    IdOrName(&'a str),
+    Id(&'a str),
+}
+
+impl SetRolePermissionsRequest {
+    fn role_name(&self) -> Result<RoleName<'_>, ApiError> {
+        match (&self.role, &self.role_id) {
+            (Some(role), None) => Ok(RoleName::IdOrName(role)),
+            (None, Some(id)) => Ok(RoleName::Id(id)),
+            (role, _) => {
+                let detail = if role.is_some() {
+                    "Send either 'role' or the deprecated 'roleId', not both."
+                } else {
+                    "The role is missing: send 'role' (its id or name)."
+                };
+                Err(ApiError::invalid_input(
+                    detail,
+                    vec![FieldError {
+                        location: "body.role".into(),
+                        message: detail.into(),
+                        fix: Some("Name the role once, as 'role'.".into()),
+                    }],
+                ))
+            }
+        }
+    }
+}
+
 #[tracing::instrument(level = "debug", skip_all)]
 async fn set_role_permissions(
     State(state): State<AppState>,
     Authed { caller, body }: Authed<SetRolePermissionsRequest>,
 ) -> Result<ApiResponse<Vec<PermissionData>>, ApiError> {
+    let named = body.role_name()?;
     caller.require(&rbac("add_permission_to_role").and(rbac("remove_permission_from_role")))?;
+    let (RoleName::IdOrName(wanted) | RoleName::Id(wanted)) = named;
     let role = state
         .rbac
-        .find_role(caller.workspace_id(), &body.role_id)
+        .find_role(caller.workspace_id(), wanted)
         .await?
-        .filter(|r| r.id == body.role_id)
+        .filter(|r| match named {
+            RoleName::IdOrName(_) => true,
+            RoleName::Id(id) => r.id == id,
+        })
         .ok_or_else(|| ApiError::new(ErrorCode::RoleNotFound, ROLE_NOT_FOUND))?;
     let now = state.now();
     let plan = state
