@@ -43,6 +43,11 @@ pub const KEY_CACHE_ENTRIES: &str = "keyward_key_cache_entries";
 pub const EVENTS_DROPPED: &str = "keyward_events_dropped_total";
 /// Database connections by pool (`reader`, `writer`) and state (`busy`, `idle`), when scraped.
 pub const DB_CONNECTIONS: &str = "keyward_db_connections";
+/// Analytics events queued for the event writer and not yet taken by it, when scraped.
+pub const EVENTS_QUEUED: &str = "keyward_events_queued";
+/// Database failures by `kind` (`pool_timeout`, `pool_closed`, `connection`, `query`, `other`):
+/// every one a request answered 503 with, or an event batch the writer could not write.
+pub const DB_ERRORS: &str = "keyward_db_errors_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -88,6 +93,14 @@ pub fn recorder() -> Option<PrometheusHandle> {
                 metrics::describe_gauge!(
                     DB_CONNECTIONS,
                     "Database connections by pool (reader, writer) and state (busy, idle)"
+                );
+                metrics::describe_gauge!(
+                    EVENTS_QUEUED,
+                    "Analytics events waiting in the event writer's queue"
+                );
+                metrics::describe_counter!(
+                    DB_ERRORS,
+                    "Database failures by kind (pool_timeout, pool_closed, connection, query, other)"
                 );
                 metrics::describe_counter!(
                     VAULT_SEALED,
@@ -195,4 +208,9 @@ pub fn verification(slot: usize, code: &'static str) {
             .increment(1),
         None => metrics::counter!(VERIFICATIONS, "code" => code).increment(1),
     }
+}
+
+/// Counts one database failure by its kind.
+pub fn db_error(err: &crate::store::StoreError) {
+    metrics::counter!(DB_ERRORS, "kind" => err.kind()).increment(1);
 }

@@ -120,6 +120,8 @@ pub enum Event {
 pub struct EventSink {
     tx: SyncSender<Event>,
     dropped: Arc<AtomicU64>,
+    /// Events queued and not yet taken by the writer (the channel cannot tell its length).
+    queued: Arc<AtomicU64>,
     rounds: Arc<Rounds>,
 }
 
@@ -151,7 +153,10 @@ impl EventSink {
     }
 
     fn send(&self, event: Event) {
+        // Counted before sending, so the writer never takes more than was counted.
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.try_send(event).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "analytics event queue full; events dropped");
@@ -161,6 +166,11 @@ impl EventSink {
 
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events waiting in the queue for the writer.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Waits until the writer has finished a round that began after this call, so that every
@@ -195,6 +205,7 @@ impl EventSink {
 /// The writer side.
 pub struct EventWriter {
     rx: Receiver<Event>,
+    queued: Arc<AtomicU64>,
     store: Arc<dyn EventStore>,
     last_used: LastUsed,
     rounds: Arc<Rounds>,
@@ -229,14 +240,17 @@ impl Default for WriterConfig {
 pub fn channel(store: Arc<dyn EventStore>, config: WriterConfig) -> (EventSink, EventWriter) {
     let (tx, rx) = mpsc::sync_channel(CAPACITY);
     let rounds = Arc::new(Rounds::default());
+    let queued = Arc::new(AtomicU64::new(0));
     (
         EventSink {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            queued: queued.clone(),
             rounds: rounds.clone(),
         },
         EventWriter {
             rx,
+            queued,
             store,
             last_used: LastUsed::new(config.last_used_interval),
             rounds,
@@ -623,14 +637,19 @@ impl EventWriter {
     /// Takes what is queued now, up to [`BATCH`] events, and whether every sender is gone.
     fn take_batch(&self) -> (Vec<Event>, bool) {
         let mut batch: Vec<Event> = Vec::new();
+        let mut closed = false;
         while batch.len() < BATCH {
             match self.rx.try_recv() {
                 Ok(event) => batch.push(event),
-                Err(TryRecvError::Empty) => return (batch, false),
-                Err(TryRecvError::Disconnected) => return (batch, true),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
             }
         }
-        (batch, false)
+        self.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        (batch, closed)
     }
 
     /// Writes whatever is queued now, through the async store. Returns how many were written.
@@ -649,6 +668,7 @@ impl EventWriter {
                 self.rollups.absorb(&mut rows);
                 if let Err(err) = self.store.insert_events(&rows).await {
                     tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+                    crate::telemetry::db_error(&err);
                 }
             }
             self.rollups.note(batch, tags);
@@ -663,6 +683,7 @@ impl EventWriter {
         }
         if let Err(err) = self.store.insert_events(&self.rollups.batch()).await {
             tracing::error!(error = %err, "writing analytics rollups failed");
+            crate::telemetry::db_error(&err);
         }
         self.rollups.clear();
     }
@@ -740,6 +761,7 @@ impl EventWriter {
                         self.rollups.absorb(&mut rows);
                         if let Err(err) = log.append(&rows) {
                             tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+                            crate::telemetry::db_error(&err);
                         }
                     }
                     self.rollups.note(batch, tags);
@@ -753,6 +775,7 @@ impl EventWriter {
             if self.rollups.due(last || flush) {
                 if let Err(err) = log.append(&self.rollups.batch()) {
                     tracing::error!(error = %err, "writing analytics rollups failed");
+                    crate::telemetry::db_error(&err);
                 }
                 self.rollups.clear();
             }

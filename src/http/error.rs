@@ -158,6 +158,7 @@ impl ApiError {
 impl From<crate::domain::StoreError> for ApiError {
     fn from(err: crate::domain::StoreError) -> Self {
         tracing::error!(request_id = %current_request_id(), error = %err, "storage error");
+        crate::telemetry::db_error(&err);
         ApiError::new(
             ErrorCode::ServiceUnavailable,
             "The storage backend could not complete the request. Please try again.",

@@ -41,6 +41,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A short name of what failed, for metrics: `pool_timeout` (no connection free in time),
+    /// `pool_closed`, `connection` (the database could not be reached or dropped the
+    /// connection), `query` (the database refused or failed a statement), `other`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Database(sqlx::Error::PoolTimedOut) => "pool_timeout",
+            StoreError::Database(sqlx::Error::PoolClosed) => "pool_closed",
+            StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::Tls(_)) => "connection",
+            StoreError::Database(sqlx::Error::Database(_)) | StoreError::Sqlite(_) => "query",
+            _ => "other",
+        }
+    }
+
     /// Whether the operation surely never reached the database (no connection could be had), so
     /// nothing of it can have been written.
     pub fn never_reached_database(&self) -> bool {

@@ -69,6 +69,7 @@ async fn a_node_whose_database_is_gone_is_not_ready_and_says_so_quickly() {
     )
     .await
     .expect("drop the node's database");
+    let errors_before = db_errors(&app).await;
     let app = &app;
     eventually(
         Duration::from_secs(5),
@@ -94,6 +95,15 @@ async fn a_node_whose_database_is_gone_is_not_ready_and_says_so_quickly() {
         },
     )
     .await;
+    // A route that needs the database answers 503, and the failure is counted by kind.
+    let read = app
+        .post(
+            "/v2/apis.getApi",
+            serde_json::json!({"apiId": "api_1234567890"}),
+        )
+        .await;
+    assert_eq!(read.status, 503, "{:?}", read.body);
+    assert!(db_errors(app).await > errors_before);
 }
 
 #[tokio::test]
@@ -140,6 +150,10 @@ async fn metrics_show_the_cache_the_event_queue_and_the_database_pools() {
     // The recorder is shared by every test of the process: only presence and sanity are certain.
     assert!(value("keyward_key_cache_entries ") >= 0.0);
     assert!(value("keyward_events_dropped_total ") >= 0.0);
+    assert!(value("keyward_events_queued ") >= 0.0);
+    // Once the writer has had its round, nothing of this node's waits in its queue.
+    app.events_written().await;
+    assert_eq!(app.state.keys.events.queued(), 0);
     assert!(value("keyward_db_connections{pool=\"writer\",state=\"idle\"}") >= 0.0);
     assert!(value("keyward_db_connections{pool=\"reader\",state=\"busy\"}") >= 0.0);
     // Per request: by route and status, latency buckets, verification codes, limit decisions
@@ -183,4 +197,21 @@ async fn metrics_listen_moves_metrics_off_the_main_listener() {
         "{}",
         scraped.body
     );
+}
+
+/// The sum of `keyward_db_errors_total` over its kinds, as `/metrics` shows it now.
+async fn db_errors(app: &TestApp) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("keyward_db_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

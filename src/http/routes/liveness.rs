@@ -60,11 +60,12 @@ async fn ready(State(state): State<AppState>) -> Result<ApiResponse<Ready>, ApiE
 
 /// `GET /metrics`: the process's metrics in Prometheus's text format (see `crate::telemetry`).
 pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
-    use crate::telemetry::{DB_CONNECTIONS, EVENTS_DROPPED, KEY_CACHE_ENTRIES};
+    use crate::telemetry::{DB_CONNECTIONS, EVENTS_DROPPED, EVENTS_QUEUED, KEY_CACHE_ENTRIES};
     use axum::response::IntoResponse;
     // What is cheaper to read at a scrape than to count on every request.
     metrics::gauge!(KEY_CACHE_ENTRIES).set(state.keys.cache.len() as f64);
     metrics::counter!(EVENTS_DROPPED).absolute(state.keys.events.dropped());
+    metrics::gauge!(EVENTS_QUEUED).set(state.keys.events.queued() as f64);
     for usage in state.health.pool_usage() {
         let busy = usage.open.saturating_sub(usage.idle);
         metrics::gauge!(DB_CONNECTIONS, "pool" => usage.pool, "state" => "busy")
