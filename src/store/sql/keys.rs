@@ -160,18 +160,28 @@ impl SqlStore {
 #[async_trait]
 impl KeyStore for SqlStore {
     async fn list_keys(&self, page: KeyPage<'_>) -> StoreResult<Vec<KeyRow>> {
-        let sql = format!(
-            "{KEY_SELECT} WHERE k.key_space_id = $1 AND k.deleted_at_m IS NULL \
-             AND ($2 IS NULL OR k.id >= $2) AND ($3 IS NULL OR k.identity_id = $3) \
-             ORDER BY k.id LIMIT $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(page.key_space_id)
-            .bind(page.cursor)
-            .bind(page.identity_id)
-            .bind(page.limit)
-            .fetch_all(&self.reader)
-            .await?;
+        // Only the filters given, so that each is an index range (an `$n IS NULL OR ...` test
+        // would make every page scan from the first key): (key_space_id, deleted_at_m, id) for
+        // a page, (key_space_id, identity_id, id) for one owner's keys.
+        let mut sql = format!("{KEY_SELECT} WHERE k.key_space_id = $1 AND k.deleted_at_m IS NULL");
+        let mut n = 1;
+        if page.identity_id.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND k.identity_id = ${n}"));
+        }
+        if page.cursor.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND k.id >= ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY k.id LIMIT ${}", n + 1));
+        let mut query = sqlx::query(&sql).bind(page.key_space_id);
+        if let Some(identity_id) = page.identity_id {
+            query = query.bind(identity_id);
+        }
+        if let Some(cursor) = page.cursor {
+            query = query.bind(cursor);
+        }
+        let rows = query.bind(page.limit).fetch_all(&self.reader).await?;
         let mut keys = rows.iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
         self.attach_rbac(&mut keys).await?;
         self.attach_ratelimits(&mut keys).await?;
