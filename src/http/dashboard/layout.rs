@@ -1,5 +1,6 @@
-//! The page shell (head, navigation, footer) and the small pieces every page uses: notices,
-//! times, empty states, pagination and the confirmation forms of destructive buttons.
+//! The pieces every page uses, signed in or not: the document head, the bare page, notices,
+//! error pages, times, empty states, breadcrumbs and numbers. The signed-in page frame, with
+//! its navigation, is in [`super::shell`].
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -7,8 +8,6 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::assets;
 use super::html as html_response;
-use super::session::{csrf_field, Session};
-use crate::domain::rbac::requirement::Requirement;
 
 /// A message shown at the top of a page, in place.
 pub enum Notice {
@@ -23,7 +22,7 @@ pub fn notice(notice: &Notice) -> Markup {
     }
 }
 
-fn head(title: &str) -> Markup {
+pub(super) fn head(title: &str) -> Markup {
     html! {
         head {
             meta charset="utf-8";
@@ -44,56 +43,6 @@ pub fn bare_page(title: &str, body: Markup) -> Markup {
         html lang="en" {
             (head(title))
             body.bare { (body) }
-        }
-    }
-}
-
-/// Which section a page belongs to, for the navigation's highlight.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    Apis,
-    Audit,
-    RootKeys,
-}
-
-/// A full page for a signed-in session.
-pub fn page(session: &Session, section: Section, title: &str, body: Markup) -> Markup {
-    let item = |target: Section, href: &str, label: &str| {
-        let current = (target == section).then_some("page");
-        html! { li { a href=(href) aria-current=[current] { (label) } } }
-    };
-    let may_audit = session.may(&Requirement::one("audit.*.read_audit_log"));
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            (head(title))
-            body {
-                a.skip href="#main" { "Skip to content" }
-                header.top {
-                    a.brand href="/apis" { "keyward" }
-                    nav aria-label="Sections" {
-                        ul {
-                            (item(Section::Apis, "/apis", "APIs"))
-                            @if may_audit {
-                                (item(Section::Audit, "/audit", "Audit log"))
-                                (item(Section::RootKeys, "/root-keys", "Root keys"))
-                            }
-                        }
-                    }
-                    div.who {
-                        span title=(session.principal.root_key_id) {
-                            (session.principal.name.as_deref().unwrap_or("root key"))
-                        }
-                        form method="post" action="/sign-out" {
-                            (csrf_field(session))
-                            button.link type="submit" { "Sign out" }
-                        }
-                    }
-                }
-                main #main tabindex="-1" {
-                    (body)
-                }
-            }
         }
     }
 }
@@ -133,26 +82,6 @@ pub fn empty(title: &str, hint: Markup) -> Markup {
         div.empty {
             p.empty-title { (title) }
             p { (hint) }
-        }
-    }
-}
-
-/// A button that posts to `action`, asking first when `confirm` is given.
-pub fn post_button(
-    session: &Session,
-    action: &str,
-    label: &str,
-    class: &str,
-    confirm: Option<&str>,
-    hidden: &[(&str, &str)],
-) -> Markup {
-    html! {
-        form.inline method="post" action=(action) data-confirm=[confirm] {
-            (csrf_field(session))
-            @for (name, value) in hidden {
-                input type="hidden" name=(name) value=(value);
-            }
-            button type="submit" class=(class) { (label) }
         }
     }
 }

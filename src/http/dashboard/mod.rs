@@ -32,6 +32,7 @@ mod client;
 mod layout;
 mod pages;
 mod session;
+mod shell;
 
 pub use client::ApiClient;
 

@@ -11,14 +11,15 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::keys::key_table;
+use super::key_form::key_table;
+use super::shared::{readable_api, status_of, usage_chart};
 use super::{done_notice, failure_notice};
 use crate::domain::apis::ApiSettings;
 use crate::domain::rbac::requirement::Requirement;
-use crate::http::dashboard::chart::{stacked_bars, VERIFICATIONS};
 use crate::http::dashboard::client::{ApiClient, Failure};
-use crate::http::dashboard::layout::{self, crumbs, empty, notice, page, Notice, Section};
+use crate::http::dashboard::layout::{self, crumbs, empty, notice, Notice};
 use crate::http::dashboard::session::{csrf_field, url_escape, Posted, Session};
+use crate::http::dashboard::shell::{page, post_button, Section};
 use crate::http::dashboard::{html, St};
 use crate::http::AppState;
 use crate::model::Api;
@@ -27,7 +28,6 @@ use crate::model::Api;
 const APIS_PER_PAGE: usize = 50;
 /// Keys per page of an API's table.
 pub const KEYS_PER_PAGE: usize = 50;
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
@@ -210,45 +210,11 @@ pub async fn create(
     }
 }
 
-/// The status a page answers with when the API call behind it failed.
-pub fn status_of(failure: &Failure) -> StatusCode {
-    StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_REQUEST)
-}
-
 #[derive(Deserialize, Default)]
 pub struct ShowQuery {
     cursor: Option<String>,
     q: Option<String>,
     done: Option<String>,
-}
-
-/// The live API, if the caller may read it; otherwise the page to answer with.
-pub async fn readable_api(
-    state: &AppState,
-    session: &Session,
-    api_id: &str,
-) -> Result<Api, Response> {
-    let not_found = || {
-        layout::failure_page(
-            StatusCode::NOT_FOUND,
-            "This API does not exist, has been deleted, or this root key may not read it.",
-        )
-    };
-    match state
-        .apis
-        .live(&session.principal.workspace_id, api_id)
-        .await
-    {
-        Ok(Some(api)) if session.may_on("api", &api.id, "read_api") => Ok(api),
-        Ok(_) => Err(not_found()),
-        Err(err) => {
-            tracing::error!(error = %err, "dashboard: reading an API");
-            Err(layout::failure_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database did not answer. Please try again.",
-            ))
-        }
-    }
 }
 
 /// The keys to show: a page of the listing, or the results of a search.
@@ -295,7 +261,7 @@ async fn keys_for(
             .data(session, "keys.getKey", json!({ "keyId": term }))
             .await
         {
-            if super::key::api_of_key(state, session, term)
+            if super::shared::api_of_key(state, session, term)
                 .await
                 .as_deref()
                 == Some(&api.id)
@@ -336,56 +302,6 @@ async fn keys_for(
     }
     found.truncate(KEYS_PER_PAGE);
     Ok((found, None))
-}
-
-fn window_links(base: &str, current: &str) -> Markup {
-    html! {
-        nav.windows aria-label="Chart window" {
-            @for (value, label) in [("hour", "Last hour"), ("day", "24 hours"), ("month", "30 days")] {
-                @let here = (value == current).then_some("page");
-                a href=(format!("{base}?window={value}")) aria-current=[here] { (label) }
-            }
-        }
-    }
-}
-
-/// The usage chart of an API, a key or an owner over a window (`hour`, `day` or `month`).
-pub async fn usage_chart(
-    client: &ApiClient,
-    session: &Session,
-    subject: (&str, &str),
-    window: &str,
-    now: i64,
-    base: &str,
-) -> Markup {
-    let (span, granularity) = match window {
-        "hour" => (3_600_000, "minute"),
-        "month" => (30 * DAY_MS, "day"),
-        _ => (DAY_MS, "hour"),
-    };
-    let body = json!({
-        subject.0: subject.1,
-        "startTime": now - span,
-        "endTime": now,
-        "granularity": granularity,
-    });
-    let chart = match client.data(session, "analytics.getUsage", body).await {
-        Ok(data) => {
-            let points = data["points"].as_array().cloned().unwrap_or_default();
-            stacked_bars(&points, VERIFICATIONS, "Verifications")
-        }
-        Err(failure) if failure.status == 403 => html! {
-            p.muted { "Usage needs " code { "api.*.read_analytics" } " (or the API's own)." }
-        },
-        Err(failure) => notice(&failure_notice(&failure)),
-    };
-    html! {
-        section.card aria-labelledby="usage-title" {
-            h2 #usage-title { "Verifications" }
-            (window_links(base, window))
-            (chart)
-        }
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -525,7 +441,7 @@ fn api_page(session: &Session, api: &Api, query: &ShowQuery, view: ApiView) -> M
                 @if api.delete_protection {
                     p.muted { "Delete protection is on: turn it off above to delete this API." }
                 } @else {
-                    (layout::post_button(session, &format!("/apis/{}/delete", api.id), "Delete this API", "danger",
+                    (post_button(session, &format!("/apis/{}/delete", api.id), "Delete this API", "danger",
                         Some("Delete this API? Its keys stop verifying at once."), &[]))
                 }
             }

@@ -8,12 +8,13 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::apis::status_of;
 use super::failure_notice;
-use super::keys::{local_input, utc_millis};
+use super::key_form::{local_input, utc_millis};
+use super::shared::status_of;
 use crate::http::dashboard::client::ApiClient;
-use crate::http::dashboard::layout::{self, empty, notice, page, Notice, Section};
+use crate::http::dashboard::layout::{self, empty, notice, Notice};
 use crate::http::dashboard::session::{url_escape, Session};
+use crate::http::dashboard::shell::{page, Section};
 use crate::http::dashboard::{html, St};
 
 /// Events per page.

@@ -9,12 +9,13 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::apis::{status_of, usage_chart};
-use super::keys::{credits_text, key_body, key_fields, local_input, status_badge};
+use super::key_form::{credits_text, key_body, key_fields, local_input, status_badge};
+use super::shared::{api_of_key, status_of, usage_chart};
 use super::{done_notice, failure_notice};
 use crate::http::dashboard::client::{ApiClient, Failure};
-use crate::http::dashboard::layout::{self, crumbs, json_block, notice, page, Notice, Section};
+use crate::http::dashboard::layout::{self, crumbs, json_block, notice, Notice};
 use crate::http::dashboard::session::{csrf_field, FormData, Posted, Session};
+use crate::http::dashboard::shell::{page, post_button, Section};
 use crate::http::dashboard::{html, St};
 use crate::http::AppState;
 
@@ -169,9 +170,9 @@ fn key_page(session: &Session, key: &Value, extras: Extras, now: i64) -> Markup 
                 h2 { "Actions" }
                 div.actions {
                     @if enabled {
-                        (layout::post_button(session, &format!("/keys/{id}/enabled"), "Disable", "", Some("Disable this key? Verifications answer DISABLED until you enable it."), &[("enabled", "false")]))
+                        (post_button(session, &format!("/keys/{id}/enabled"), "Disable", "", Some("Disable this key? Verifications answer DISABLED until you enable it."), &[("enabled", "false")]))
                     } @else {
-                        (layout::post_button(session, &format!("/keys/{id}/enabled"), "Enable", "", None, &[("enabled", "true")]))
+                        (post_button(session, &format!("/keys/{id}/enabled"), "Enable", "", None, &[("enabled", "true")]))
                     }
                 }
                 section.card {
@@ -234,21 +235,15 @@ fn key_page(session: &Session, key: &Value, extras: Extras, now: i64) -> Markup 
                 section.card {
                     h2 { "Reveal" }
                     p.hint { "Shows the key itself, if it was created recoverable. Every reveal is written to the audit log." }
-                    (layout::post_button(session, &format!("/keys/{id}/reveal"), "Reveal key", "", Some("Reveal this key? The reveal is audited."), &[]))
+                    (post_button(session, &format!("/keys/{id}/reveal"), "Reveal key", "", Some("Reveal this key? The reveal is audited."), &[]))
                 }
             }
             @if may("delete_key") {
                 h2 { "Danger zone" }
-                (layout::post_button(session, &format!("/keys/{id}/delete"), "Delete key", "danger", Some("Delete this key? It stops verifying at once."), &[]))
+                (post_button(session, &format!("/keys/{id}/delete"), "Delete key", "danger", Some("Delete this key? It stops verifying at once."), &[]))
             }
         },
     )
-}
-
-/// The API a key of the session's workspace belongs to.
-pub async fn api_of_key(state: &AppState, session: &Session, key_id: &str) -> Option<String> {
-    let key = state.keys.find_by_id(key_id).await.ok()??;
-    (key.workspace_id == session.principal.workspace_id).then_some(key.api_id)
 }
 
 /// Reads the key through `keys.getKey` (which checks the caller may), with its `apiId`; or

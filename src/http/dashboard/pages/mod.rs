@@ -8,8 +8,10 @@ use super::layout::Notice;
 pub mod apis;
 pub mod audit;
 pub mod key;
+pub mod key_form;
 pub mod keys;
 pub mod root_keys;
+pub mod shared;
 
 /// `GET /`: the APIs are where everything starts.
 pub async fn home() -> Response {

@@ -8,8 +8,9 @@ use axum::response::Response;
 use maud::html;
 
 use crate::domain::rbac::requirement::Requirement;
-use crate::http::dashboard::layout::{self, empty, page, Section};
+use crate::http::dashboard::layout::{self, empty};
 use crate::http::dashboard::session::Session;
+use crate::http::dashboard::shell::{page, Section};
 use crate::http::dashboard::{html, St};
 
 /// `GET /root-keys`.
