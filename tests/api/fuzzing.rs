@@ -150,3 +150,56 @@ async fn verify_key_declares_the_412_of_an_unknown_rate_limit() {
         );
     }
 }
+
+/// `analytics.getUsage` listed every bucket of the window before checking there were at most
+/// 1,500: a window from 1970 to the far future at minute granularity (or in months past year
+/// 9999, where the calendar wrapped around) took the server's memory. The buckets are now
+/// counted first, and a window ends by the year 9999.
+#[tokio::test]
+async fn a_usage_window_of_any_length_is_refused_at_once() {
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    for granularity in ["minute", "hour", "day", "month"] {
+        let r = app
+            .post(
+                "/v2/analytics.getUsage",
+                json!({"startTime": 0, "endTime": 253_402_300_799_999i64, "granularity": granularity}),
+            )
+            .await;
+        r.assert_error(400, "unkey/application/invalid_input", "Bad Request");
+        assert!(r.detail().contains("buckets"), "{}", r.body);
+    }
+    // Without a granularity the window picks months: 8,030 years of them is still too many.
+    let r = app
+        .post(
+            "/v2/analytics.getUsage",
+            json!({"startTime": 0, "endTime": 253_402_300_799_999i64}),
+        )
+        .await;
+    r.assert_error(400, "unkey/application/invalid_input", "Bad Request");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Past the year 9999 is outside the schema.
+    let r = app
+        .post(
+            "/v2/analytics.getUsage",
+            json!({"endTime": i64::MAX, "granularity": "month"}),
+        )
+        .await;
+    r.assert_error(400, "unkey/application/invalid_input", "Bad Request");
+    assert_eq!(
+        r.body["error"]["errors"][0]["location"],
+        "/properties/endTime/maximum"
+    );
+    // The last month of the year 9999 is a window like any other.
+    let r = app
+        .post(
+            "/v2/analytics.getUsage",
+            json!({"startTime": 253_400_000_000_000i64, "endTime": 253_402_300_799_999i64, "granularity": "month"}),
+        )
+        .await;
+    r.assert_ok("/v2/analytics.getUsage");
+}
