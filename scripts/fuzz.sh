@@ -48,6 +48,8 @@ server_pid=""
 cleanup() {
   if [[ -n "$server_pid" ]]; then
     kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
   if [[ "${KEYWARD_FUZZ_KEEP:-}" == 1 ]]; then
@@ -66,7 +68,8 @@ migration_id="$(kw migration create --workspace "$workspace" --algorithm sha256 
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
-kw serve --listen "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &
+# The binary itself in the background (not through `kw`, whose subshell would be the pid).
+"$KEYWARD_BIN" --database "$db" --log warn serve --listen "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
   curl -fsS -o /dev/null "$base/v2/liveness" 2>/dev/null && break
