@@ -203,3 +203,58 @@ async fn a_usage_window_of_any_length_is_refused_at_once() {
         .await;
     r.assert_ok("/v2/analytics.getUsage");
 }
+
+/// A rate-limit `cost` may be any non-negative int64 (as in Unkey's spec), and the analytics
+/// writer added two such costs of one bucket with `+`: the sum overflowed, the writer's task
+/// panicked, and every later analytics event of the node was dropped. Sums now stop at i64::MAX,
+/// in memory and in the rollup tables.
+#[tokio::test]
+async fn costs_up_to_i64_max_do_not_overflow_the_analytics_rollups() {
+    let app = spawn_app().await;
+    for _ in 0..2 {
+        let r = app
+            .post(
+                "/v2/ratelimit.limit",
+                json!({"namespace": "huge", "identifier": "u1", "limit": 10, "duration": 60000, "cost": i64::MAX}),
+            )
+            .await;
+        r.assert_ok("/v2/ratelimit.limit");
+        assert_eq!(r.body["data"]["success"], false);
+        // In two writer rounds, so that the second is added to the first's rollup rows.
+        tokio::time::timeout(std::time::Duration::from_secs(10), app.events_written())
+            .await
+            .expect("the analytics writer is alive");
+    }
+    let r = app
+        .post(
+            "/v2/analytics.getRatelimits",
+            json!({"query": "SELECT sum(total) AS n, max(total_tokens) AS tokens FROM ratelimits_per_minute_v1"}),
+        )
+        .await;
+    r.assert_ok("/v2/analytics.getRatelimits");
+    assert_eq!(
+        r.body["data"],
+        json!([{"n": 2, "tokens": i64::MAX}]),
+        "{}",
+        r.body
+    );
+    // The writer goes on recording.
+    let r = app
+        .post(
+            "/v2/ratelimit.limit",
+            json!({"namespace": "huge", "identifier": "u2", "limit": 10, "duration": 60000}),
+        )
+        .await;
+    r.assert_ok("/v2/ratelimit.limit");
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.events_written())
+        .await
+        .expect("the analytics writer is alive");
+    let r = app
+        .post(
+            "/v2/analytics.getRatelimits",
+            json!({"query": "SELECT count() AS n FROM ratelimits_v1"}),
+        )
+        .await;
+    r.assert_ok("/v2/analytics.getRatelimits");
+    assert_eq!(r.body["data"], json!([{"n": 3}]), "{}", r.body);
+}
