@@ -13,7 +13,7 @@
 #
 # schemathesis is pinned (with its dependencies) in scripts/fuzz-requirements.txt and installed
 # into .fuzz/venv (gitignored), which is rebuilt only when that file changes. Needs python3 >= 3.10.
-# KEYWARD_FUZZ_MAX_EXAMPLES (default 40) caps the generated cases per operation and phase;
+# KEYWARD_FUZZ_MAX_EXAMPLES (default 100) caps the generated cases per operation and phase;
 # KEYWARD_FUZZ_KEEP=1 keeps the temp dir (server log, schemathesis report).
 set -euo pipefail
 
@@ -28,7 +28,7 @@ if [[ ! -x "$KEYWARD_BIN" ]]; then
   echo "fuzz: keyward binary not found or not executable: $KEYWARD_BIN (cargo build first)" >&2
   exit 1
 fi
-max_examples="${KEYWARD_FUZZ_MAX_EXAMPLES:-40}"
+max_examples="${KEYWARD_FUZZ_MAX_EXAMPLES:-100}"
 
 # ---- the pinned schemathesis, in a virtualenv rebuilt only when the requirements change ----
 requirements="$repo/scripts/fuzz-requirements.txt"
@@ -158,7 +158,12 @@ NO_COLOR=1 "$venv/bin/st" --config-file "$config" "${schema[@]}" \
   --max-examples "$max_examples" \
   --report junit --report-dir "$tmp/report" \
   "$@" || status=$?
-if (( status != 0 )); then
+# A panic in a background task (no request sees it as a 5xx) fails the run too.
+if grep -q 'panicked at' "$tmp/server.log"; then
+  echo "fuzz: the server panicked:" >&2
+  grep -A 12 'panicked at' "$tmp/server.log" | head -n 60 >&2
+  status=1
+elif (( status != 0 )); then
   echo "fuzz: schemathesis failed (exit $status); the server's warnings and errors:" >&2
   tail -n 50 "$tmp/server.log" >&2
 fi
