@@ -29,6 +29,12 @@ if [[ ! -x "$KEYWARD_BIN" ]]; then
   exit 1
 fi
 max_examples="${KEYWARD_FUZZ_MAX_EXAMPLES:-100}"
+for tool in python3 curl jq; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "fuzz: '$tool' is not on PATH" >&2
+    exit 1
+  fi
+done
 
 # ---- the pinned schemathesis, in a virtualenv rebuilt only when the requirements change ----
 requirements="$repo/scripts/fuzz-requirements.txt"
