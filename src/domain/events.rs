@@ -412,8 +412,9 @@ impl Rollups {
                     tags: tags.map(String::into_boxed_str),
                 })
                 .or_default();
-            sums.0 += 1;
-            sums.1 += e.spent_credits;
+            // Saturating: a client chooses the costs, and a sum must not overflow.
+            sums.0 = sums.0.saturating_add(1);
+            sums.1 = sums.1.saturating_add(e.spent_credits);
         }
     }
 
@@ -434,7 +435,7 @@ impl Rollups {
                 sums.iter_mut()
                     .zip([c.passed, c.total, c.passed_tokens, c.total_tokens])
             {
-                *sum += add;
+                *sum = sum.saturating_add(add);
             }
         }
     }
@@ -469,8 +470,8 @@ impl Rollups {
                         tags: g.tags.as_deref().unwrap_or("[]"),
                     })
                     .or_default();
-                sums.0 += count;
-                sums.1 += spent;
+                sums.0 = sums.0.saturating_add(count);
+                sums.1 = sums.1.saturating_add(spent);
             }
         }
         let mut verifications: Vec<_> = counted.into_iter().collect();
@@ -600,10 +601,14 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
                             row.identifier,
                         ))
                         .or_default();
-                    sums[0] += i64::from(row.passed);
-                    sums[1] += 1;
-                    sums[2] += if row.passed { row.tokens } else { 0 };
-                    sums[3] += row.tokens;
+                    // Saturating: `tokens` is the client's `cost`, up to i64::MAX each.
+                    let passed_tokens = if row.passed { row.tokens } else { 0 };
+                    for (sum, add) in
+                        sums.iter_mut()
+                            .zip([i64::from(row.passed), 1, passed_tokens, row.tokens])
+                    {
+                        *sum = sum.saturating_add(add);
+                    }
                 }
                 out.ratelimits.push(row);
             }

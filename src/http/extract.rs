@@ -111,7 +111,7 @@ async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> R
             )
         }
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
         ApiError::invalid_input(
             format!("POST request body for '{route}' is not valid JSON"),
             vec![FieldError {
@@ -121,7 +121,7 @@ async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> R
             }],
         )
     })?;
-    let errors = T::schema().validate(&value);
+    let errors = T::schema().validate_request(&mut value);
     if !errors.is_empty() {
         return Err(ApiError::invalid_input(
             format!("POST request body for '{route}' failed to validate schema"),

@@ -321,6 +321,21 @@ impl Path<'_> {
 /// Validation of one value against one schema, collecting every failure.
 struct Validator {
     errors: Vec<FieldError>,
+    /// Whether an integer was written as a float with no fraction (`5.0`).
+    integral_floats: bool,
+}
+
+/// The value of a JSON number that JSON Schema counts as an integer: any number without a
+/// fractional part, `5.0` included. Floats beyond i128 saturate, which puts them out of bounds.
+fn integral(n: &serde_json::Number) -> Option<i128> {
+    if let Some(v) = n.as_i64() {
+        return Some(i128::from(v));
+    }
+    if let Some(v) = n.as_u64() {
+        return Some(i128::from(v));
+    }
+    let f = n.as_f64()?;
+    (f.is_finite() && f.fract() == 0.0).then_some(f as i128)
 }
 
 impl Validator {
@@ -409,28 +424,29 @@ impl Validator {
                     minimum, maximum, ..
                 },
                 Value::Number(n),
-            ) if n.is_i64() || n.is_u64() => {
-                // A u64 above i64::MAX is larger than any maximum we declare.
-                let v = n.as_i64().unwrap_or(i64::MAX);
-                if let Some(min) = *minimum {
-                    if v < min {
-                        self.fail(
-                            at,
-                            "minimum",
-                            format!("minimum: got {n}, want {min}"),
-                            |shown| format!("Send '{shown}' of at least {min}."),
-                        );
-                    }
+            ) if integral(n).is_some() => {
+                let v = integral(n).unwrap_or_default();
+                if n.is_f64() {
+                    self.integral_floats = true;
                 }
-                if let Some(max) = *maximum {
-                    if v > max || n.as_i64().is_none() {
-                        self.fail(
-                            at,
-                            "maximum",
-                            format!("maximum: got {n}, want {max}"),
-                            |shown| format!("Send '{shown}' of at most {max}."),
-                        );
-                    }
+                // Every integer is an i64: the bounds not declared are i64's own.
+                let min = minimum.unwrap_or(i64::MIN);
+                if v < i128::from(min) {
+                    self.fail(
+                        at,
+                        "minimum",
+                        format!("minimum: got {n}, want {min}"),
+                        |shown| format!("Send '{shown}' of at least {min}."),
+                    );
+                }
+                let max = maximum.unwrap_or(i64::MAX);
+                if v > i128::from(max) {
+                    self.fail(
+                        at,
+                        "maximum",
+                        format!("maximum: got {n}, want {max}"),
+                        |shown| format!("Send '{shown}' of at most {max}."),
+                    );
                 }
             }
             (Kind::Boolean { .. }, Value::Bool(_)) => {}
@@ -539,9 +555,52 @@ fn join_field(parent: &str, name: &str) -> String {
 impl Schema {
     /// Every way `value` fails this schema; empty when it conforms.
     pub fn validate(&self, value: &Value) -> Vec<FieldError> {
-        let mut v = Validator { errors: Vec::new() };
+        let mut v = Validator {
+            errors: Vec::new(),
+            integral_floats: false,
+        };
         v.check(self, value, &Path::Body);
         v.errors
+    }
+
+    /// Validates a request body, and once it conforms rewrites every integer sent as a float
+    /// without a fraction (`5.0`, an integer to JSON Schema) as the integer itself, so that it
+    /// deserializes into an integer field.
+    pub fn validate_request(&self, value: &mut Value) -> Vec<FieldError> {
+        let mut v = Validator {
+            errors: Vec::new(),
+            integral_floats: false,
+        };
+        v.check(self, value, &Path::Body);
+        if v.errors.is_empty() && v.integral_floats {
+            self.integers_from_floats(value);
+        }
+        v.errors
+    }
+
+    /// Replaces integral floats in integer fields of a conforming value by integers.
+    fn integers_from_floats(&self, value: &mut Value) {
+        match (&self.kind, value) {
+            (Kind::Integer { .. }, value) => {
+                if let (true, Some(f)) = (value.is_f64(), value.as_f64()) {
+                    // Conforming, so within i64's bounds.
+                    *value = Value::from(f as i64);
+                }
+            }
+            (Kind::Array { items, .. }, Value::Array(values)) => {
+                for item in values {
+                    items.integers_from_floats(item);
+                }
+            }
+            (Kind::Object { properties, .. }, Value::Object(map)) => {
+                for (name, item) in map.iter_mut() {
+                    if let Some((_, child)) = properties.iter().find(|(p, _)| p == name) {
+                        child.integers_from_floats(item);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The schema as an OpenAPI 3.1 schema object.
@@ -573,13 +632,10 @@ impl Schema {
                 maximum,
                 default,
             } => {
+                // The bounds not declared are i64's own, which the server enforces too.
                 out.insert("format".into(), json!("int64"));
-                if let Some(n) = minimum {
-                    out.insert("minimum".into(), json!(n));
-                }
-                if let Some(n) = maximum {
-                    out.insert("maximum".into(), json!(n));
-                }
+                out.insert("minimum".into(), json!(minimum.unwrap_or(i64::MIN)));
+                out.insert("maximum".into(), json!(maximum.unwrap_or(i64::MAX)));
                 if let Some(n) = default {
                     out.insert("default".into(), json!(n));
                 }
@@ -696,6 +752,28 @@ mod tests {
         );
         assert_eq!(locations(json!([1])), ["/type"]);
         assert_eq!(locations(json!(null)), ["/type"]);
+    }
+
+    #[test]
+    fn integers_may_be_written_with_a_zero_fraction() {
+        assert!(locations(json!({"name": "abc", "limit": 5.0})).is_empty());
+        let mut body = json!({"name": "abc", "limit": 5.0, "meta": {"x": 1.0}});
+        assert!(body_schema().validate_request(&mut body).is_empty());
+        assert!(body["limit"].is_i64(), "{body}");
+        // Only integer fields change.
+        assert!(body["meta"]["x"].is_f64(), "{body}");
+        assert_eq!(
+            locations(json!({"name": "abc", "limit": 500.0})),
+            ["/properties/limit/maximum"]
+        );
+        assert_eq!(
+            locations(json!({"name": "abc", "expires": 1e300})),
+            ["/properties/expires/maximum"]
+        );
+        assert_eq!(
+            locations(json!({"name": "abc", "expires": 9223372036854775808u64})),
+            ["/properties/expires/maximum"]
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `spawn_app()` and the typed helpers every test uses.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use keyward::clock::{ManualClock, SharedClock};
@@ -227,11 +228,41 @@ async fn start_server(
     }
 }
 
+/// The statuses the server's own OpenAPI document declares for each operation, by path.
+fn documented_statuses() -> &'static HashMap<String, HashSet<u16>> {
+    static STATUSES: OnceLock<HashMap<String, HashSet<u16>>> = OnceLock::new();
+    STATUSES.get_or_init(|| {
+        let doc = keyward::http::routes::openapi::document("http://127.0.0.1");
+        let mut statuses = HashMap::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let set: &mut HashSet<u16> = statuses.entry(path.clone()).or_default();
+            for operation in item.as_object().expect("path item").values() {
+                for status in operation["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .keys()
+                {
+                    set.insert(status.parse().expect("a status"));
+                }
+            }
+        }
+        statuses
+    })
+}
+
 /// Sends a request and checks what every response holds (JSON, a `req_` id in the body and in
-/// `X-Request-Id`).
+/// `X-Request-Id`, and a status `/openapi.json` declares for the operation).
 pub async fn send(request: reqwest::RequestBuilder) -> TestResponse {
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
+    let path = response.url().path().to_string();
+    // A wrong method (405) is not the operation's answer.
+    if let (Some(documented), false) = (documented_statuses().get(&path), status == 405) {
+        assert!(
+            documented.contains(&status),
+            "{path} answered {status}, which /openapi.json does not declare for it"
+        );
+    }
     let headers = response.headers().clone();
     let text = response.text().await.expect("body");
     let body: Value = serde_json::from_str(&text)

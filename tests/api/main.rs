@@ -16,6 +16,7 @@ mod connections;
 mod dashboard;
 mod errors;
 mod faults;
+mod fuzzing;
 mod health;
 mod helpers;
 mod identities;

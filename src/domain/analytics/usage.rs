@@ -115,19 +115,51 @@ pub fn granularity_for(span_ms: i64) -> Granularity {
 /// The start of the bucket after the one starting at `start`.
 fn next_bucket(granularity: Granularity, start: i64) -> i64 {
     match granularity {
-        Granularity::Minute => start + 60_000,
-        Granularity::Hour => start + 3_600_000,
-        Granularity::Day => start + DAY_MS,
+        Granularity::Minute => start.saturating_add(60_000),
+        Granularity::Hour => start.saturating_add(3_600_000),
+        Granularity::Day => start.saturating_add(DAY_MS),
         // 32 days on from a month's first day is always inside the next month.
-        Granularity::Month => Granularity::Month.start(start + 32 * DAY_MS),
+        Granularity::Month => Granularity::Month.start(start.saturating_add(32 * DAY_MS)),
     }
 }
 
-/// The bucket starts covering `[start, end)`.
+/// The month of a time as a count of months since year 0 (proleptic Gregorian, UTC), for any
+/// time at all.
+fn month_number(time_ms: i64) -> i64 {
+    // Days since 0000-03-01, in 400-year eras of 146,097 days (H. Hinnant's civil_from_days).
+    let days = time_ms.div_euclid(DAY_MS) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March: 0 = March, ..., 11 = February (of the next calendar year).
+    let march_month = (5 * day_of_year + 2) / 153;
+    (era * 400 + year_of_era) * 12 + march_month + 2
+}
+
+/// How many buckets cover `[start, end)`: counted, not listed, so a window of any length costs
+/// the same.
+pub fn bucket_count(granularity: Granularity, start: i64, end: i64) -> i64 {
+    let first = granularity.start(start);
+    if first >= end {
+        return 0;
+    }
+    let size = match granularity {
+        Granularity::Minute => 60_000,
+        Granularity::Hour => 3_600_000,
+        Granularity::Day => DAY_MS,
+        Granularity::Month => return month_number(end - 1) - month_number(first) + 1,
+    };
+    (end - 1 - first) / size + 1
+}
+
+/// The bucket starts covering `[start, end)`. Callers bound [`bucket_count`] first.
 pub fn buckets(granularity: Granularity, start: i64, end: i64) -> Vec<i64> {
-    let mut out = Vec::new();
+    let count = bucket_count(granularity, start, end);
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut at = granularity.start(start);
-    while at < end {
+    for _ in 0..count {
         out.push(at);
         at = next_bucket(granularity, at);
     }
@@ -168,15 +200,20 @@ impl AnalyticsService {
         // Nothing older than the retention is kept: start at the first bucket inside it.
         let oldest = now_ms - i64::from(self.settings.retention_days) * DAY_MS;
         let mut start = granularity.start(request.start_ms);
-        while start < oldest && start < request.end_ms {
-            start = next_bucket(granularity, start);
+        // The first bucket start at or after the retention's edge (or the window's end).
+        let edge = oldest.min(request.end_ms);
+        if start < edge {
+            start = granularity.start(edge);
+            if start < edge {
+                start = next_bucket(granularity, start);
+            }
+        }
+        // Counted before anything is listed: a window of a million years is refused at once.
+        let points = bucket_count(granularity, start, request.end_ms);
+        if points > MAX_POINTS {
+            return Ok(Err(TooManyPoints { points }));
         }
         let buckets = buckets(granularity, start, request.end_ms);
-        if buckets.len() as i64 > MAX_POINTS {
-            return Ok(Err(TooManyPoints {
-                points: buckets.len() as i64,
-            }));
-        }
         let mut points: Vec<UsagePoint> = buckets
             .iter()
             .map(|&time_ms| UsagePoint {
@@ -259,6 +296,44 @@ mod tests {
             let g = granularity_for(span);
             assert!(buckets(g, 0, span).len() as i64 <= MAX_POINTS, "{g:?}");
         }
+    }
+
+    #[test]
+    fn buckets_are_counted_without_being_listed() {
+        let year_2000 = 946_684_800_000;
+        for g in [
+            Granularity::Minute,
+            Granularity::Hour,
+            Granularity::Day,
+            Granularity::Month,
+        ] {
+            for (start, end) in [
+                (0, 1),
+                (1, 60_000),
+                (59_999, 60_001),
+                (year_2000 - 7 * DAY_MS, year_2000 + 13 * DAY_MS + 5),
+                (year_2000, year_2000 + 400 * DAY_MS),
+                (1_000, 1_000),
+            ] {
+                let listed = buckets(g, start, end);
+                assert_eq!(
+                    bucket_count(g, start, end),
+                    listed.len() as i64,
+                    "{g:?} {start}..{end}"
+                );
+            }
+        }
+        // 1970-01 up to 2000-12 (end exclusive at 2001-01-01): 31 years of months.
+        assert_eq!(
+            bucket_count(Granularity::Month, 0, 978_307_200_000),
+            31 * 12
+        );
+        // Any window at all is counted in constant time.
+        assert_eq!(
+            bucket_count(Granularity::Minute, 0, i64::MAX),
+            (i64::MAX - 1) / 60_000 + 1
+        );
+        assert!(bucket_count(Granularity::Month, 0, i64::MAX) > MAX_POINTS);
     }
 
     #[test]

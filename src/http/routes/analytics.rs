@@ -107,6 +107,9 @@ async fn get_ratelimits(
 const DAY_MS: i64 = 86_400_000;
 /// The window when none is given.
 const DEFAULT_WINDOW_MS: i64 = 30 * DAY_MS;
+/// 9999-12-31T23:59:59.999Z, the last time a usage window may reach: its buckets are calendar
+/// dates.
+const LAST_MS: i64 = 253_402_300_799_999;
 
 #[derive(Deserialize)]
 struct UsageBody {
@@ -153,12 +156,14 @@ impl RequestBody for UsageBody {
                 "startTime",
                 integer()
                     .minimum(0)
+                    .maximum(LAST_MS)
                     .describe("Start of the window (unix ms); default: 30 days before `endTime`."),
             ),
             optional(
                 "endTime",
                 integer()
                     .minimum(0)
+                    .maximum(LAST_MS)
                     .describe("End of the window (unix ms, exclusive); default: now."),
             ),
             optional(

@@ -13,10 +13,12 @@ fn error_component(status: u16) -> &'static str {
         401 => "UnauthorizedErrorResponse",
         403 => "ForbiddenErrorResponse",
         404 => "NotFoundErrorResponse",
+        408 => "RequestTimeoutErrorResponse",
         409 => "ConflictErrorResponse",
         410 => "GoneErrorResponse",
         412 => "PreconditionFailedErrorResponse",
         413 => "PayloadTooLargeErrorResponse",
+        422 => "UnprocessableEntityErrorResponse",
         429 => "TooManyRequestsErrorResponse",
         503 => "ServiceUnavailableErrorResponse",
         _ => "InternalServerErrorResponse",
@@ -49,7 +51,9 @@ fn components() -> Value {
         json!({"type": "object", "required": ["hasMore"], "properties": {
             "cursor": {"type": "string", "minLength": 1, "maxLength": 1024}, "hasMore": {"type": "boolean"}}}),
     );
-    for status in [400u16, 401, 403, 404, 409, 410, 412, 413, 429, 500, 503] {
+    for status in [
+        400u16, 401, 403, 404, 408, 409, 410, 412, 413, 422, 429, 500, 503,
+    ] {
         schemas.insert(
             error_component(status).into(),
             json!({"type": "object", "required": ["meta", "error"], "properties": {
@@ -89,19 +93,36 @@ pub fn document(server_url: &str) -> Value {
             json!({"description": "Success", "content": {"application/json": {"schema": {
                 "type": "object", "required": required, "properties": data, "additionalProperties": false}}}}),
         );
-        // Every route that can fail inside the server can also find its storage unavailable.
-        let unavailable = op.errors.contains(&500) && !op.errors.contains(&503);
-        let statuses = op.errors.iter().chain(unavailable.then_some(&503u16));
-        for status in statuses {
+        // Every route that can fail inside the server can also find its storage unavailable;
+        // every authenticated route can meet a client that holds back its body (408) and the
+        // workspace's own rate limit (429).
+        let mut statuses = op.errors.to_vec();
+        if op.errors.contains(&500) {
+            statuses.push(503);
+        }
+        if op.authenticated() {
+            statuses.extend([408, 429]);
+        }
+        statuses.sort_unstable();
+        statuses.dedup();
+        for status in &statuses {
             let codes: Vec<&str> = ErrorCode::ALL
                 .iter()
                 .filter(|c| c.status().as_u16() == *status)
                 .map(|c| c.urn())
                 .collect();
+            // The body is the same under either type: `application/problem+json` when the client
+            // accepts it (explicitly or by a wildcard) or the route's Unkey spec declares it,
+            // `application/json` otherwise (see `ApiError::into_response`).
+            let schema =
+                json!({"$ref": format!("#/components/schemas/{}", error_component(*status))});
             responses.insert(
                 status.to_string(),
                 json!({"description": format!("Error; codes with this status: {}", codes.join(", ")),
-                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", error_component(*status))}}}}),
+                    "content": {
+                        "application/json": {"schema": schema},
+                        "application/problem+json": {"schema": schema},
+                    }}),
             );
         }
         body.insert("operationId".into(), json!(op.operation_id));

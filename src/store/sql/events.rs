@@ -35,13 +35,23 @@ pub(in crate::store) fn verification_count_head(granularity: Granularity) -> Str
     )
 }
 
+/// `column = table.column + excluded.column`, stopping at i64::MAX instead of overflowing (the
+/// sums are of non-negative counts, and costs are the clients' choice); SQLite and PostgreSQL alike.
+fn saturating_sum(table: &str, column: &str) -> String {
+    format!(
+        "{column} = CASE WHEN {table}.{column} > 9223372036854775807 - excluded.{column} \
+         THEN 9223372036854775807 ELSE {table}.{column} + excluded.{column} END"
+    )
+}
+
 /// Adds an increment to the bucket's row, or makes the row.
 pub(in crate::store) fn verification_count_tail(granularity: Granularity) -> String {
     let table = format!("key_verifications_per_{}", granularity.as_str());
     format!(
         " ON CONFLICT (workspace_id, time_m, key_id, outcome, tags, key_space_id, identity_id, external_id, source) \
-         DO UPDATE SET total = {table}.total + excluded.total, \
-         spent_credits = {table}.spent_credits + excluded.spent_credits"
+         DO UPDATE SET {}, {}",
+        saturating_sum(&table, "total"),
+        saturating_sum(&table, "spent_credits"),
     )
 }
 
@@ -56,10 +66,10 @@ pub(in crate::store) fn ratelimit_count_head(granularity: Granularity) -> String
 pub(in crate::store) fn ratelimit_count_tail(granularity: Granularity) -> String {
     let table = format!("ratelimits_per_{}", granularity.as_str());
     format!(
-        " ON CONFLICT (workspace_id, time_m, namespace_id, identifier) DO UPDATE SET \
-         passed = {table}.passed + excluded.passed, total = {table}.total + excluded.total, \
-         passed_tokens = {table}.passed_tokens + excluded.passed_tokens, \
-         total_tokens = {table}.total_tokens + excluded.total_tokens"
+        " ON CONFLICT (workspace_id, time_m, namespace_id, identifier) DO UPDATE SET {}",
+        ["passed", "total", "passed_tokens", "total_tokens"]
+            .map(|column| saturating_sum(&table, column))
+            .join(", ")
     )
 }
 

@@ -609,14 +609,18 @@ pub(super) fn routes() -> Vec<(Operation, MethodRouter<AppState>)> {
             post(update_credits),
         ),
         (
-            op(
-                "/v2/keys.rerollKey",
-                "keys.rerollKey",
-                "Issue a new key with the same settings; the old one expires after a grace period",
-                "`api.*.create_key` or `api.<apiId>.create_key`",
-                RerollKeyRequest::schema(),
-                object(vec![required("keyId", string()), required("key", string())]),
-            ),
+            Operation {
+                // 412: a recoverable key, without the vault or in an API not opted in.
+                errors: &[400, 401, 403, 404, 412, 413, 500],
+                ..op(
+                    "/v2/keys.rerollKey",
+                    "keys.rerollKey",
+                    "Issue a new key with the same settings; the old one expires after a grace period",
+                    "`api.*.create_key` or `api.<apiId>.create_key`",
+                    RerollKeyRequest::schema(),
+                    object(vec![required("keyId", string()), required("key", string())]),
+                )
+            },
             post(reroll_key),
         ),
     ]

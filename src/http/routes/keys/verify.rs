@@ -292,14 +292,18 @@ pub(super) fn routes() -> Vec<(Operation, MethodRouter<AppState>)> {
     let op = operation;
     vec![
         (
-            op(
-                "/v2/keys.verifyKey",
-                "keys.verifyKey",
-                "Verify a key: every outcome is a 200 with `valid` and `code`",
-                "`api.*.verify_key` or `api.<apiId>.verify_key`; a root key that may verify only other APIs' keys gets NOT_FOUND",
-                VerifyKeyRequest::schema(),
-                verify_data_schema(),
-            ),
+            Operation {
+                // 412: a requested rate limit that neither the key nor its identity has.
+                errors: &[400, 401, 403, 404, 412, 413, 500],
+                ..op(
+                    "/v2/keys.verifyKey",
+                    "keys.verifyKey",
+                    "Verify a key: every outcome is a 200 with `valid` and `code`",
+                    "`api.*.verify_key` or `api.<apiId>.verify_key`; a root key that may verify only other APIs' keys gets NOT_FOUND",
+                    VerifyKeyRequest::schema(),
+                    verify_data_schema(),
+                )
+            },
             post(verify_key),
         ),
     ]
