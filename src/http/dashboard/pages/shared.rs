@@ -1,5 +1,5 @@
 //! What several pages use: reading an API or a key's API as the session may, the status of a
-//! failed call, and the usage chart.
+//! failed call, the usage chart and its window links, and durations as people read them.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -56,7 +56,8 @@ pub async fn api_of_key(state: &AppState, session: &Session, key_id: &str) -> Op
     (key.workspace_id == session.principal.workspace_id).then_some(key.api_id)
 }
 
-fn window_links(base: &str, current: &str) -> Markup {
+/// Links to a chart's windows (`hour`, `day`, `month`), the current one marked.
+pub fn window_links(base: &str, current: &str) -> Markup {
     html! {
         nav.windows aria-label="Chart window" {
             @for (value, label) in [("hour", "Last hour"), ("day", "24 hours"), ("month", "30 days")] {
@@ -103,5 +104,16 @@ pub async fn usage_chart(
             (window_links(base, window))
             (chart)
         }
+    }
+}
+
+/// A duration in ms as people read it (60000 -> "1 min").
+pub fn duration_text(ms: i64) -> String {
+    match ms {
+        ms if ms % 86_400_000 == 0 => format!("{} d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{} h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{} min", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
     }
 }
