@@ -89,7 +89,7 @@ fn role_permissions_form(session: &Session, role: &Value, known: &BTreeSet<Strin
                     label for=(format!("more-{id}")) { "Other permissions" }
                     input id=(format!("more-{id}")) type="text" name="more" placeholder="Comma-separated slugs; new ones are created if this root key may";
                 }
-                button type="submit" { "Save permissions" }
+                div.actions { button type="submit" { "Save permissions" } }
             }
         }
     }
@@ -172,19 +172,19 @@ fn authorization_page(session: &Session, permissions: Listed, roles: Listed, vie
                     h2 { "New permission" }
                     div.row {
                         div {
-                            label for="permission-slug" { "Slug" }
+                            label for="permission-slug" { "Permission slug" }
                             input #permission-slug type="text" name="slug" required maxlength="128" pattern="[a-zA-Z0-9_:\\-\\.\\*]+"
                                 value=(kept(pform, "slug")) placeholder="documents.read";
                         }
                         div {
-                            label for="permission-name" { "Name" }
+                            label for="permission-name" { "Permission name" }
                             input #permission-name type="text" name="name" maxlength="512"
                                 value=(kept(pform, "name")) placeholder="Read documents (the slug if empty)";
                         }
                     }
-                    label for="permission-description" { "Description" }
+                    label for="permission-description" { "Permission description" }
                     input #permission-description type="text" name="description" maxlength="512" value=(kept(pform, "description"));
-                    button.primary type="submit" { "Create permission" }
+                    div.actions { button.primary type="submit" { "Create permission" } }
                 }
             }
             h2 #roles { "Roles" }
@@ -240,14 +240,14 @@ fn authorization_page(session: &Session, permissions: Listed, roles: Listed, vie
                 form.card method="post" action="/authorization/roles" data-busy="Creating…" {
                     (csrf_field(session))
                     h2 { "New role" }
-                    label for="role-name" { "Name" }
+                    label for="role-name" { "Role name" }
                     input #role-name type="text" name="name" required maxlength="128" value=(kept(rform, "name")) placeholder="editor";
-                    label for="role-description" { "Description" }
+                    label for="role-description" { "Role description" }
                     input #role-description type="text" name="description" maxlength="512" value=(kept(rform, "description"));
-                    label for="role-permissions" { "Permissions" }
+                    label for="role-permissions" { "Role permissions" }
                     input #role-permissions type="text" name="permissions" value=(kept(rform, "permissions"))
                         placeholder="Comma-separated slugs, e.g. documents.read, documents.write";
-                    button.primary type="submit" { "Create role" }
+                    div.actions { button.primary type="submit" { "Create role" } }
                 }
             }
         },

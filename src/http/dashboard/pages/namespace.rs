@@ -263,7 +263,7 @@ fn namespace_page(session: &Session, ns: &Namespace, view: View) -> Markup {
                                 value=(if kept(test_form, "duration").is_empty() { "60000" } else { kept(test_form, "duration") });
                         }
                     }
-                    button type="submit" { "Test" }
+                    div.actions { button type="submit" { "Test" } }
                     @if let Some(answer) = &view.test_answer { (test_answer(answer)) }
                 }
             }
