@@ -16,6 +16,13 @@ async fn permissions_and_roles_are_created_assigned_and_deleted() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("No permissions yet"), "{}", page.body);
     assert!(page.body.contains("No roles yet"), "{}", page.body);
+    assert!(!page.body.contains("style="), "{}", page.body);
+    let forged = browser
+        .post("/authorization/permissions", &[("slug", "forged.thing")])
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let page = browser.get("/authorization").await;
+    assert!(!page.body.contains("forged.thing"), "{}", page.body);
 
     let created = browser
         .post(

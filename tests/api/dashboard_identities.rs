@@ -162,6 +162,14 @@ async fn an_identity_is_created_found_edited_and_deleted() {
         refused.body
     );
 
+    // A delete without the form's token is refused and changes nothing.
+    let forged = browser.post(&format!("/identities/{id}/delete"), &[]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let still = app
+        .post("/v2/identities.getIdentity", json!({ "identity": id }))
+        .await;
+    assert_eq!(still.status, 200);
+
     let deleted = browser
         .post(&format!("/identities/{id}/delete"), &[("_csrf", &token)])
         .await;

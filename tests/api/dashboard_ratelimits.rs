@@ -87,6 +87,9 @@ async fn a_namespace_shows_its_decisions_and_its_overrides_are_set_tested_and_de
 
     let page = browser.get(&format!("/ratelimits/{ns}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
+    // No inline script or style: the chart's colours come from the stylesheet.
+    assert!(!page.body.contains("style="), "{}", page.body);
+    assert!(!page.body.contains("<script>"), "{}", page.body);
     assert!(page.body.contains("Decisions: 3 in all"), "{}", page.body);
     assert!(page.body.contains("Passed: 2"), "{}", page.body);
     assert!(page.body.contains("Blocked: 1"), "{}", page.body);
