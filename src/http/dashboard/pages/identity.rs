@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::identities::{limit_rows, limits_of, meta_of};
+use super::identity_form::{limit_rows, limits_of, meta_of};
 use super::key_form::key_table;
 use super::shared::{duration_text, status_of, usage_chart};
 use super::{done_notice, failure_notice};

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authorization;
 pub mod identities;
 pub mod identity;
+pub mod identity_form;
 pub mod key;
 pub mod key_form;
 pub mod keys;

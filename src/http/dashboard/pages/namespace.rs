@@ -11,8 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::ratelimits::{number, readable_namespace, sql_id};
-use super::shared::{duration_text, status_of, window_links};
+use super::shared::{duration_text, number, readable_namespace, sql_id, status_of, window_links};
 use super::{done_notice, failure_notice};
 use crate::http::dashboard::chart::{stacked_bars, RATELIMITS};
 use crate::http::dashboard::client::{ApiClient, Failure};

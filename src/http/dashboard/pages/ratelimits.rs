@@ -1,11 +1,10 @@
 //! Rate limits: the workspace's namespaces, with the decisions of the last 24 hours. The API has
 //! no route that lists namespaces, so the list comes from the rate-limit service, behind
 //! `ratelimit.*.read_namespace` (or the namespace's own); the counts come from
-//! `analytics.getRatelimits`, when the key may read them. One namespace's page is in
-//! [`super::namespace`].
+//! `analytics.getRatelimits`, when the key may read them. One namespace's page is
+//! `namespace.rs`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -13,35 +12,20 @@ use axum::response::Response;
 use axum::Extension;
 use maud::html;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::done_notice;
+use super::shared::number;
 use crate::http::dashboard::client::ApiClient;
 use crate::http::dashboard::layout::{self, empty, notice};
 use crate::http::dashboard::session::{url_escape, Session};
 use crate::http::dashboard::shell::{page, Section};
 use crate::http::dashboard::{html, St};
-use crate::http::AppState;
 use crate::model::Namespace;
 
 /// Namespaces per page of the list.
 const PER_PAGE: usize = 50;
 const DAY_MS: i64 = 86_400_000;
-
-/// A count from an analytics row (an integer, or a float on some backends).
-pub fn number(value: &Value) -> i64 {
-    value
-        .as_i64()
-        .or_else(|| value.as_f64().map(|n| n as i64))
-        .unwrap_or(0)
-}
-
-/// An id as a single-quoted SQL literal for an analytics query; `None` for anything but the
-/// letters, digits and underscores ids are made of (so nothing needs escaping).
-pub fn sql_id(id: &str) -> Option<String> {
-    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .then(|| format!("'{id}'"))
-}
 
 /// (passed, blocked) of the last 24 hours per namespace id, when the key may read analytics.
 async fn decisions_by_namespace(
@@ -79,34 +63,6 @@ async fn decisions_by_namespace(
             })
             .collect(),
     )
-}
-
-/// The live namespace (by id or name), if the key may read it; otherwise the page to answer with.
-pub async fn readable_namespace(
-    state: &AppState,
-    session: &Session,
-    name_or_id: &str,
-) -> Result<Arc<Namespace>, Response> {
-    match state
-        .limits
-        .namespace(&session.principal.workspace_id, name_or_id)
-        .await
-    {
-        Ok(Some(ns)) if !ns.deleted && session.may_on("ratelimit", &ns.id, "read_namespace") => {
-            Ok(ns)
-        }
-        Ok(_) => Err(layout::failure_page(
-            StatusCode::NOT_FOUND,
-            "This namespace does not exist, has been deleted, or this root key may not read it.",
-        )),
-        Err(err) => {
-            tracing::error!(error = %err, "dashboard: reading a namespace");
-            Err(layout::failure_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database did not answer. Please try again.",
-            ))
-        }
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -203,19 +159,4 @@ pub async fn list(
             }
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn analytics_literals_are_quoted() {
-        assert_eq!(sql_id("rlns_1").as_deref(), Some("'rlns_1'"));
-        assert_eq!(sql_id("a' OR 1=1 --"), None);
-        assert_eq!(sql_id(""), None);
-        assert_eq!(number(&json!(3)), 3);
-        assert_eq!(number(&json!(3.0)), 3);
-        assert_eq!(number(&Value::Null), 0);
-    }
 }
