@@ -186,4 +186,107 @@ describe("dashboard in Chromium", () => {
     assert.deepEqual(problems, []);
     await context.close();
   });
+
+  test("a namespace: the chart, an override set and deleted, and the test box's answer", async () => {
+    for (const identifier of ["carol", "carol", "dave"]) {
+      await server.api("ratelimit.limit", { namespace: "browser.checkout", identifier, limit: 1, duration: 60000 });
+    }
+    const { context, page, problems } = await open();
+    await signIn(page);
+    await page.getByRole("link", { name: "Rate limits" }).click();
+    await page.getByRole("heading", { name: "Rate limits", exact: true }).waitFor();
+    await page.getByRole("link", { name: "browser.checkout" }).click();
+    await page.getByRole("heading", { name: "browser.checkout" }).waitFor();
+    // The rollups are written within a second; the chart counts the three decisions.
+    for (let i = 0; i < 20 && !(await page.getByText("Blocked: 1").count()); i++) {
+      await page.waitForTimeout(250);
+      await page.reload();
+    }
+    await page.getByText("Passed: 2").waitFor();
+    await page.getByText("No overrides").waitFor();
+
+    await page.locator("#override-identifier").fill("carol");
+    await page.locator("#override-limit").fill("50");
+    await page.locator("#override-duration").fill("60000");
+    await page.getByRole("button", { name: "Save override" }).click();
+    await page.getByText("Override saved.").waitFor();
+    await page.getByRole("cell", { name: "carol" }).waitFor();
+
+    // The test box answers in place: the override lets carol through again.
+    await page.locator("#test-identifier").fill("carol");
+    await page.getByRole("button", { name: "Test", exact: true }).click();
+    const answer = page.locator("#test-answer");
+    await answer.waitFor();
+    assert.match(await answer.textContent(), /passed/);
+    assert.match(await answer.textContent(), /rlor_/);
+
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByText("Override deleted.").waitFor();
+    await page.getByText("No overrides").waitFor();
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test("an identity is created with a shared limit, shows its keys, and is deleted after asking", async () => {
+    const { context, page, problems } = await open();
+    await signIn(page);
+    await page.getByRole("link", { name: "Identities" }).click();
+    await page.getByText("No identities yet").waitFor();
+    await page.getByLabel("External id").fill("browser_customer");
+    await page.getByLabel("Meta (JSON object)").fill('{"plan": "pro"}');
+    await page.getByLabel("Limit 1 name").fill("requests");
+    await page.getByLabel("Limit 1 requests").fill("100");
+    await page.getByLabel("Limit 1 window (ms)").fill("60000");
+    await page.getByRole("button", { name: "Create identity" }).click();
+    await page.waitForURL(/\/identities\/id_[A-Za-z0-9]+\?done=identity-created/);
+    await page.getByText("Identity created.").waitFor();
+    await page.getByRole("cell", { name: "requests" }).waitFor();
+
+    const api = await server.api("apis.createApi", { name: "Identity API" });
+    const made = await server.api("keys.createKey", {
+      apiId: api.body.data.apiId, externalId: "browser_customer", name: "owned key",
+    });
+    await page.reload();
+    await page.getByRole("link", { name: "owned key" }).waitFor();
+
+    page.once("dialog", (dialog) => dialog.dismiss());
+    await page.getByRole("button", { name: "Delete identity" }).click();
+    await page.waitForTimeout(300);
+    assert.equal((await server.api("identities.getIdentity", { identity: "browser_customer" })).status, 200);
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.getByRole("button", { name: "Delete identity" }).click();
+    await page.waitForURL(/\/identities\?done=identity-deleted/);
+    await page.getByText("Identity deleted.").waitFor();
+    assert.equal((await server.api("identities.getIdentity", { identity: "browser_customer" })).status, 404);
+    assert.equal((await server.api("keys.getKey", { keyId: made.body.data.keyId })).status, 200);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  test("permissions and roles: created, a role's permissions changed with checkboxes", async () => {
+    const { context, page, problems } = await open();
+    await signIn(page);
+    await page.getByRole("link", { name: "Authorization" }).click();
+    await page.getByText("No permissions yet").waitFor();
+    await page.getByLabel("Permission slug").fill("reports.read");
+    await page.getByRole("button", { name: "Create permission" }).click();
+    await page.getByText("Permission created.").waitFor();
+
+    await page.getByLabel("Role name").fill("analyst");
+    await page.getByLabel("Role description").fill("Reads reports");
+    await page.getByLabel("Role permissions").fill("reports.read, reports.export");
+    await page.getByRole("button", { name: "Create role" }).click();
+    await page.getByText("Role created.").waitFor();
+    await page.getByText("reports.export, reports.read").waitFor();
+
+    await page.getByText("Change permissions").click();
+    await page.getByRole("checkbox", { name: "reports.export" }).uncheck();
+    await page.getByRole("button", { name: "Save permissions" }).click();
+    await page.getByText("Role permissions saved.").waitFor();
+    const role = await server.api("permissions.getRole", { role: "analyst" });
+    assert.deepEqual(role.body.data.permissions.map((p) => p.slug), ["reports.read"]);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
 });

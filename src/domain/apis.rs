@@ -27,11 +27,11 @@ pub struct ApiSettings {
     pub recoverable: bool,
 }
 
-/// One page of a listing, in id order.
+/// One page of a listing, in the listing's order (ids for APIs, names for namespaces).
 #[derive(Debug)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// The first id of the next page, when there is one.
+    /// Where the next page starts (its first id or name), when there is one.
     pub next_cursor: Option<String>,
 }
 

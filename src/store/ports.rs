@@ -394,6 +394,14 @@ pub trait LimitStore: Send + Sync + 'static {
         now: i64,
         audit: &[AuditEvent],
     ) -> StoreResult<bool>;
+    /// A page of a workspace's live namespaces in name order, from the name `cursor` on (their
+    /// overrides not read: `overrides` is empty).
+    async fn list_namespaces(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Namespace>>;
     /// A page of a namespace's live overrides in id order.
     async fn list_overrides(
         &self,

@@ -11,27 +11,27 @@ use crate::helpers::{eventually, spawn_app, TestApp};
 use crate::served::ServeCommand;
 
 /// A browser without a cookie jar: the tests carry cookies themselves, to look at them.
-struct Browser {
+pub(crate) struct Browser {
     client: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
 
-    fn set_cookies(&self) -> Vec<String> {
+    pub(crate) fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -40,7 +40,7 @@ impl Page {
     }
 
     /// The value of `<input ... name="NAME" value="...">`, the first one.
-    fn input(&self, name: &str) -> Option<String> {
+    pub(crate) fn input(&self, name: &str) -> Option<String> {
         let at = self.body.find(&format!("name=\"{name}\""))?;
         let start = self.body[..at].rfind("<input")?;
         let end = at + self.body[at..].find('>')?;
@@ -51,7 +51,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app_url: &str) -> Self {
+    pub(crate) fn new(app_url: &str) -> Self {
         Browser {
             client: reqwest::Client::builder()
                 .redirect(Policy::none())
@@ -92,7 +92,7 @@ impl Browser {
         page
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -103,7 +103,7 @@ impl Browser {
         self.finish(response).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let body = serde_urlencoded::to_string(form).expect("form");
         let response = self
             .client
@@ -118,7 +118,7 @@ impl Browser {
     }
 
     /// Signs in with `root_key`; returns the anti-forgery token of the session's forms.
-    async fn sign_in(&mut self, root_key: &str) -> String {
+    pub(crate) async fn sign_in(&mut self, root_key: &str) -> String {
         let form = self.get("/sign-in").await;
         let token = form.input("_csrf").expect("the sign-in form's token");
         let signed = self
@@ -135,7 +135,7 @@ impl Browser {
     }
 }
 
-async fn create_api(app: &TestApp, name: &str) -> String {
+pub(crate) async fn create_api(app: &TestApp, name: &str) -> String {
     let created = app
         .post("/v2/apis.createApi", json!({ "name": name }))
         .await;
@@ -558,7 +558,7 @@ async fn a_key_is_created_shown_once_searched_edited_and_deleted() {
     assert_eq!(verified.body["data"]["code"], "NOT_FOUND");
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("q", text)])
         .unwrap()
         .trim_start_matches("q=")

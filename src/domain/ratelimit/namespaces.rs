@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use crate::domain::apis::Page;
 use crate::domain::events::{EventSink, PendingRatelimit};
 use crate::domain::invalidation::{Invalidate, Invalidator};
 use crate::domain::ratelimit::{namespace_key, CounterError, Counters, LimitCheck, LimitOutcome};
@@ -152,6 +153,27 @@ impl LimitService {
             invalidator,
             events,
         }
+    }
+
+    /// One page (at most `limit`) of the workspace's live namespaces in name order, from the name
+    /// `cursor` on, without their overrides; the next page's cursor when there is one.
+    pub async fn list_namespaces(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Namespace>, StoreError> {
+        let mut items = self
+            .store
+            .list_namespaces(workspace_id, cursor, limit as i64 + 1)
+            .await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit + 1);
+            items.pop().map(|ns| ns.name)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
     }
 
     /// Up to `limit` live overrides of a namespace from `cursor` on, in id order.

@@ -50,6 +50,20 @@ pub const VERIFICATIONS: &[Series] = &[
     },
 ];
 
+/// Standalone rate-limit decisions, as the namespace page counts them.
+pub const RATELIMITS: &[Series] = &[
+    Series {
+        field: "passed",
+        class: "passed",
+        label: "Passed",
+    },
+    Series {
+        field: "blocked",
+        class: "blocked",
+        label: "Blocked",
+    },
+];
+
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 180.0;
 const LEFT: f64 = 44.0;

@@ -4,8 +4,8 @@
 //! Every change a page makes, and every read the API offers, goes through the API's own `/v2`
 //! handlers, called in-process for the signed-in root key (see [`client`]): the same validation,
 //! permission checks, rules and audit records as a call over the wire, with nothing re-implemented
-//! here. What the API has no route for (the list of APIs, key search, root keys) is read from the
-//! same domain services, behind the same permissions.
+//! here. What the API has no route for (the list of APIs, key search, rate-limit namespaces, root
+//! keys) is read from the same domain services, behind the same permissions.
 //!
 //! Pages are plain HTML forms (post, then redirect), so the back button, bookmarks and keyboard
 //! work as on any site, and they work without script. One small script of our own
@@ -67,6 +67,51 @@ pub fn router(api: Router) -> Router<AppState> {
         .route("/keys/{key_id}/delete", post(pages::key::delete))
         .route("/keys/{key_id}/reveal", post(pages::key::reveal))
         .route("/keys/{key_id}/access", post(pages::key::access))
+        .route("/ratelimits", get(pages::ratelimits::list))
+        .route("/ratelimits/{namespace}", get(pages::namespace::show))
+        .route(
+            "/ratelimits/{namespace}/overrides",
+            post(pages::namespace::set_override),
+        )
+        .route(
+            "/ratelimits/{namespace}/overrides/delete",
+            post(pages::namespace::delete_override),
+        )
+        .route("/ratelimits/{namespace}/test", post(pages::namespace::test))
+        .route(
+            "/identities",
+            get(pages::identities::list).post(pages::identities::create),
+        )
+        .route("/identities/{identity_id}", get(pages::identity::show))
+        .route(
+            "/identities/{identity_id}/update",
+            post(pages::identity::update),
+        )
+        .route(
+            "/identities/{identity_id}/delete",
+            post(pages::identity::delete),
+        )
+        .route("/authorization", get(pages::authorization::show))
+        .route(
+            "/authorization/permissions",
+            post(pages::authorization::create_permission),
+        )
+        .route(
+            "/authorization/permissions/delete",
+            post(pages::authorization::delete_permission),
+        )
+        .route(
+            "/authorization/roles",
+            post(pages::authorization::create_role),
+        )
+        .route(
+            "/authorization/roles/delete",
+            post(pages::authorization::delete_role),
+        )
+        .route(
+            "/authorization/roles/permissions",
+            post(pages::authorization::set_role_permissions),
+        )
         .route("/audit", get(pages::audit::list))
         .route("/root-keys", get(pages::root_keys::list))
         .layer(Extension(ApiClient::new(api)))

@@ -207,6 +207,15 @@ impl FormData {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a field (ticked checkboxes of one name), trimmed, without blanks.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
     /// The first value of a field, trimmed; `None` when missing or blank.
     pub fn text(&self, name: &str) -> Option<String> {
         self.raw(name)

@@ -11,6 +11,9 @@ use crate::domain::rbac::requirement::Requirement;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Apis,
+    Ratelimits,
+    Identities,
+    Authorization,
     Audit,
     RootKeys,
 }
@@ -22,6 +25,14 @@ pub fn page(session: &Session, section: Section, title: &str, body: Markup) -> M
         html! { li { a href=(href) aria-current=[current] { (label) } } }
     };
     let may_audit = session.may(&Requirement::one("audit.*.read_audit_log"));
+    // Each section shows when the key holds something it can use there.
+    let may_ratelimits = session.may_any("ratelimit", "read_namespace");
+    let may_identities = session.may_any("identity", "read_identity")
+        || session.may(&Requirement::one("identity.*.create_identity"));
+    let may_authorization = session.may(&Requirement::any_of([
+        "rbac.*.read_permission",
+        "rbac.*.read_role",
+    ]));
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -33,6 +44,15 @@ pub fn page(session: &Session, section: Section, title: &str, body: Markup) -> M
                     nav aria-label="Sections" {
                         ul {
                             (item(Section::Apis, "/apis", "APIs"))
+                            @if may_ratelimits {
+                                (item(Section::Ratelimits, "/ratelimits", "Rate limits"))
+                            }
+                            @if may_identities {
+                                (item(Section::Identities, "/identities", "Identities"))
+                            }
+                            @if may_authorization {
+                                (item(Section::Authorization, "/authorization", "Authorization"))
+                            }
                             @if may_audit {
                                 (item(Section::Audit, "/audit", "Audit log"))
                                 (item(Section::RootKeys, "/root-keys", "Root keys"))

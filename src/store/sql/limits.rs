@@ -286,6 +286,37 @@ impl LimitStore for SqlStore {
         .await
     }
 
+    async fn list_namespaces(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Namespace>> {
+        // Answered from the unique index on (workspace_id, name).
+        sqlx::query(
+            "SELECT id, workspace_id, name, created_at_m FROM ratelimit_namespaces \
+             WHERE workspace_id = $1 AND deleted_at_m IS NULL AND ($2 IS NULL OR name >= $2) \
+             ORDER BY name LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(cursor)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Namespace {
+                id: row.try_get("id")?,
+                workspace_id: row.try_get("workspace_id")?,
+                name: row.try_get("name")?,
+                deleted: false,
+                created_at: row.try_get("created_at_m")?,
+                overrides: Vec::new(),
+            })
+        })
+        .collect()
+    }
+
     async fn list_overrides(
         &self,
         namespace_id: &str,

@@ -7,9 +7,15 @@ use super::layout::Notice;
 
 pub mod apis;
 pub mod audit;
+pub mod authorization;
+pub mod identities;
+pub mod identity;
+pub mod identity_form;
 pub mod key;
 pub mod key_form;
 pub mod keys;
+pub mod namespace;
+pub mod ratelimits;
 pub mod root_keys;
 pub mod shared;
 
@@ -31,6 +37,16 @@ pub fn done_notice(done: Option<&str>) -> Option<Notice> {
         "credits-updated" => "Credits updated.",
         "access-updated" => "Permissions and roles updated.",
         "key-deleted" => "Key deleted.",
+        "override-set" => "Override saved.",
+        "override-deleted" => "Override deleted.",
+        "identity-created" => "Identity created.",
+        "identity-updated" => "Identity updated.",
+        "identity-deleted" => "Identity deleted.",
+        "permission-created" => "Permission created.",
+        "permission-deleted" => "Permission deleted.",
+        "role-created" => "Role created.",
+        "role-updated" => "Role permissions saved.",
+        "role-deleted" => "Role deleted.",
         _ => return None,
     };
     Some(Notice::Success(text.to_string()))

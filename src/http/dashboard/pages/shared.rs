@@ -1,10 +1,13 @@
-//! What several pages use: reading an API or a key's API as the session may, the status of a
-//! failed call, and the usage chart.
+//! What several pages use: reading an API, a key's API or a rate-limit namespace as the session
+//! may, the status of a failed call, the usage chart and its window links, counts and ids in
+//! analytics queries, and durations as people read them.
+
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::failure_notice;
 use crate::http::dashboard::chart::{stacked_bars, VERIFICATIONS};
@@ -12,7 +15,7 @@ use crate::http::dashboard::client::{ApiClient, Failure};
 use crate::http::dashboard::layout::{self, notice};
 use crate::http::dashboard::session::Session;
 use crate::http::AppState;
-use crate::model::Api;
+use crate::model::{Api, Namespace};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -56,7 +59,8 @@ pub async fn api_of_key(state: &AppState, session: &Session, key_id: &str) -> Op
     (key.workspace_id == session.principal.workspace_id).then_some(key.api_id)
 }
 
-fn window_links(base: &str, current: &str) -> Markup {
+/// Links to a chart's windows (`hour`, `day`, `month`), the current one marked.
+pub fn window_links(base: &str, current: &str) -> Markup {
     html! {
         nav.windows aria-label="Chart window" {
             @for (value, label) in [("hour", "Last hour"), ("day", "24 hours"), ("month", "30 days")] {
@@ -103,5 +107,74 @@ pub async fn usage_chart(
             (window_links(base, window))
             (chart)
         }
+    }
+}
+
+/// A duration in ms as people read it (60000 -> "1 min").
+pub fn duration_text(ms: i64) -> String {
+    match ms {
+        ms if ms % 86_400_000 == 0 => format!("{} d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{} h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{} min", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
+    }
+}
+
+/// The live namespace (by id or name), if the key may read it; otherwise the page to answer with.
+pub async fn readable_namespace(
+    state: &AppState,
+    session: &Session,
+    name_or_id: &str,
+) -> Result<Arc<Namespace>, Response> {
+    match state
+        .limits
+        .namespace(&session.principal.workspace_id, name_or_id)
+        .await
+    {
+        Ok(Some(ns)) if !ns.deleted && session.may_on("ratelimit", &ns.id, "read_namespace") => {
+            Ok(ns)
+        }
+        Ok(_) => Err(layout::failure_page(
+            StatusCode::NOT_FOUND,
+            "This namespace does not exist, has been deleted, or this root key may not read it.",
+        )),
+        Err(err) => {
+            tracing::error!(error = %err, "dashboard: reading a namespace");
+            Err(layout::failure_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database did not answer. Please try again.",
+            ))
+        }
+    }
+}
+
+/// A count from an analytics row (an integer, or a float on some backends).
+pub fn number(value: &Value) -> i64 {
+    value
+        .as_i64()
+        .or_else(|| value.as_f64().map(|n| n as i64))
+        .unwrap_or(0)
+}
+
+/// An id as a single-quoted SQL literal for an analytics query; `None` for anything but the
+/// letters, digits and underscores ids are made of (so nothing needs escaping).
+pub fn sql_id(id: &str) -> Option<String> {
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| format!("'{id}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analytics_literals_are_quoted_and_counts_read() {
+        assert_eq!(sql_id("rlns_1").as_deref(), Some("'rlns_1'"));
+        assert_eq!(sql_id("a' OR 1=1 --"), None);
+        assert_eq!(sql_id(""), None);
+        assert_eq!(number(&json!(3)), 3);
+        assert_eq!(number(&json!(3.0)), 3);
+        assert_eq!(number(&Value::Null), 0);
     }
 }
