@@ -11,6 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::fields::kept;
 use super::shared::status_of;
 use super::{done_notice, failure_notice};
 use crate::domain::rbac::requirement::Requirement;
@@ -48,10 +49,6 @@ async fn list(
     let items = answer["data"].as_array().cloned().unwrap_or_default();
     let next = answer["pagination"]["cursor"].as_str().map(str::to_string);
     Ok((items, next))
-}
-
-fn kept<'a>(form: Option<&'a FormData>, name: &str) -> &'a str {
-    form.and_then(|f| f.raw(name)).unwrap_or("")
 }
 
 fn may(session: &Session, action: &str) -> bool {

@@ -4,6 +4,7 @@
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
+use super::fields::{self, kept};
 use crate::http::dashboard::layout;
 use crate::http::dashboard::session::FormData;
 
@@ -68,11 +69,6 @@ pub fn key_table(keys: &[Value], now: i64) -> Markup {
             }
         }
     }
-}
-
-/// A field's value to show back in the form after a failed submit.
-fn kept<'a>(form: Option<&'a FormData>, name: &str) -> &'a str {
-    form.and_then(|f| f.raw(name)).unwrap_or("")
 }
 
 /// The fields of a key that both creating and editing set.
@@ -142,28 +138,7 @@ pub fn key_fields(form: Option<&FormData>, creating: bool) -> Markup {
         fieldset {
             legend { "Rate limits" }
             p.hint { "Named limits; auto-applied ones are checked on every verification." }
-            @for i in 0..LIMIT_ROWS {
-                div.row {
-                    div {
-                        label for=(format!("rl{i}-name")) { "Limit " (i + 1) " name" }
-                        input id=(format!("rl{i}-name")) type="text" name=(format!("rl{i}-name")) minlength="3" maxlength="128"
-                            value=(kept(form, &format!("rl{i}-name"))) placeholder=(if i == 0 { "requests" } else { "" });
-                    }
-                    div {
-                        label for=(format!("rl{i}-limit")) { "Limit " (i + 1) " requests" }
-                        input id=(format!("rl{i}-limit")) type="number" name=(format!("rl{i}-limit")) min="1"
-                            value=(kept(form, &format!("rl{i}-limit")));
-                    }
-                    div {
-                        label for=(format!("rl{i}-duration")) { "Limit " (i + 1) " window (ms)" }
-                        input id=(format!("rl{i}-duration")) type="number" name=(format!("rl{i}-duration")) min="1000"
-                            value=(kept(form, &format!("rl{i}-duration"))) placeholder="60000";
-                    }
-                    div {
-                        label.check { input type="checkbox" name=(format!("rl{i}-auto")) checked[form.is_some_and(|f| f.checked(&format!("rl{i}-auto")))]; "Auto-apply limit " (i + 1) }
-                    }
-                }
-            }
+            (fields::limit_rows(form, LIMIT_ROWS))
         }
         @if creating {
             fieldset {
@@ -302,33 +277,13 @@ pub fn key_body(form: &FormData, creating: bool) -> Result<Map<String, Value>, S
             body.insert("credits".into(), credits);
         }
     }
-    let mut limits = Vec::new();
-    for i in 0..LIMIT_ROWS {
-        let Some(name) = form.text(&format!("rl{i}-name")) else {
-            continue;
-        };
-        let limit = number(form, &format!("rl{i}-limit"))?
-            .ok_or_else(|| format!("rate limit '{name}': give a limit."))?;
-        let duration = number(form, &format!("rl{i}-duration"))?
-            .ok_or_else(|| format!("rate limit '{name}': give a duration in milliseconds."))?;
-        limits.push(json!({
-            "name": name,
-            "limit": limit,
-            "duration": duration,
-            "autoApply": form.checked(&format!("rl{i}-auto")),
-        }));
-    }
+    let limits = fields::limits_of(form, LIMIT_ROWS)?;
     if !limits.is_empty() || !creating {
         body.insert("ratelimits".into(), Value::Array(limits));
     }
-    match form.text("meta") {
+    match fields::meta_of(form)? {
         Some(meta) => {
-            let value: Value =
-                serde_json::from_str(&meta).map_err(|e| format!("meta: not valid JSON ({e})."))?;
-            if !value.is_object() {
-                return Err("meta: must be a JSON object.".into());
-            }
-            body.insert("meta".into(), value);
+            body.insert("meta".into(), Value::Object(meta));
         }
         None if !creating => {
             body.insert("meta".into(), Value::Null);

@@ -8,6 +8,7 @@ use super::layout::Notice;
 pub mod apis;
 pub mod audit;
 pub mod authorization;
+pub mod fields;
 pub mod identities;
 pub mod identity;
 pub mod identity_form;
