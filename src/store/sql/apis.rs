@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{flag, SqlStore};
+use super::{flag, SqlStore, FIRST};
 use crate::model::audit::AuditEvent;
 use crate::model::{Api, ChangeKind};
 use crate::store::{ApiStore, StoreResult};
@@ -90,11 +90,11 @@ impl ApiStore for SqlStore {
         let sql = format!(
             "SELECT {API_COLUMNS} FROM apis a JOIN key_spaces ks ON ks.id = a.key_space_id \
              WHERE a.workspace_id = $1 AND a.deleted_at_m IS NULL AND ks.deleted_at_m IS NULL \
-             AND ($2 IS NULL OR a.id >= $2) ORDER BY a.id LIMIT $3"
+             AND a.id >= $2 ORDER BY a.id LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(workspace_id)
-            .bind(cursor)
+            .bind(cursor.unwrap_or(FIRST))
             .bind(limit)
             .fetch_all(&self.reader)
             .await?;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{like_pattern, SqlStore, Tx};
+use super::{like_pattern, SqlStore, Tx, FIRST};
 use crate::model::audit::AuditEvent;
 use crate::model::{ChangeKind, Identity, LimitOwner, RatelimitConfig};
 use crate::store::{IdentityStore, StoreResult};
@@ -144,12 +144,12 @@ impl IdentityStore for SqlStore {
     ) -> StoreResult<Vec<Identity>> {
         let rows = sqlx::query(
             "SELECT id, workspace_id, external_id, meta, created_at_m FROM identities \
-             WHERE workspace_id = $1 AND deleted = 0 AND ($2 IS NULL OR id >= $2) \
+             WHERE workspace_id = $1 AND deleted = 0 AND id >= $2 \
              AND ($3 IS NULL OR lower(id) LIKE $3 ESCAPE '\\' OR lower(external_id) LIKE $3 ESCAPE '\\') \
              ORDER BY id LIMIT $4",
         )
         .bind(workspace_id)
-        .bind(cursor)
+        .bind(cursor.unwrap_or(FIRST))
         .bind(search.map(like_pattern))
         .bind(limit)
         .fetch_all(&self.reader)

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{placeholders, SqlStore, Tx};
+use super::{placeholders, SqlStore, Tx, FIRST};
 use crate::model::audit::AuditEvent;
 use crate::model::{ChangeKind, KeyRow, LimitOwner, Namespace, Override, RatelimitConfig};
 use crate::store::{LimitStore, StoreResult};
@@ -295,11 +295,11 @@ impl LimitStore for SqlStore {
         // Answered from the unique index on (workspace_id, name).
         sqlx::query(
             "SELECT id, workspace_id, name, created_at_m FROM ratelimit_namespaces \
-             WHERE workspace_id = $1 AND deleted_at_m IS NULL AND ($2 IS NULL OR name >= $2) \
+             WHERE workspace_id = $1 AND deleted_at_m IS NULL AND name >= $2 \
              ORDER BY name LIMIT $3",
         )
         .bind(workspace_id)
-        .bind(cursor)
+        .bind(cursor.unwrap_or(FIRST))
         .bind(limit)
         .fetch_all(&self.reader)
         .await?
@@ -325,10 +325,10 @@ impl LimitStore for SqlStore {
     ) -> StoreResult<Vec<Override>> {
         sqlx::query(
             "SELECT id, namespace_id, identifier, limit_value, duration_ms FROM ratelimit_overrides \
-             WHERE namespace_id = $1 AND deleted_at_m IS NULL AND ($2 IS NULL OR id >= $2) ORDER BY id LIMIT $3",
+             WHERE namespace_id = $1 AND deleted_at_m IS NULL AND id >= $2 ORDER BY id LIMIT $3",
         )
         .bind(namespace_id)
-        .bind(cursor)
+        .bind(cursor.unwrap_or(FIRST))
         .bind(limit)
         .fetch_all(&self.reader)
         .await?

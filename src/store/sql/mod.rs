@@ -40,6 +40,12 @@ pub(in crate::store) use events::{
     VERIFICATION_COLUMNS, VERIFICATION_COUNT_COLUMNS, VERIFICATION_INSERT,
 };
 
+/// The cursor of a listing's first page: the empty string sorts before every id and name (in
+/// any collation), so a page is always `col >= $n`, an index range. (An optional test,
+/// `$n IS NULL OR col >= $n`, hides the range from the planner: every page would scan from the
+/// first row.)
+pub(super) const FIRST: &str = "";
+
 /// What differs between the SQL backends, as a value: everything else is shared SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {

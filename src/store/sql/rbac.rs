@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{like_pattern, placeholders, SqlStore, Tx};
+use super::{like_pattern, placeholders, SqlStore, Tx, FIRST};
 use crate::model::audit::AuditEvent;
 use crate::model::{ChangeKind, KeyRow, Permission, RbacChange, Role, SetChange};
 use crate::store::{RbacStore, StoreResult};
@@ -350,14 +350,14 @@ impl RbacStore for SqlStore {
     ) -> StoreResult<Vec<Permission>> {
         let sql = format!(
             "SELECT {PERMISSION_COLUMNS} FROM permissions p WHERE p.workspace_id = $1 \
-             AND ($2 IS NULL OR p.id >= $2) \
+             AND p.id >= $2 \
              AND ($3 IS NULL OR lower(p.id) LIKE $3 ESCAPE '\\' OR lower(p.name) LIKE $3 ESCAPE '\\' \
                   OR lower(p.slug) LIKE $3 ESCAPE '\\' OR lower(COALESCE(p.description, '')) LIKE $3 ESCAPE '\\') \
              ORDER BY p.id LIMIT $4"
         );
         let rows = sqlx::query(&sql)
             .bind(workspace_id)
-            .bind(cursor)
+            .bind(cursor.unwrap_or(FIRST))
             .bind(search.map(like_pattern))
             .bind(limit)
             .fetch_all(&self.reader)
@@ -486,14 +486,14 @@ impl RbacStore for SqlStore {
         search: Option<&str>,
     ) -> StoreResult<Vec<Role>> {
         let sql = format!(
-            "SELECT {ROLE_COLUMNS} FROM roles r WHERE r.workspace_id = $1 AND ($2 IS NULL OR r.id >= $2) \
+            "SELECT {ROLE_COLUMNS} FROM roles r WHERE r.workspace_id = $1 AND r.id >= $2 \
              AND ($3 IS NULL OR lower(r.id) LIKE $3 ESCAPE '\\' OR lower(r.name) LIKE $3 ESCAPE '\\' \
                   OR lower(COALESCE(r.description, '')) LIKE $3 ESCAPE '\\') \
              ORDER BY r.id LIMIT $4"
         );
         let mut roles = sqlx::query(&sql)
             .bind(workspace_id)
-            .bind(cursor)
+            .bind(cursor.unwrap_or(FIRST))
             .bind(search.map(like_pattern))
             .bind(limit)
             .fetch_all(&self.reader)
