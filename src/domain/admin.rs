@@ -323,14 +323,7 @@ pub async fn set_api_ip_whitelist(
     id: &str,
     ips: &[String],
 ) -> Result<(), AdminError> {
-    if let Some(bad) = ips
-        .iter()
-        .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
-    {
-        return Err(AdminError::InvalidInput(format!(
-            "'{bad}' is not an IP address"
-        )));
-    }
+    crate::domain::apis::check_ip_whitelist(ips).map_err(AdminError::InvalidInput)?;
     let api = store
         .get_api(id)
         .await?

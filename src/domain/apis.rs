@@ -18,6 +18,23 @@ pub enum DeleteOutcome {
     AlreadyGone,
 }
 
+/// Most addresses an API's IP whitelist may hold.
+pub const MAX_WHITELISTED_IPS: usize = 100;
+
+/// Why a whitelist is refused: an entry that is not an IP address, or too many entries.
+pub fn check_ip_whitelist(ips: &[String]) -> Result<(), String> {
+    if let Some(bad) = ips
+        .iter()
+        .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
+    {
+        return Err(format!("'{bad}' is not an IP address"));
+    }
+    if ips.len() > MAX_WHITELISTED_IPS {
+        return Err(format!("at most {MAX_WHITELISTED_IPS} addresses"));
+    }
+    Ok(())
+}
+
 /// An API's settings, as the dashboard edits them.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {

@@ -214,19 +214,23 @@ impl Caller {
 
     /// The caller as an audit actor.
     pub fn actor(&self) -> Actor {
-        Actor {
-            kind: "rootkey".into(),
-            id: self.principal.root_key_id.clone(),
-            name: Some(
-                self.principal
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| "root key".into()),
-            ),
-            remote_ip: self.remote_ip(),
-            user_agent: self.user_agent(),
-            correlation_id: Some(crate::http::scope::current_request_id()),
-        }
+        root_key_actor(&self.principal, self.remote_ip(), self.user_agent())
+    }
+}
+
+/// A root key as the audit actor of the current request (an API call, or a dashboard page).
+pub fn root_key_actor(
+    principal: &Principal,
+    remote_ip: Option<String>,
+    user_agent: Option<String>,
+) -> Actor {
+    Actor {
+        kind: "rootkey".into(),
+        id: principal.root_key_id.clone(),
+        name: Some(principal.name.clone().unwrap_or_else(|| "root key".into())),
+        remote_ip,
+        user_agent,
+        correlation_id: Some(crate::http::scope::current_request_id()),
     }
 }
 

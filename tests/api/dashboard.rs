@@ -429,11 +429,26 @@ async fn the_dashboard_acts_with_exactly_the_root_keys_permissions() {
         .post("/v2/apis.getApi", json!({ "apiId": api_id }))
         .await;
     assert_eq!(still.status, 200);
+    // Settings need update_api: refused with 403, and delete protection stays off.
+    let settings = browser
+        .post(
+            &format!("/apis/{api_id}/settings"),
+            &[("_csrf", &token), ("deleteProtection", "on")],
+        )
+        .await;
+    assert_eq!(settings.status, 403, "{}", settings.body);
+    assert!(settings.body.contains("update_api"), "{}", settings.body);
 
     // Another API of the workspace it may not read is not found.
     let other = create_api(&app, "hidden api").await;
     assert!(!browser.get("/apis").await.body.contains("hidden api"));
     assert_eq!(browser.get(&format!("/apis/{other}")).await.status, 404);
+
+    // The refused settings changed nothing: the API is still deletable.
+    let deleted = app
+        .post("/v2/apis.deleteApi", json!({ "apiId": api_id }))
+        .await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.body);
 }
 
 #[tokio::test]

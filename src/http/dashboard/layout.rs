@@ -10,6 +10,7 @@ use super::assets;
 use super::html as html_response;
 
 /// A message shown at the top of a page, in place.
+#[derive(Clone)]
 pub enum Notice {
     Success(String),
     Error(String),

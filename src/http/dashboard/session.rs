@@ -73,6 +73,20 @@ impl Session {
         requirement.is_satisfied_by(&self.principal.permissions)
     }
 
+    /// The signed-in root key as the audit actor of this request, for the few changes a page
+    /// makes through a domain service rather than an API call.
+    pub fn actor(&self) -> crate::model::audit::Actor {
+        crate::http::extract::root_key_actor(
+            &self.principal,
+            self.client.ip().map(|ip| ip.to_string()),
+            self.client
+                .user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        )
+    }
+
     /// Whether the key holds `<resource>.*.<action>` or `<resource>.<id>.<action>`.
     pub fn may_on(&self, resource: &str, id: &str, action: &str) -> bool {
         let held = &self.principal.permissions;

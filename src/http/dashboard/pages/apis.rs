@@ -288,11 +288,15 @@ async fn keys_for(
         .apis
         .search_keys(api, term, KEYS_PER_PAGE)
         .await
-        .map_err(|err| Failure {
-            status: 503,
-            code: "service_unavailable".into(),
-            detail: format!("The search could not run: {err}"),
-            fields: Vec::new(),
+        .map_err(|err| {
+            tracing::error!(error = %err, "dashboard: searching keys");
+            Failure {
+                status: 503,
+                code: "service_unavailable".into(),
+                detail: "The search could not run: the database did not answer. Please try again."
+                    .into(),
+                fields: Vec::new(),
+            }
         })?;
     for row in rows {
         let data = crate::http::shapes::key_data(state, row).await;
@@ -497,13 +501,16 @@ pub async fn settings(
         Ok(api) => api,
         Err(response) => return response,
     };
-    let problem = |text: String| Some(Notice::Error(text));
+    let problem = |status: StatusCode, text: String| Some((status, Notice::Error(text)));
     let mut error = None;
     if !session.may_on("api", &api.id, "update_api") {
-        error = problem(format!(
-            "Changing settings needs api.{}.update_api (or api.*.update_api).",
-            api.id
-        ));
+        error = problem(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Changing settings needs api.{}.update_api (or api.*.update_api).",
+                api.id
+            ),
+        );
     }
     let ips: Vec<String> = form
         .raw("ipWhitelist")
@@ -513,13 +520,8 @@ pub async fn settings(
         .map(str::to_string)
         .collect();
     if error.is_none() {
-        if let Some(bad) = ips
-            .iter()
-            .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
-        {
-            error = problem(format!("ipWhitelist: '{bad}' is not an IP address."));
-        } else if ips.len() > 100 {
-            error = problem("ipWhitelist: at most 100 addresses.".into());
+        if let Err(why) = crate::domain::apis::check_ip_whitelist(&ips) {
+            error = problem(StatusCode::BAD_REQUEST, format!("ipWhitelist: {why}."));
         }
     }
     if error.is_none() {
@@ -528,25 +530,7 @@ pub async fn settings(
             ip_whitelist: ips,
             recoverable: form.checked("recoverable"),
         };
-        let actor = crate::model::audit::Actor {
-            kind: "rootkey".into(),
-            id: session.principal.root_key_id.clone(),
-            name: Some(
-                session
-                    .principal
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| "root key".into()),
-            ),
-            remote_ip: session.client.ip().map(|ip| ip.to_string()),
-            user_agent: session
-                .client
-                .user_agent
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            correlation_id: Some(crate::http::scope::current_request_id()),
-        };
+        let actor = session.actor();
         match state
             .apis
             .update_settings(state.now(), &actor, &api, &settings)
@@ -555,10 +539,18 @@ pub async fn settings(
             Ok(true) => {
                 return Redirect::to(&format!("/apis/{}?done=api-updated", api.id)).into_response()
             }
-            Ok(false) => error = problem("This API was deleted meanwhile.".into()),
+            Ok(false) => {
+                error = problem(
+                    StatusCode::NOT_FOUND,
+                    "This API was deleted meanwhile.".into(),
+                )
+            }
             Err(err) => {
                 tracing::error!(error = %err, "dashboard: saving API settings");
-                error = problem("The database did not answer. Please try again.".into());
+                error = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database did not answer. Please try again.".into(),
+                );
             }
         }
     }
@@ -572,10 +564,10 @@ pub async fn settings(
             shown: None,
             chart: html! {},
             keys,
-            settings_problem: error,
+            settings_problem: error.as_ref().map(|(_, notice)| notice.clone()),
             now: state.now(),
         },
     ));
-    *response.status_mut() = StatusCode::BAD_REQUEST;
+    *response.status_mut() = error.map_or(StatusCode::BAD_REQUEST, |(status, _)| status);
     response
 }

@@ -2,7 +2,6 @@
 //! disable, credits, permissions and roles, reroll, reveal (recoverable keys) and delete.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::{html, Markup};
@@ -588,11 +587,7 @@ pub async fn delete(
                 ..Default::default()
             };
             let mut response = render(&state, &client, &session, &key, extras, "day").await;
-            *response.status_mut() = if failure.status == 0 {
-                StatusCode::BAD_REQUEST
-            } else {
-                status_of(&failure)
-            };
+            *response.status_mut() = status_of(&failure);
             response
         }
     }
