@@ -100,7 +100,7 @@ cleanup() {
 # stop_proc VAR WHAT: stops the process whose pid is in variable VAR (SIGTERM, then SIGKILL after
 # 30 s) and empties VAR.
 stop_proc() {
-    local pid="${!1}" i
+    local pid="${!1}"
     [[ -n "$pid" ]] || return 0
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
@@ -133,7 +133,8 @@ ROOT_KEY="$("$BIN" --database "$DB_URL" --log warn root-key create --workspace "
 export BENCH_ROOT_KEY="$ROOT_KEY"
 
 # start_proc VAR LOG URL WHAT COMMAND...: starts COMMAND in the background (output appended to
-# LOG), puts its pid in variable VAR and waits (up to 60 s) until GET URL answers 2xx.
+# LOG), puts its pid in variable VAR and waits (up to 60 s) until GET URL answers 2xx. Fails (with
+# the end of LOG on stderr, the process stopped and VAR empty) when it does not.
 start_proc() {
     local var="$1" logf="$2" url="$3" what="$4" pid
     shift 4
@@ -146,23 +147,26 @@ start_proc() {
             wait "$pid" || true
             printf -v "$var" '%s' ""
             tail -n 40 "$logf" >&2
-            die "$what exited during start-up (log above)"
+            echo "bench: $what exited during start-up (log above)" >&2
+            return 1
         fi
         sleep 0.1
     done
     tail -n 40 "$logf" >&2
-    die "$what: GET $url did not answer within 60s"
+    echo "bench: $what: GET $url did not answer within 60s" >&2
+    stop_proc "$var" "$what"
+    return 1
 }
 start_server() {
     start_proc SERVER_PID "$TMP/server.log" "$BASE/v2/liveness" "the server" \
-        "$BIN" --database "$DB_URL" --log warn serve --listen "127.0.0.1:$PORT"
+        "$BIN" --database "$DB_URL" --log warn serve --listen "127.0.0.1:$PORT" || die "the server did not start"
 }
 # start_bare [--keys FILE --fill N]: the bare server on BARE_PORT. Without a key file it holds
 # 1000 synthetic keys (the hot key BARE_HOT_KEY among them).
 start_bare() {
     (( $# > 0 )) || set -- --fill 1000
     start_proc BARE_PID "$TMP/bare.log" "$BARE_BASE/v2/liveness" "the bare server" \
-        "$BARE_BIN" --listen "127.0.0.1:$BARE_PORT" "$@"
+        "$BARE_BIN" --listen "127.0.0.1:$BARE_PORT" "$@" || die "the bare server did not start"
 }
 
 rss_of() { # rss_of PID FIELD -> KiB
@@ -491,7 +495,9 @@ tsv meta throttlecrab_bin "${TC_BIN:--}"
 tsv meta load_average "$(cut -d' ' -f1-3 /proc/loadavg)"
 for knob in "DURATION=$DURATION" "CONNECTIONS=$CONNECTIONS" "THREADS=$THREADS" "KEYS=$KEYS" "ROUNDS=$ROUNDS" \
     "RL_ROTATE=$RL_ROTATE" "RL_MEMORY_IDS=$RL_MEMORY_IDS" "PACE_DELAY_MS=$PACE_DELAY_MS" "SETTLE=$SETTLE" \
-    "NOISE=$NOISE" "IDLE_WAIT=$IDLE_WAIT" "WARMUP_TIMEOUT=$WARMUP_TIMEOUT" "CRASH=$CRASH" "PORT=$PORT" "JSON=$JSON_OUT"; do
+    "NOISE=$NOISE" "IDLE_WAIT=$IDLE_WAIT" "WARMUP_TIMEOUT=$WARMUP_TIMEOUT" "CRASH=$CRASH" "PORT=$PORT" "JSON=$JSON_OUT" \
+    "BUILD=${BENCH_BUILD:-1}" "BIN=${BENCH_BIN:-}" "BARE_BIN=${BENCH_BARE_BIN:-}" "THROTTLECRAB=${BENCH_THROTTLECRAB:-}" \
+    "KEEP=$KEEP" "CLUSTER=${BENCH_CLUSTER:-0}"; do
     tsv knob "BENCH_${knob%%=*}" "${knob#*=}"
 done
 
@@ -645,10 +651,12 @@ if [[ -n "$TC_BIN" ]]; then
     log "starting throttlecrab-server, the ceiling of h and i"
     TC_PORT="$(free_port)"
     TC_BASE="http://127.0.0.1:$TC_PORT"
-    start_proc TC_PID "$TMP/throttlecrab.log" "$TC_BASE/health" throttlecrab-server \
-        "$TC_BIN" --http --http-host 127.0.0.1 --http-port "$TC_PORT"
-    body="$(curl -sS -X POST "$TC_BASE/throttle" -H 'Content-Type: application/json' -d "$(tc_body hot)" || true)"
-    echo "throttlecrab-server pid $TC_PID, first call: $body"
+    body=""
+    if start_proc TC_PID "$TMP/throttlecrab.log" "$TC_BASE/health" throttlecrab-server \
+        "$TC_BIN" --http --http-host 127.0.0.1 --http-port "$TC_PORT"; then
+        body="$(curl -sS -X POST "$TC_BASE/throttle" -H 'Content-Type: application/json' -d "$(tc_body hot)" || true)"
+        echo "throttlecrab-server pid $TC_PID, first call: $body"
+    fi
     if [[ "$body" == *'"allowed":true'* ]]; then
         RL_HOT_CEIL=tc-hot RL_ROT_CEIL=tc-rotating RL_TARGET=1.0
     else
