@@ -657,7 +657,7 @@ if [[ -n "$TC_BIN" ]]; then
         body="$(curl -sS -X POST "$TC_BASE/throttle" -H 'Content-Type: application/json' -d "$(tc_body hot)" || true)"
         echo "throttlecrab-server pid $TC_PID, first call: $body"
     fi
-    if [[ "$body" == *'"allowed":true'* ]]; then
+    if [[ "$body" =~ \"allowed\":\ *true ]]; then
         RL_HOT_CEIL=tc-hot RL_ROT_CEIL=tc-rotating RL_TARGET=1.0
     else
         echo "bench: WARNING: throttlecrab-server did not answer as expected; h and i are compared with the bare server's liveness" >&2
