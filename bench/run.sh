@@ -842,7 +842,8 @@ tsv extra verifications_answered "$VERIFIED"
 
 # ---- summary -------------------------------------------------------------------------------
 
-log "summary (medians of $ROUNDS rounds of ceiling, keyward liveness, scenario; d and b/2 against the liveness of a: $(printf '%.0f' "$BASE_RPS") req/s; duration $DURATION, $THREADS wrk thread(s), $CONNECTIONS connections)"
+if (( ROUNDS > 1 )); then rounds_text="medians of $ROUNDS rounds"; else rounds_text="one round"; fi
+log "summary ($rounds_text of ceiling, keyward liveness, scenario; d and b/2 against the liveness of a: $(printf '%.0f' "${BASE_RPS:-0}") req/s; duration $DURATION, $THREADS wrk thread(s), $CONNECTIONS connections)"
 {
     echo "scenario|req/s|p50|p99|vs liveness|vs ceiling|ceiling|target|met?"
     for row in "${RESULTS[@]}"; do
