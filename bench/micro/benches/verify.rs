@@ -16,6 +16,7 @@ use keyward::domain::keys::hash::{digest_key, hash_key, hash_of_digest, Digest};
 use keyward::domain::ratelimit::{namespace_key, LimitCheck, LocalCounters};
 use keyward::domain::rbac::query;
 use keyward::model::{CreditRecord, CreditRow, CreditWrite, KeyRow, StoredCredits};
+use keyward::server::DEFAULT_KEY_CACHE_CAPACITY;
 use keyward::store::{CreditStore, StoreResult};
 
 /// A key in the format `bench/load_keys.py` writes: `bk_` and 32 hex characters.
@@ -78,9 +79,10 @@ fn key_row(i: u64, permissions: Vec<String>) -> KeyRow {
     }
 }
 
-/// A cache holding `n` found keys; returns it with their digests in a shuffled order.
+/// A cache of the server's default capacity holding `n` found keys (`n` at most that capacity);
+/// returns it with their digests in a shuffled order.
 fn filled_cache(n: u64) -> (KeyCache, Vec<Digest>) {
-    let cache = KeyCache::new(n as usize);
+    let cache = KeyCache::new(DEFAULT_KEY_CACHE_CAPACITY);
     let interner = Interner::default();
     let mut digests = Vec::with_capacity(n as usize);
     for i in 0..n {
