@@ -10,8 +10,9 @@
 //!   byte of the request. A client that dribbles its headers (slowloris) is disconnected then.
 //! - A kept-alive connection with no request in progress is closed after
 //!   [`ConnectionLimits::idle_timeout`].
-//! - Both are checked every quarter of the shorter one, so a connection is closed up to that much
-//!   after its deadline.
+//! - Both are checked every eighth of the shorter one, and a phase is timed from the first check
+//!   that sees it, so a connection is closed up to a quarter of the shorter limit after its
+//!   deadline. Serving a request costs the watch no lock and no clock read.
 //! - A request being served has no limit here: `--request-timeout` bounds it (see
 //!   [`super::context`]).
 //!
@@ -24,7 +25,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -167,6 +169,7 @@ async fn serve_connection(
     // The limits are checked on a tick rather than by a timer re-armed at every change of phase:
     // a request then costs the watcher nothing, and a deadline is enforced at most a quarter of
     // the shorter limit late.
+    let mut watch = Watch::new(&activity);
     let mut ticks = tokio::time::interval(check_interval(&limits));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
@@ -183,7 +186,7 @@ async fn serve_connection(
                 connection.as_mut().graceful_shutdown();
             }
             _ = ticks.tick() => {
-                if let Some(reason) = activity.expired(&limits) {
+                if let Some(reason) = watch.expired(&activity, &limits) {
                     // Dropping the connection closes the socket; no request is in progress.
                     tracing::debug!(%peer, reason, "closing a connection");
                     return;
@@ -193,72 +196,99 @@ async fn serve_connection(
     }
 }
 
-/// How often a connection's limits are checked: a quarter of the shorter one.
+/// How often a connection's limits are checked: an eighth of the shorter one. A phase is timed
+/// from the first tick that sees it, so a deadline is enforced at most two ticks (a quarter of
+/// the shorter limit) late.
 fn check_interval(limits: &ConnectionLimits) -> Duration {
-    (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(5))
+    (limits.header_read_timeout.min(limits.idle_timeout) / 8).max(Duration::from_millis(5))
 }
 
 /// Where a connection is between requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// A request's headers are due: since the connection was accepted, or since the first byte
     /// of a request on a kept-alive connection.
-    Head(Instant),
-    /// Between requests on a kept-alive connection, nothing received since this instant.
-    Idle(Instant),
+    Head = 0,
+    /// Between requests on a kept-alive connection.
+    Idle = 1,
     /// A request is being served.
-    Busy,
+    Busy = 2,
 }
 
 /// A connection's phase, shared by its socket (which sees bytes arrive), its service (which
-/// sees requests start and end) and its watcher (which enforces the limits). All three run in
-/// the connection's one task, so the lock is never contended.
+/// sees requests start and end) and its watcher (which enforces the limits). The request path
+/// only swaps a word: no lock and no clock. The word holds the phase in its low two bits and,
+/// above them, how many times the phase changed, so the watcher's tick knows when a new phase
+/// began even if it flipped and back in between. All three run in the connection's one task.
 struct Activity {
-    phase: Mutex<Phase>,
+    state: AtomicU32,
 }
 
 impl Activity {
     fn new() -> Self {
         Activity {
-            phase: Mutex::new(Phase::Head(Instant::now())),
+            state: AtomicU32::new(Phase::Head as u32),
         }
     }
 
-    fn phase(&self) -> Phase {
-        *self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    /// The phase and its change count.
+    fn load(&self) -> (Phase, u32) {
+        let state = self.state.load(Ordering::Relaxed);
+        let phase = match state & 3 {
+            0 => Phase::Head,
+            1 => Phase::Idle,
+            _ => Phase::Busy,
+        };
+        (phase, state >> 2)
     }
 
     fn set(&self, phase: Phase) {
-        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase;
+        let state = self.state.load(Ordering::Relaxed);
+        let changes = (state >> 2).wrapping_add(1);
+        self.state
+            .store((changes << 2) | phase as u32, Ordering::Relaxed);
     }
 
     /// Bytes arrived: on an idle connection, a request has begun and its headers are now due.
     fn received(&self) {
-        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-        if let Phase::Idle(_) = *phase {
-            *phase = Phase::Head(Instant::now());
+        if self.load().0 == Phase::Idle {
+            self.set(Phase::Head);
+        }
+    }
+}
+
+/// The watcher's view of an [`Activity`]: when it first saw the current phase.
+struct Watch {
+    seen: (Phase, u32),
+    since: Instant,
+}
+
+impl Watch {
+    fn new(activity: &Activity) -> Self {
+        Watch {
+            seen: activity.load(),
+            since: Instant::now(),
         }
     }
 
-    /// When the connection is to be closed unless something happens first.
-    fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
-        match self.phase() {
-            Phase::Head(since) => Some(since + limits.header_read_timeout),
-            Phase::Idle(since) => Some(since + limits.idle_timeout),
-            Phase::Busy => None,
-        }
-    }
-
-    /// Why the connection is to be closed now, if its deadline has passed.
-    fn expired(&self, limits: &ConnectionLimits) -> Option<&'static str> {
-        let due = self.deadline(limits)?;
-        if Instant::now() < due {
+    /// Why the connection is to be closed now, if its phase has outlived its limit.
+    fn expired(&mut self, activity: &Activity, limits: &ConnectionLimits) -> Option<&'static str> {
+        let now = Instant::now();
+        let current = activity.load();
+        if current != self.seen {
+            self.seen = current;
+            self.since = now;
             return None;
         }
-        Some(match self.phase() {
-            Phase::Head(_) => "request headers not received within --header-read-timeout",
-            _ => "idle for --idle-timeout",
-        })
+        let (limit, reason) = match current.0 {
+            Phase::Head => (
+                limits.header_read_timeout,
+                "request headers not received within --header-read-timeout",
+            ),
+            Phase::Idle => (limits.idle_timeout, "idle for --idle-timeout"),
+            Phase::Busy => return None,
+        };
+        (now.duration_since(self.since) >= limit).then_some(reason)
     }
 }
 
@@ -274,7 +304,7 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.set(Phase::Idle(Instant::now()));
+        self.0.set(Phase::Idle);
     }
 }
 
