@@ -4,8 +4,9 @@
 //! macros anywhere in the code record into it. Names are `keyward_*`; each is described here,
 //! where an operator looks them up.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -124,40 +125,46 @@ pub fn recorder() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The handles of one route's metrics, registered once so that each request costs a map lookup
-/// and two atomic updates, not a registry lookup with allocated labels.
+/// The handles of one route's metrics, registered once so that each request costs a lookup in
+/// a per-thread map and two atomic updates, not a registry lookup with allocated labels.
 struct RouteHandles {
     duration: Histogram,
-    by_status: HashMap<u16, Counter>,
+    /// By status: a route answers with a handful of them, so a short list beats a map.
+    by_status: Vec<(u16, Counter)>,
 }
 
-static ROUTES: OnceLock<RwLock<HashMap<Box<str>, RouteHandles>>> = OnceLock::new();
+thread_local! {
+    /// Each worker thread's own handles (clones of the same registered metrics), so that threads
+    /// do not contend for a lock. foldhash: the keys are route patterns, not hostile input.
+    static ROUTES: RefCell<HashMap<Box<str>, RouteHandles, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
+}
 
 /// Counts one answered request and its latency.
 pub fn record_request(route: &str, status: u16, seconds: f64) {
-    let routes = ROUTES.get_or_init(Default::default);
-    if let Ok(map) = routes.read() {
-        if let Some(handles) = map.get(route) {
-            if let Some(counter) = handles.by_status.get(&status) {
+    ROUTES.with_borrow_mut(|routes| {
+        if !routes.contains_key(route) {
+            routes.insert(
+                Box::from(route),
+                RouteHandles {
+                    duration: metrics::histogram!(HTTP_DURATION, "route" => route.to_string()),
+                    by_status: Vec::new(),
+                },
+            );
+        }
+        let Some(handles) = routes.get_mut(route) else {
+            return;
+        };
+        handles.duration.record(seconds);
+        match handles.by_status.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!(HTTP_REQUESTS, "route" => route.to_string(), "status" => status.to_string());
                 counter.increment(1);
-                handles.duration.record(seconds);
-                return;
+                handles.by_status.push((status, counter));
             }
         }
-    }
-    let Ok(mut map) = routes.write() else { return };
-    let handles = map.entry(Box::from(route)).or_insert_with(|| RouteHandles {
-        duration: metrics::histogram!(HTTP_DURATION, "route" => route.to_string()),
-        by_status: HashMap::new(),
     });
-    handles
-        .by_status
-        .entry(status)
-        .or_insert_with(|| {
-            metrics::counter!(HTTP_REQUESTS, "route" => route.to_string(), "status" => status.to_string())
-        })
-        .increment(1);
-    handles.duration.record(seconds);
 }
 
 /// Drains histogram samples into their buckets; without it they would pile up between scrapes.

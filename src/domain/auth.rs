@@ -5,14 +5,14 @@
 //! local mutation) reports a root-key or workspace change, so a disabled key is refused on the
 //! next request on this node and within the poll interval on every other.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::clock::SharedClock;
 use crate::domain::invalidation::Invalidate;
-use crate::domain::keys::hash::Digest;
 use crate::domain::keys::hash::{digest_key, digest_of_hash};
+use crate::domain::keys::hash::{Digest, DigestMap};
 use crate::model::{ChangeKind, RootKeyAuth};
 use crate::store::{AdminStore, StoreError};
 
@@ -61,7 +61,7 @@ const CAPACITY: usize = 10_000;
 /// re-inserting what the invalidation just removed.
 #[derive(Default)]
 pub struct RootKeyCache {
-    entries: RwLock<HashMap<Digest, Arc<Entry>>>,
+    entries: RwLock<DigestMap<Arc<Entry>>>,
     generation: AtomicU64,
 }
 

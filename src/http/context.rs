@@ -9,13 +9,19 @@
 //! configured threshold. Neither ever holds a header, a key or a body: the route is the matched
 //! pattern, not the path the client sent.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use tower_service::Service;
 
 use super::error::{ApiError, ErrorCode, FieldError};
 use super::scope::{with_context, Progress, RequestContext};
@@ -26,6 +32,14 @@ use crate::ids;
 pub const ACCESS_TARGET: &str = "keyward::access";
 /// The tracing target of slow-request warnings.
 pub const SLOW_TARGET: &str = "keyward::slow_request";
+
+/// The response header that carries the request id.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The workspace rate limit's response headers.
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Routes whose every error response Unkey's spec declares as `application/problem+json`.
 const PROBLEM_JSON_ROUTES: &[&str] = &["/v2/identities.deleteIdentity"];
@@ -41,85 +55,162 @@ fn accepts_problem_json(accept: Option<&HeaderValue>) -> bool {
     })
 }
 
-/// Outermost middleware: assigns the request id, scopes the context, turns the router's bare
-/// 404/405 answers into the error envelope and sets `X-Request-Id` on every response.
-pub async fn request_context(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let progress = Arc::new(Progress::default());
-    let context = RequestContext {
-        request_id: ids::new_id(ids::Prefix::Request),
-        wants_problem_json: accepts_problem_json(request.headers().get(header::ACCEPT)),
-        problem_json_route: PROBLEM_JSON_ROUTES.contains(&request.uri().path()),
-        public_url: state.public_url.clone(),
-        progress: progress.clone(),
-    };
-    let request_id = context.request_id.clone();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let timeout = state.request_timeout;
-    let watched = progress.clone();
-    let response = with_context(context, async move {
-        // A dependency that hangs (a database behind a dead network path) must not hold the
-        // caller: past the bound the request is dropped, which rolls back any transaction it
-        // had open, and answered 503. A client that had not yet sent its whole body is told
-        // so with 408 instead, as Unkey answers any timeout.
-        match tokio::time::timeout(timeout, next.run(request)).await {
-            Ok(response) => envelope_bare_errors(response),
-            Err(_) if watched.reading_body() => {
-                tracing::warn!(
-                    request_id = %super::scope::current_request_id(),
-                    timeout_ms = timeout.as_millis() as u64,
-                    "request body not received within the request timeout"
-                );
-                let mut error = ApiError::new(
-                    ErrorCode::RequestTimeout,
-                    format!(
-                        "The request body did not arrive within the request timeout of {} ms.",
-                        timeout.as_millis()
-                    ),
-                );
-                error.errors.push(FieldError {
-                    location: "body".into(),
-                    message: "the body was still arriving when the request timed out".into(),
-                    fix: Some(
-                        "Send the whole body promptly, with a Content-Length that matches it."
-                            .into(),
-                    ),
-                });
-                error.into_response()
-            }
-            Err(_) => {
-                tracing::error!(
-                    request_id = %super::scope::current_request_id(),
-                    timeout_ms = timeout.as_millis() as u64,
-                    "request timed out"
-                );
-                ApiError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "The request did not complete in time: a storage backend is not answering. \
-                     Please try again.",
-                )
-                .into_response()
-            }
+/// The outermost middleware as a tower layer, applied to every route (and the fallback) by
+/// [`super::app`]: it assigns the request id, scopes the context, catches a handler's panic
+/// (a 500 envelope), turns the router's bare 404/405 answers into the error envelope and sets
+/// `X-Request-Id` on every response.
+///
+/// Written as a service rather than with `axum::middleware::from_fn` because it runs on every
+/// request: the route is called at once, so nothing is cloned or boxed per request but the one
+/// future this returns.
+#[derive(Clone)]
+pub struct RequestContextLayer(AppState);
+
+impl RequestContextLayer {
+    pub fn new(state: AppState) -> Self {
+        RequestContextLayer(state)
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RequestContextLayer {
+    type Service = RequestContextService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestContextService {
+            inner,
+            state: self.0.clone(),
         }
-    })
-    .await;
-    let mut response = response;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+    }
+}
+
+/// The service of [`RequestContextLayer`].
+#[derive(Clone)]
+pub struct RequestContextService<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for RequestContextService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let state = self.state.clone();
+        let progress = Arc::new(Progress::default());
+        let context = RequestContext {
+            request_id: ids::new_request_id(),
+            wants_problem_json: accepts_problem_json(request.headers().get(header::ACCEPT)),
+            problem_json_route: PROBLEM_JSON_ROUTES.contains(&request.uri().path()),
+            public_url: state.public_url.clone(),
+            progress: progress.clone(),
+        };
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        // The route only builds its future here; the handler runs when it is polled, inside
+        // the context's scope below.
+        let inner = AssertUnwindSafe(self.inner.call(request)).catch_unwind();
+        Box::pin(async move {
+            let request_id = context.request_id.clone();
+            let response = with_context(context, bounded(&state, started, &progress, inner)).await;
+            Ok(finish(
+                &state,
+                &request_id,
+                &method,
+                route.as_ref(),
+                &progress,
+                response,
+                started,
+            ))
+        })
+    }
+}
+
+/// Runs the route's future within the request timeout and turns what it gives into a response:
+/// a panic becomes a 500 envelope, the router's bare 404/405 the error envelope.
+async fn bounded<F>(state: &AppState, started: Instant, progress: &Progress, inner: F) -> Response
+where
+    F: Future<Output = std::thread::Result<Result<Response, Infallible>>>,
+{
+    // A dependency that hangs (a database behind a dead network path) must not hold the
+    // caller: past the bound the request is dropped, which rolls back any transaction it had
+    // open, and answered 503. A client that had not yet sent its whole body is told so with
+    // 408 instead, as Unkey answers any timeout.
+    let timeout = state.request_timeout;
+    let deadline = tokio::time::Instant::from_std(started) + timeout;
+    match tokio::time::timeout_at(deadline, inner).await {
+        Ok(Ok(Ok(response))) => envelope_bare_errors(response),
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(panic)) => super::routes::panic_response(panic),
+        Err(_) if progress.reading_body() => {
+            tracing::warn!(
+                request_id = %super::scope::current_request_id(),
+                timeout_ms = timeout.as_millis() as u64,
+                "request body not received within the request timeout"
+            );
+            let mut error = ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "The request body did not arrive within the request timeout of {} ms.",
+                    timeout.as_millis()
+                ),
+            );
+            error.errors.push(FieldError {
+                location: "body".into(),
+                message: "the body was still arriving when the request timed out".into(),
+                fix: Some(
+                    "Send the whole body promptly, with a Content-Length that matches it.".into(),
+                ),
+            });
+            error.into_response()
+        }
+        Err(_) => {
+            tracing::error!(
+                request_id = %super::scope::current_request_id(),
+                timeout_ms = timeout.as_millis() as u64,
+                "request timed out"
+            );
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "The request did not complete in time: a storage backend is not answering. \
+                 Please try again.",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The response's last touches (`X-Request-Id`, the workspace limit's headers) and its access
+/// log line.
+fn finish(
+    state: &AppState,
+    request_id: &str,
+    method: &axum::http::Method,
+    route: Option<&MatchedPath>,
+    progress: &Progress,
+    mut response: Response,
+    started: Instant,
+) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(&REQUEST_ID, value);
     }
     if let Some(admission) = progress.workspace_limit.get() {
         add_rate_limit_headers(&mut response, admission);
     }
     log_access(
-        &state,
-        &request_id,
-        &method,
-        route.as_ref(),
+        state,
+        request_id,
+        method,
+        route,
         progress.caller.get(),
         &response,
         started,
@@ -137,12 +228,9 @@ fn add_rate_limit_headers(
         return;
     }
     let headers = response.headers_mut();
-    headers.insert("ratelimit-limit", HeaderValue::from(admission.limit));
-    headers.insert(
-        "ratelimit-remaining",
-        HeaderValue::from(admission.remaining),
-    );
-    headers.insert("ratelimit-reset", HeaderValue::from(admission.reset_secs));
+    headers.insert(&RATELIMIT_LIMIT, HeaderValue::from(admission.limit));
+    headers.insert(&RATELIMIT_REMAINING, HeaderValue::from(admission.remaining));
+    headers.insert(&RATELIMIT_RESET, HeaderValue::from(admission.reset_secs));
     if !admission.passed {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(admission.reset_secs));
     }

@@ -230,13 +230,7 @@ fn api_app(state: AppState) -> Router {
 
 fn with_layers(router: Router<AppState>, state: AppState) -> Router {
     router
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            routes::panic_response,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            context::request_context,
-        ))
+        .layer(context::RequestContextLayer::new(state.clone()))
         .with_state(state)
 }
 

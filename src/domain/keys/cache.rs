@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::domain::credits::{KeyCredits, Refill};
 use crate::domain::invalidation::Invalidate;
-use crate::domain::keys::hash::{digest_of_hash, Digest};
+use crate::domain::keys::hash::{digest_of_hash, Digest, DigestMap};
 use crate::model::{ChangeKind, KeyRow, RatelimitConfig};
 
 /// A key's identity as verification needs it.
@@ -180,7 +180,7 @@ pub enum Cached {
 }
 
 struct Shard {
-    map: RwLock<HashMap<Digest, Cached>>,
+    map: RwLock<DigestMap<Cached>>,
     generation: AtomicU64,
 }
 
@@ -197,7 +197,7 @@ impl KeyCache {
         KeyCache {
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    map: RwLock::new(HashMap::new()),
+                    map: RwLock::new(DigestMap::default()),
                     generation: AtomicU64::new(0),
                 })
                 .collect(),

@@ -71,6 +71,12 @@ pub fn hex_sha256(text: &str) -> String {
 /// The SHA-256 of a presented key: what caches are keyed by.
 pub type Digest = [u8; 32];
 
+/// A map keyed by [`Digest`]s, hashed with foldhash rather than std's SipHash: a lookup on every
+/// verification then costs a few dozen instructions instead of a few hundred. foldhash is seeded
+/// per process, and a key's digest is SHA-256 output, which a client cannot steer into chosen
+/// buckets without a per-process seed it never sees.
+pub type DigestMap<V> = std::collections::HashMap<Digest, V, foldhash::fast::RandomState>;
+
 /// The SHA-256 digest of a presented key (its stored form is [`hash_of_digest`] of it).
 pub fn digest_key(key: &str) -> Digest {
     Sha256::digest(key.as_bytes()).into()
