@@ -159,7 +159,9 @@ fn bind_all(
 }
 
 /// Inserts `rows` through the many-row statement in runs of [`ROWS_PER_INSERT`], the rest one
-/// by one.
+/// by one. Each statement is taken from the cache once per call, not once per run: returning it
+/// clears its bindings, which frees every bound string, so each run would allocate them anew
+/// (and look the long statement text up again).
 fn insert_rows<T>(
     tx: &rusqlite::Transaction<'_>,
     statements: &[String; 2],
@@ -167,22 +169,53 @@ fn insert_rows<T>(
     rows: &[T],
     bind: impl Fn(&mut rusqlite::CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        if chunk.len() == ROWS_PER_INSERT {
-            let mut insert = tx.prepare_cached(&statements[0])?;
-            for (i, r) in chunk.iter().enumerate() {
+    let mut runs = rows.chunks_exact(ROWS_PER_INSERT);
+    if runs.len() > 0 {
+        let mut insert = tx.prepare_cached(&statements[0])?;
+        for run in runs.by_ref() {
+            for (i, r) in run.iter().enumerate() {
                 bind(&mut insert, i * columns, r)?;
             }
             insert.raw_execute()?;
-        } else {
-            let mut insert = tx.prepare_cached(&statements[1])?;
-            for r in chunk {
-                bind(&mut insert, 0, r)?;
-                insert.raw_execute()?;
-            }
+        }
+    }
+    let rest = runs.remainder();
+    if !rest.is_empty() {
+        let mut insert = tx.prepare_cached(&statements[1])?;
+        for r in rest {
+            bind(&mut insert, 0, r)?;
+            insert.raw_execute()?;
         }
     }
     Ok(())
+}
+
+/// Statements of a set (one per rollup table), each taken from the cache on first use and held
+/// until the set is dropped.
+struct Statements<'t, 's> {
+    tx: &'t rusqlite::Transaction<'t>,
+    sql: &'s [String],
+    held: Vec<Option<rusqlite::CachedStatement<'t>>>,
+}
+
+impl<'t, 's> Statements<'t, 's> {
+    fn new(tx: &'t rusqlite::Transaction<'t>, sql: &'s [String]) -> Self {
+        Statements {
+            tx,
+            sql,
+            held: sql.iter().map(|_| None).collect(),
+        }
+    }
+
+    fn get(&mut self, i: usize) -> rusqlite::Result<&mut rusqlite::CachedStatement<'t>> {
+        let (Some(slot), Some(sql)) = (self.held.get_mut(i), self.sql.get(i)) else {
+            return Err(rusqlite::Error::InvalidParameterCount(i, self.sql.len()));
+        };
+        match slot {
+            Some(statement) => Ok(statement),
+            empty => Ok(empty.insert(self.tx.prepare_cached(sql)?)),
+        }
+    }
 }
 
 impl EventLog for SqliteEventLog {
@@ -244,11 +277,12 @@ impl EventLog for SqliteEventLog {
                 )
             },
         )?;
+        // One statement per rollup table, each taken from the cache once (see `insert_rows`).
+        let mut upserts = Statements::new(&tx, &self.verification_counts);
         for c in &batch.verification_counts {
-            let mut upsert =
-                tx.prepare_cached(&self.verification_counts[c.granularity as usize])?;
+            let upsert = upserts.get(c.granularity as usize)?;
             bind_all(
-                &mut upsert,
+                upsert,
                 0,
                 &[
                     &c.workspace_id,
@@ -266,10 +300,12 @@ impl EventLog for SqliteEventLog {
             )?;
             upsert.raw_execute()?;
         }
+        drop(upserts);
+        let mut upserts = Statements::new(&tx, &self.ratelimit_counts);
         for c in &batch.ratelimit_counts {
-            let mut upsert = tx.prepare_cached(&self.ratelimit_counts[c.granularity as usize])?;
+            let upsert = upserts.get(c.granularity as usize)?;
             bind_all(
-                &mut upsert,
+                upsert,
                 0,
                 &[
                     &c.workspace_id,
@@ -284,6 +320,7 @@ impl EventLog for SqliteEventLog {
             )?;
             upsert.raw_execute()?;
         }
+        drop(upserts);
         tx.commit()?;
         Ok(())
     }
