@@ -220,7 +220,7 @@ impl KeyService {
             return Ok(Verdict::not_found());
         }
         let permission_query = match req.permissions {
-            Some(text) => Some(query::parse(text).map_err(VerifyError::Query)?),
+            Some(text) => Some(query::parse_cached(text).map_err(VerifyError::Query)?),
             None => None,
         };
 

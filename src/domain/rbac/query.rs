@@ -251,6 +251,32 @@ fn collapse(items: Vec<Requirement>, group: fn(Vec<Requirement>) -> Requirement)
     }
 }
 
+/// Parsed queries each thread keeps, past which its cache starts over.
+const CACHED_QUERIES: usize = 256;
+
+thread_local! {
+    /// The queries this thread parsed lately. Clients send the same few queries on every
+    /// verification; parsing one of ten terms costs more than the rest of the check.
+    static PARSED: std::cell::RefCell<std::collections::HashMap<Box<str>, std::sync::Arc<Requirement>, foldhash::fast::RandomState>> =
+        std::cell::RefCell::new(std::collections::HashMap::default());
+}
+
+/// [`parse`], remembering each thread's last [`CACHED_QUERIES`] successful parses (an invalid
+/// query is parsed again every time, so its error is always the parser's).
+pub fn parse_cached(input: &str) -> Result<std::sync::Arc<Requirement>, QueryError> {
+    if let Some(found) = PARSED.with_borrow(|parsed| parsed.get(input).cloned()) {
+        return Ok(found);
+    }
+    let requirement = std::sync::Arc::new(parse(input)?);
+    PARSED.with_borrow_mut(|parsed| {
+        if parsed.len() >= CACHED_QUERIES {
+            parsed.clear();
+        }
+        parsed.insert(Box::from(input), requirement.clone());
+    });
+    Ok(requirement)
+}
+
 /// Parses a permission query into a flat [`Requirement`] tree.
 pub fn parse(input: &str) -> Result<Requirement, QueryError> {
     let mut lexer = Lexer::new(input);
@@ -626,6 +652,25 @@ mod tests {
         assert!(req.is_satisfied_by(&held(&["api.*"])));
         assert!(req.is_satisfied_by(&held(&["api.edit"])));
         assert!(!req.is_satisfied_by(&held(&["api.read"])));
+    }
+
+    #[test]
+    fn cached_parses_are_the_parses_and_errors_are_not_cached() {
+        let query = "a.b AND (c.d OR e.f)";
+        let first = parse_cached(query).expect("valid");
+        assert_eq!(*first, parse(query).expect("valid"));
+        let again = parse_cached(query).expect("valid");
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &again),
+            "the second parse is the cached one"
+        );
+        let bad = "a.b AND";
+        assert_eq!(parse_cached(bad), Err(parse(bad).expect_err("invalid")));
+        assert_eq!(parse_cached(bad), Err(parse(bad).expect_err("invalid")));
+        for i in 0..(CACHED_QUERIES + 10) {
+            let q = format!("p{i}.x OR q.y");
+            assert_eq!(*parse_cached(&q).expect("valid"), parse(&q).expect("valid"));
+        }
     }
 
     #[test]
