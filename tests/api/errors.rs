@@ -289,3 +289,60 @@ async fn routes_whose_errors_the_spec_declares_as_problem_json_always_send_it() 
     response.assert_error(404, "unkey/data/identity_not_found", "Not Found");
     assert_eq!(response.headers["content-type"], "application/problem+json");
 }
+
+/// No route panics today, but the context layer must still turn a panic into the 500 envelope
+/// (with the request's id, in the body and the header) instead of dropping the connection, and
+/// the server must keep serving. A router with a panicking route, behind the server's own layer.
+#[tokio::test]
+async fn a_panicking_handler_is_answered_with_the_500_envelope() {
+    use http_body_util::BodyExt;
+    use tower_service::Service;
+
+    let app = spawn_app().await;
+    let mut router = axum::Router::new()
+        .route(
+            "/v2/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("boom");
+                }
+                "not reached"
+            }),
+        )
+        .layer(keyward::http::context::RequestContextLayer::new(
+            app.state.clone(),
+        ));
+    for _ in 0..2 {
+        let request = axum::http::Request::get("/v2/boom")
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        let response = router.call(request).await.expect("infallible");
+        assert_eq!(response.status(), 500);
+        let header_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .expect("x-request-id");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["meta"]["requestId"], json!(header_id), "{body}");
+        assert_eq!(body["error"]["status"], json!(500), "{body}");
+        assert!(
+            body["error"]["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("/unkey/application/unexpected_error")),
+            "{body}"
+        );
+    }
+    // The server itself still answers.
+    let live = app
+        .send(app.client.get(format!("{}/v2/liveness", app.base_url)))
+        .await;
+    assert_eq!(live.status, 200);
+}
