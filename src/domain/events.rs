@@ -267,7 +267,7 @@ pub fn channel(store: Arc<dyn EventStore>, config: WriterConfig) -> (EventSink, 
 
 /// Keys' latest verification times not yet written to `key_last_used`.
 struct LastUsed {
-    pending: HashMap<Box<str>, i64>,
+    pending: FastMap<Box<str>, i64>,
     interval: Duration,
     since: Instant,
     /// A round being written, sorted by key id, a chunk at a time between event batches.
@@ -281,7 +281,7 @@ const LAST_USED_CHUNK: usize = 20_000;
 impl LastUsed {
     fn new(interval: Duration) -> Self {
         LastUsed {
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             interval,
             since: Instant::now(),
             writing: Vec::new().into_iter(),
@@ -336,193 +336,325 @@ fn last_uses(taken: &[(Box<str>, i64)]) -> Vec<LastUse<'_>> {
 /// raw events are written in every round).
 pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Counts held at most before they are written early, whatever the interval (about 150 bytes
-/// each): many distinct keys in little time.
-const MAX_PENDING_COUNTS: usize = 200_000;
+/// Minute groups held at most before a round of rollups starts early, whatever the interval
+/// (each becomes a row in each of the four rollup tables): many distinct keys or identifiers in
+/// little time.
+const MAX_PENDING_COUNTS: usize = 100_000;
 
-/// A cached key, compared and hashed by identity (the `Arc`): cheap on the writer's busiest path,
-/// and exact, since everything a rollup row keeps of a key is in the entry. Two entries of one key
-/// (before and after a change) only make two groups that the write merges again.
-#[derive(Clone)]
-struct SameKey(Arc<CachedKey>);
+/// Rollup rows written per transaction. A round is written a chunk per writer tick, between the
+/// raw events, so a round over hundreds of thousands of groups never holds the write lock (or the
+/// event queue) for long.
+const ROLLUP_CHUNK: usize = 5_000;
 
-impl PartialEq for SameKey {
+/// The writer's maps: foldhash rather than std's SipHash, at a fraction of the cost per event;
+/// its seeded "quality" variant, since identifiers and tags are the clients' input.
+type FastMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
+/// How long the dedicated writer spends on rollup chunks in one tick, at most (it finishes the
+/// chunk it is in). A chunk is a few milliseconds; a round of many groups (a million identifiers
+/// in a minute) then keeps up with the events instead of piling up counts in memory, and the raw
+/// events still wait at most this long.
+const ROLLUP_BUDGET: Duration = Duration::from_millis(20);
+
+/// A handle compared and hashed by identity (the `Arc`): cheap on the writer's busiest path, and
+/// exact, since everything a rollup row keeps of a key or namespace is in the entry. Two entries
+/// of one key (before and after a change) only make two groups that a round merges again.
+struct Same<T>(Arc<T>);
+
+impl<T> Clone for Same<T> {
+    fn clone(&self) -> Self {
+        Same(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Same<T> {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for SameKey {}
+impl<T> Eq for Same<T> {}
 
-impl std::hash::Hash for SameKey {
+impl<T> std::hash::Hash for Same<T> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (Arc::as_ptr(&self.0) as usize).hash(state);
     }
 }
 
 /// Verifications gathered per minute, key, outcome and tags; the hour, day and month counts are
-/// derived from these when they are written.
+/// derived from these when a round starts.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct MinuteGroup {
     minute_ms: i64,
-    key: SameKey,
+    key: Same<CachedKey>,
     outcome: &'static str,
     /// JSON text of the tags; `None` for none.
-    tags: Option<Box<str>>,
+    tags: Option<Arc<str>>,
 }
 
-/// What a rate-limit rollup row is keyed by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct RatelimitGroup {
+/// Rate-limit decisions gathered per minute, namespace and identifier.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RatelimitMinute {
+    minute_ms: i64,
+    namespace: Same<Namespace>,
+    identifier: Arc<str>,
+}
+
+/// A verification rollup row of a round: what it is keyed by, held through the key's entry.
+struct CountRow {
     granularity: Granularity,
     time_ms: i64,
-    workspace_id: Box<str>,
-    namespace_id: Box<str>,
-    identifier: Box<str>,
+    key: Arc<CachedKey>,
+    outcome: &'static str,
+    tags: Option<Arc<str>>,
+    count: i64,
+    spent_credits: i64,
 }
 
-/// The rollups' counts not yet written.
+impl CountRow {
+    fn keyed(&self) -> CountedAs<'_> {
+        counted_as(
+            self.granularity,
+            self.time_ms,
+            &self.key,
+            self.outcome,
+            self.tags.as_deref(),
+        )
+    }
+}
+
+/// A rate-limit rollup row of a round.
+struct LimitRow {
+    granularity: Granularity,
+    time_ms: i64,
+    namespace: Arc<Namespace>,
+    identifier: Arc<str>,
+    /// passed, total, passed tokens, total tokens.
+    sums: [i64; 4],
+}
+
+impl LimitRow {
+    fn keyed(&self) -> (Granularity, i64, &str, &str, &str) {
+        (
+            self.granularity,
+            self.time_ms,
+            &self.namespace.workspace_id,
+            &self.namespace.id,
+            &self.identifier,
+        )
+    }
+}
+
+/// The rollups' counts not yet written, and the round being written.
 struct Rollups {
-    minutes: HashMap<MinuteGroup, (i64, i64)>,
-    ratelimits: HashMap<RatelimitGroup, [i64; 4]>,
+    minutes: FastMap<MinuteGroup, (i64, i64)>,
+    ratelimits: FastMap<RatelimitMinute, [i64; 4]>,
     since: Instant,
     interval: Duration,
+    round: Round,
+}
+
+/// A round of rollup rows, sorted so that concurrent writers (several nodes on PostgreSQL) lock
+/// rollup rows in one order, and written a chunk at a time.
+#[derive(Default)]
+struct Round {
+    counts: Vec<CountRow>,
+    limits: Vec<LimitRow>,
+    /// Rows of each written so far.
+    counts_done: usize,
+    limits_done: usize,
+}
+
+impl Round {
+    fn is_done(&self) -> bool {
+        self.counts_done == self.counts.len() && self.limits_done == self.limits.len()
+    }
+
+    /// The next chunk, at most [`ROLLUP_CHUNK`] rows, as a batch to write; the rows count as
+    /// written (a failed write loses them, as a failed write of raw events does).
+    fn next_chunk(&mut self) -> EventBatch<'_> {
+        let counts = self.counts_done..(self.counts_done + ROLLUP_CHUNK).min(self.counts.len());
+        let room = ROLLUP_CHUNK - counts.len();
+        let limits = self.limits_done..(self.limits_done + room).min(self.limits.len());
+        self.counts_done = counts.end;
+        self.limits_done = limits.end;
+        EventBatch {
+            verification_counts: self.counts[counts]
+                .iter()
+                .map(|row| {
+                    let k = row.keyed();
+                    VerificationCount {
+                        granularity: k.granularity,
+                        time_ms: k.time_ms,
+                        workspace_id: k.workspace_id,
+                        key_space_id: k.key_space_id,
+                        key_id: k.key_id,
+                        identity_id: k.identity_id,
+                        external_id: k.external_id,
+                        outcome: k.outcome,
+                        source: SOURCE_API,
+                        tags: k.tags,
+                        count: row.count,
+                        spent_credits: row.spent_credits,
+                    }
+                })
+                .collect(),
+            ratelimit_counts: self.limits[limits]
+                .iter()
+                .map(|row| {
+                    let (granularity, time_ms, workspace_id, namespace_id, identifier) =
+                        row.keyed();
+                    let [passed, total, passed_tokens, total_tokens] = row.sums;
+                    RatelimitCount {
+                        granularity,
+                        time_ms,
+                        workspace_id,
+                        namespace_id,
+                        identifier,
+                        passed,
+                        total,
+                        passed_tokens,
+                        total_tokens,
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Rollups {
     fn new(interval: Duration) -> Self {
         Rollups {
-            minutes: HashMap::new(),
-            ratelimits: HashMap::new(),
+            minutes: FastMap::default(),
+            ratelimits: FastMap::default(),
             since: Instant::now(),
             interval,
+            round: Round::default(),
         }
     }
 
-    /// Counts a round's verifications once they are written: one map entry per event, with no
-    /// copy of any id. The events are consumed: each one's key handle moves into its group (or is
-    /// dropped, as the event would have been), so counting adds no reference-count traffic on a
-    /// hot key's entry, which every request thread also touches.
+    /// Counts a round's events once they are written: one map entry per event, with no copy of
+    /// any id. The events are consumed: each one's key (or namespace) handle and identifier move
+    /// into its group (or are dropped, as the event would have been), so counting adds no
+    /// reference-count traffic on a hot key's entry, which every request thread also touches.
     fn note(&mut self, events: Vec<Event>, tags: Vec<Option<String>>) {
         for (event, tags) in events.into_iter().zip(tags) {
-            let Event::Verification(e) = event else {
-                continue;
-            };
-            let sums = self
-                .minutes
-                .entry(MinuteGroup {
-                    minute_ms: Granularity::Minute.start(e.time_ms),
-                    key: SameKey(e.key),
-                    outcome: e.outcome,
-                    tags: tags.map(String::into_boxed_str),
-                })
-                .or_default();
-            // Saturating: a client chooses the costs, and a sum must not overflow.
-            sums.0 = sums.0.saturating_add(1);
-            sums.1 = sums.1.saturating_add(e.spent_credits);
-        }
-    }
-
-    /// Takes a batch's rate-limit counts over, leaving it the raw rows only.
-    fn absorb(&mut self, batch: &mut EventBatch<'_>) {
-        for c in batch.ratelimit_counts.drain(..) {
-            let sums = self
-                .ratelimits
-                .entry(RatelimitGroup {
-                    granularity: c.granularity,
-                    time_ms: c.time_ms,
-                    workspace_id: c.workspace_id.into(),
-                    namespace_id: c.namespace_id.into(),
-                    identifier: c.identifier.into(),
-                })
-                .or_default();
-            for (sum, add) in
-                sums.iter_mut()
-                    .zip([c.passed, c.total, c.passed_tokens, c.total_tokens])
-            {
-                *sum = sum.saturating_add(add);
+            match event {
+                Event::Verification(e) => {
+                    let sums = self
+                        .minutes
+                        .entry(MinuteGroup {
+                            minute_ms: Granularity::Minute.start(e.time_ms),
+                            key: Same(e.key),
+                            outcome: e.outcome,
+                            tags: tags.map(Arc::from),
+                        })
+                        .or_default();
+                    // Saturating: a client chooses the costs, and a sum must not overflow.
+                    sums.0 = sums.0.saturating_add(1);
+                    sums.1 = sums.1.saturating_add(e.spent_credits);
+                }
+                Event::Ratelimit(e) => {
+                    let sums = self
+                        .ratelimits
+                        .entry(RatelimitMinute {
+                            minute_ms: Granularity::Minute.start(e.time_ms),
+                            namespace: Same(e.namespace),
+                            identifier: Arc::from(e.identifier),
+                        })
+                        .or_default();
+                    // Saturating: `tokens` is the client's `cost`, up to i64::MAX each.
+                    let passed_tokens = if e.passed { e.tokens } else { 0 };
+                    for (sum, add) in
+                        sums.iter_mut()
+                            .zip([i64::from(e.passed), 1, passed_tokens, e.tokens])
+                    {
+                        *sum = sum.saturating_add(add);
+                    }
+                }
             }
         }
     }
 
-    /// Whether to write now: when asked to (`now`), after the interval, or when many counts are
-    /// pending.
+    /// Whether a new round should start: when asked to (`now`), after the interval, or when many
+    /// counts are pending.
     fn due(&self, now: bool) -> bool {
         let pending = self.minutes.len() + self.ratelimits.len();
         pending > 0
             && (now || self.since.elapsed() >= self.interval || pending >= MAX_PENDING_COUNTS)
     }
 
-    /// The pending counts as a batch to write, sorted so that concurrent writers (several
-    /// nodes on PostgreSQL) lock rollup rows in one order.
-    fn batch(&self) -> EventBatch<'_> {
-        // Every granularity's rows from the minute groups, merged by what a row is keyed by.
-        let mut counted: HashMap<CountedAs<'_>, (i64, i64)> = HashMap::new();
-        for (g, &(count, spent)) in &self.minutes {
-            let key = &g.key.0;
-            let identity = key.identity.as_deref();
-            for granularity in Granularity::ALL {
-                let sums = counted
-                    .entry(CountedAs {
-                        granularity,
-                        time_ms: granularity.start(g.minute_ms),
-                        workspace_id: &key.workspace_id,
-                        key_space_id: &key.key_space_id,
-                        key_id: &key.id,
-                        identity_id: identity.map_or("", |i| &*i.id),
-                        external_id: identity.map_or("", |i| &*i.external_id),
-                        outcome: g.outcome,
-                        tags: g.tags.as_deref().unwrap_or("[]"),
-                    })
-                    .or_default();
-                sums.0 = sums.0.saturating_add(count);
-                sums.1 = sums.1.saturating_add(spent);
+    /// The next chunk to write: of the round in progress, else of a new round when one is due
+    /// (see [`Rollups::due`]). `None` when there is nothing to write now.
+    fn next_chunk(&mut self, now: bool) -> Option<EventBatch<'_>> {
+        if self.round.is_done() {
+            if !self.due(now) {
+                return None;
             }
+            self.start_round();
         }
-        let mut verifications: Vec<_> = counted.into_iter().collect();
-        verifications.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut ratelimits: Vec<_> = self.ratelimits.iter().collect();
-        ratelimits.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        EventBatch {
-            verification_counts: verifications
-                .into_iter()
-                .map(|(g, (count, spent_credits))| VerificationCount {
-                    granularity: g.granularity,
-                    time_ms: g.time_ms,
-                    workspace_id: g.workspace_id,
-                    key_space_id: g.key_space_id,
-                    key_id: g.key_id,
-                    identity_id: g.identity_id,
-                    external_id: g.external_id,
-                    outcome: g.outcome,
-                    source: SOURCE_API,
-                    tags: g.tags,
-                    count,
-                    spent_credits,
-                })
-                .collect(),
-            ratelimit_counts: ratelimits
-                .into_iter()
-                .map(|(g, s)| RatelimitCount {
-                    granularity: g.granularity,
-                    time_ms: g.time_ms,
-                    workspace_id: &g.workspace_id,
-                    namespace_id: &g.namespace_id,
-                    identifier: &g.identifier,
-                    passed: s[0],
-                    total: s[1],
-                    passed_tokens: s[2],
-                    total_tokens: s[3],
-                })
-                .collect(),
-            ..Default::default()
-        }
+        Some(self.round.next_chunk())
     }
 
-    fn clear(&mut self) {
-        self.minutes.clear();
-        self.ratelimits.clear();
+    /// Takes the pending counts into a new round: every granularity's rows from the minute
+    /// groups, sorted, and merged where they are keyed alike (the minutes of one hour; two
+    /// entries of one key or namespace).
+    fn start_round(&mut self) {
+        let minutes = std::mem::take(&mut self.minutes);
+        let ratelimits = std::mem::take(&mut self.ratelimits);
         self.since = Instant::now();
+
+        let mut counts: Vec<CountRow> = Vec::with_capacity(minutes.len() * Granularity::ALL.len());
+        for (g, (count, spent_credits)) in minutes {
+            counts.extend(Granularity::ALL.map(|granularity| CountRow {
+                granularity,
+                time_ms: granularity.start(g.minute_ms),
+                key: g.key.0.clone(),
+                outcome: g.outcome,
+                tags: g.tags.clone(),
+                count,
+                spent_credits,
+            }));
+        }
+        counts.sort_unstable_by(|a, b| a.keyed().cmp(&b.keyed()));
+        counts.dedup_by(|later, kept| {
+            let same = later.keyed() == kept.keyed();
+            if same {
+                kept.count = kept.count.saturating_add(later.count);
+                kept.spent_credits = kept.spent_credits.saturating_add(later.spent_credits);
+            }
+            same
+        });
+
+        let mut limits: Vec<LimitRow> =
+            Vec::with_capacity(ratelimits.len() * Granularity::ALL.len());
+        for (g, sums) in ratelimits {
+            limits.extend(Granularity::ALL.map(|granularity| LimitRow {
+                granularity,
+                time_ms: granularity.start(g.minute_ms),
+                namespace: g.namespace.0.clone(),
+                identifier: g.identifier.clone(),
+                sums,
+            }));
+        }
+        limits.sort_unstable_by(|a, b| a.keyed().cmp(&b.keyed()));
+        limits.dedup_by(|later, kept| {
+            let same = later.keyed() == kept.keyed();
+            if same {
+                for (sum, add) in kept.sums.iter_mut().zip(later.sums) {
+                    *sum = sum.saturating_add(add);
+                }
+            }
+            same
+        });
+
+        self.round = Round {
+            counts,
+            limits,
+            counts_done: 0,
+            limits_done: 0,
+        };
     }
 }
 
@@ -553,17 +685,44 @@ struct CountedAs<'a> {
     tags: &'a str,
 }
 
-/// What a round writes, borrowing from its events: the raw rows, and the batch's rate-limit
-/// counts per rollup group (which [`Rollups::absorb`] takes over; verifications are counted by
+fn counted_as<'a>(
+    granularity: Granularity,
+    time_ms: i64,
+    key: &'a CachedKey,
+    outcome: &'a str,
+    tags: Option<&'a str>,
+) -> CountedAs<'a> {
+    let identity = key.identity.as_deref();
+    CountedAs {
+        granularity,
+        time_ms,
+        workspace_id: &key.workspace_id,
+        key_space_id: &key.key_space_id,
+        key_id: &key.id,
+        identity_id: identity.map_or("", |i| &*i.id),
+        external_id: identity.map_or("", |i| &*i.external_id),
+        outcome,
+        tags: tags.unwrap_or("[]"),
+    }
+}
+
+/// A round's raw rows, borrowing from its events (the rollups count the events afterwards, in
 /// [`Rollups::note`]).
 fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -> EventBatch<'a> {
-    let mut out = EventBatch::default();
-    let mut limits: HashMap<(Granularity, i64, &str, &str, &str), [i64; 4]> = HashMap::new();
+    let verifications = events
+        .iter()
+        .filter(|e| matches!(e, Event::Verification(_)))
+        .count();
+    let mut out = EventBatch {
+        verifications: Vec::with_capacity(verifications),
+        ratelimits: Vec::with_capacity(events.len() - verifications),
+        ..Default::default()
+    };
     for (event, tags) in events.iter().zip(tags) {
         match event {
             Event::Verification(e) => {
                 let identity = e.key.identity.as_deref();
-                let row = NewVerification {
+                out.verifications.push(NewVerification {
                     request_id: &e.request_id,
                     time_ms: e.time_ms,
                     workspace_id: &e.key.workspace_id,
@@ -578,11 +737,10 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
                     external_id: identity.map(|i| &*i.external_id).unwrap_or(""),
                     region,
                     source: SOURCE_API,
-                };
-                out.verifications.push(row);
+                });
             }
             Event::Ratelimit(e) => {
-                let row = NewRatelimitEvent {
+                out.ratelimits.push(NewRatelimitEvent {
                     request_id: &e.request_id,
                     time_ms: e.time_ms,
                     workspace_id: &e.namespace.workspace_id,
@@ -595,51 +753,10 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
                     remaining: e.remaining,
                     reset_at_ms: e.reset_at_ms,
                     tokens: e.tokens,
-                };
-                for granularity in Granularity::ALL {
-                    let sums = limits
-                        .entry((
-                            granularity,
-                            granularity.start(row.time_ms),
-                            row.workspace_id,
-                            row.namespace_id,
-                            row.identifier,
-                        ))
-                        .or_default();
-                    // Saturating: `tokens` is the client's `cost`, up to i64::MAX each.
-                    let passed_tokens = if row.passed { row.tokens } else { 0 };
-                    for (sum, add) in
-                        sums.iter_mut()
-                            .zip([i64::from(row.passed), 1, passed_tokens, row.tokens])
-                    {
-                        *sum = sum.saturating_add(add);
-                    }
-                }
-                out.ratelimits.push(row);
+                });
             }
         }
     }
-    out.ratelimit_counts = limits
-        .into_iter()
-        .map(
-            |(
-                (granularity, time_ms, ws, namespace, identifier),
-                [passed, total, passed_tokens, total_tokens],
-            )| {
-                RatelimitCount {
-                    granularity,
-                    time_ms,
-                    workspace_id: ws,
-                    namespace_id: namespace,
-                    identifier,
-                    passed,
-                    total,
-                    passed_tokens,
-                    total_tokens,
-                }
-            },
-        )
-        .collect();
     out
 }
 
@@ -673,29 +790,31 @@ impl EventWriter {
             written += batch.len();
             self.last_used.note(&batch);
             let tags = tags_json(&batch);
-            {
-                let mut rows = self::batch(&batch, &tags, &self.config.region);
-                self.rollups.absorb(&mut rows);
-                if let Err(err) = self.store.insert_events(&rows).await {
-                    tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
-                    crate::telemetry::db_error(&err);
-                }
+            let rows = self::batch(&batch, &tags, &self.config.region);
+            if let Err(err) = self.store.insert_events(&rows).await {
+                tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+                crate::telemetry::db_error(&err);
             }
+            drop(rows);
             self.rollups.note(batch, tags);
         }
     }
 
-    /// Writes the rollups' pending counts through the async store when they are due (or `now`).
+    /// Writes chunks of rollups through the async store, for up to half a [`FLUSH_INTERVAL`],
+    /// when a round is under way or due; all that is pending when `now` (or when a round was
+    /// asked for).
     async fn write_rollups(&mut self, now: bool) {
         let now = now || self.rounds.flush.swap(false, Ordering::SeqCst);
-        if !self.rollups.due(now) {
-            return;
+        let until = Instant::now() + FLUSH_INTERVAL / 2;
+        while let Some(chunk) = self.rollups.next_chunk(now) {
+            if let Err(err) = self.store.insert_events(&chunk).await {
+                tracing::error!(error = %err, "writing analytics rollups failed");
+                crate::telemetry::db_error(&err);
+            }
+            if !now && Instant::now() >= until {
+                break;
+            }
         }
-        if let Err(err) = self.store.insert_events(&self.rollups.batch()).await {
-            tracing::error!(error = %err, "writing analytics rollups failed");
-            crate::telemetry::db_error(&err);
-        }
-        self.rollups.clear();
     }
 
     /// Writes `lastUsedAt` times through the async store when they are due: one chunk, or
@@ -766,14 +885,12 @@ impl EventWriter {
                 if !batch.is_empty() {
                     self.last_used.note(&batch);
                     let tags = tags_json(&batch);
-                    {
-                        let mut rows = self::batch(&batch, &tags, &self.config.region);
-                        self.rollups.absorb(&mut rows);
-                        if let Err(err) = log.append(&rows) {
-                            tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
-                            crate::telemetry::db_error(&err);
-                        }
+                    let rows = self::batch(&batch, &tags, &self.config.region);
+                    if let Err(err) = log.append(&rows) {
+                        tracing::error!(error = %err, lost = batch.len(), "writing analytics events failed");
+                        crate::telemetry::db_error(&err);
                     }
+                    drop(rows);
                     self.rollups.note(batch, tags);
                 }
                 if !full {
@@ -781,13 +898,18 @@ impl EventWriter {
                 }
             };
             let last = stopping || senders_gone;
-            let flush = self.rounds.flush.swap(false, Ordering::SeqCst);
-            if self.rollups.due(last || flush) {
-                if let Err(err) = log.append(&self.rollups.batch()) {
+            // Chunks of rollups for up to ROLLUP_BUDGET a tick (all that is pending when
+            // stopping or asked to).
+            let now = last || self.rounds.flush.swap(false, Ordering::SeqCst);
+            let until = Instant::now() + ROLLUP_BUDGET;
+            while let Some(chunk) = self.rollups.next_chunk(now) {
+                if let Err(err) = log.append(&chunk) {
                     tracing::error!(error = %err, "writing analytics rollups failed");
                     crate::telemetry::db_error(&err);
                 }
-                self.rollups.clear();
+                if !now && Instant::now() >= until {
+                    break;
+                }
             }
             // One chunk of lastUsedAt per tick (all of it when stopping).
             while let Some(chunk) = self.last_used.next_chunk(last) {
@@ -864,42 +986,69 @@ mod tests {
         })
     }
 
+    fn namespace(id: &str) -> Arc<Namespace> {
+        Arc::new(Namespace {
+            id: id.into(),
+            workspace_id: "ws".into(),
+            name: id.into(),
+            deleted: false,
+            created_at: 0,
+            overrides: Vec::new(),
+        })
+    }
+
+    fn decided(namespace: &Arc<Namespace>, identifier: &str, time_ms: i64, passed: bool) -> Event {
+        Event::Ratelimit(PendingRatelimit {
+            namespace: namespace.clone(),
+            request_id: "req".into(),
+            time_ms,
+            identifier: identifier.into(),
+            passed,
+            latency_us: 1,
+            override_id: None,
+            limit: 10,
+            remaining: 9,
+            reset_at_ms: time_ms + 1000,
+            tokens: 2,
+        })
+    }
+
+    fn note(rollups: &mut Rollups, events: Vec<Event>) {
+        let tags = tags_json(&events);
+        rollups.note(events, tags);
+    }
+
     #[test]
     fn rollup_counts_gather_across_rounds_until_they_are_due() {
         let mut rollups = Rollups::new(Duration::from_secs(3600));
         assert!(!rollups.due(true), "nothing pending");
+        assert!(rollups.next_chunk(true).is_none());
         let (a, b) = (key("a"), key("b"));
-        // A second cache entry of key a (after a change): the write merges it with the first.
+        // A second cache entry of key a (after a change): the round merges it with the first.
         let a_again = key("a");
-        let first = [
-            verified(&b, 60_000, 1),
-            verified(&a, 60_001, 1),
-            verified(&b, 61_000, 1),
-        ];
-        let tags = tags_json(&first);
-        rollups.note(first.into(), tags);
-        let second = [verified(&a_again, 90_000, 2), verified(&a, 3_700_000, 0)];
-        let tags = tags_json(&second);
-        rollups.note(second.into(), tags);
-        let mut limits = EventBatch {
-            ratelimit_counts: vec![RatelimitCount {
-                granularity: Granularity::Hour,
-                time_ms: 0,
-                workspace_id: "ws",
-                namespace_id: "ns",
-                identifier: "x",
-                passed: 1,
-                total: 2,
-                passed_tokens: 1,
-                total_tokens: 2,
-            }],
-            ..Default::default()
-        };
-        rollups.absorb(&mut limits);
-        assert!(limits.ratelimit_counts.is_empty(), "taken over");
+        let ns = namespace("ns");
+        note(
+            &mut rollups,
+            vec![
+                verified(&b, 60_000, 1),
+                verified(&a, 60_001, 1),
+                verified(&b, 61_000, 1),
+                decided(&ns, "x", 1_000, true),
+            ],
+        );
+        // Another entry of the namespace, as after an override changed: merged too.
+        note(
+            &mut rollups,
+            vec![
+                verified(&a_again, 90_000, 2),
+                verified(&a, 3_700_000, 0),
+                decided(&namespace("ns"), "x", 2_000, false),
+            ],
+        );
         assert!(!rollups.due(false), "the interval has not passed");
+        assert!(rollups.next_chunk(false).is_none());
         assert!(rollups.due(true));
-        let batch = rollups.batch();
+        let batch = rollups.next_chunk(true).expect("a round when asked");
         let seen = |granularity: Granularity| -> Vec<(&str, i64, i64, i64)> {
             batch
                 .verification_counts
@@ -922,11 +1071,80 @@ mod tests {
             [("a", 0, 2, 3), ("b", 0, 2, 2), ("a", 3_600_000, 1, 0)]
         );
         assert_eq!(seen(Granularity::Month), [("a", 0, 3, 3), ("b", 0, 2, 2)]);
-        assert_eq!(batch.ratelimit_counts.len(), 1);
+        // One decision's row per granularity, both decisions in it: passed, total, tokens.
+        let limits: Vec<_> = batch
+            .ratelimit_counts
+            .iter()
+            .map(|c| {
+                (
+                    c.granularity,
+                    c.identifier,
+                    [c.passed, c.total, c.passed_tokens, c.total_tokens],
+                )
+            })
+            .collect();
+        assert_eq!(
+            limits,
+            Granularity::ALL.map(|g| (g, "x", [1, 2, 2, 4])).to_vec()
+        );
         assert!(batch.verifications.is_empty() && !batch.is_empty());
         drop(batch);
-        rollups.clear();
-        assert!(!rollups.due(true));
+        assert!(!rollups.due(true), "the round took every count");
+        assert!(rollups.next_chunk(true).is_none());
+    }
+
+    #[test]
+    fn a_large_round_is_written_a_chunk_at_a_time_in_order() {
+        let mut rollups = Rollups::new(Duration::from_secs(3600));
+        let ns = namespace("ns");
+        let groups = ROLLUP_CHUNK; // identifiers, each a row in four tables
+        note(
+            &mut rollups,
+            (0..groups)
+                .map(|i| decided(&ns, &format!("id{i:06}"), 0, true))
+                .collect(),
+        );
+        let mut written = Vec::new();
+        // Not asked for and not due: nothing; then a round, a chunk per call.
+        assert!(rollups.next_chunk(false).is_none());
+        let first = rollups.next_chunk(true).expect("a round");
+        assert_eq!(first.ratelimit_counts.len(), ROLLUP_CHUNK);
+        written.extend(
+            first
+                .ratelimit_counts
+                .iter()
+                .map(|c| (c.granularity, c.identifier.to_string())),
+        );
+        drop(first);
+        // Counts that arrive meanwhile wait for the next round.
+        note(&mut rollups, vec![decided(&ns, "later", 0, true)]);
+        while let Some(chunk) = rollups.next_chunk(false) {
+            assert!(chunk.ratelimit_counts.len() <= ROLLUP_CHUNK);
+            assert!(
+                chunk
+                    .ratelimit_counts
+                    .iter()
+                    .all(|c| c.identifier != "later"),
+                "a round holds what was pending when it started"
+            );
+            written.extend(
+                chunk
+                    .ratelimit_counts
+                    .iter()
+                    .map(|c| (c.granularity, c.identifier.to_string())),
+            );
+        }
+        assert_eq!(written.len(), 4 * groups);
+        assert!(
+            written.windows(2).all(|w| w[0] < w[1]),
+            "sorted, so locks are taken in one order"
+        );
+        let next = rollups.next_chunk(true).expect("the next round");
+        assert_eq!(next.ratelimit_counts.len(), 4);
+        assert!(next
+            .ratelimit_counts
+            .iter()
+            .all(|c| c.identifier == "later"));
     }
 
     #[test]

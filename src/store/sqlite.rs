@@ -147,75 +147,144 @@ fn values(head: &str, rows: usize, columns: usize) -> String {
     sql
 }
 
-fn bind_all(
-    statement: &mut rusqlite::CachedStatement<'_>,
-    offset: usize,
-    values: &[&dyn rusqlite::ToSql],
-) -> rusqlite::Result<()> {
-    for (i, value) in values.iter().enumerate() {
-        statement.raw_bind_parameter(offset + i + 1, value)?;
+/// A parameter's value, as the event log binds it.
+#[derive(Clone, Copy)]
+enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+    Null,
+}
+
+impl PartialEq for Param<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Param::Int(a), Param::Int(b)) => a == b,
+            // The same text (a busy key's ids, the region) is most often the very same string.
+            (Param::Text(a), Param::Text(b)) => std::ptr::eq(*a, *b) || a == b,
+            (Param::Null, Param::Null) => true,
+            _ => false,
+        }
     }
-    Ok(())
+}
+
+impl From<i64> for Param<'_> {
+    fn from(value: i64) -> Self {
+        Param::Int(value)
+    }
+}
+
+impl From<bool> for Param<'_> {
+    fn from(value: bool) -> Self {
+        Param::Int(i64::from(value))
+    }
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(value: &'a str) -> Self {
+        Param::Text(value)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Param<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        value.map_or(Param::Null, Param::Text)
+    }
+}
+
+/// A prepared statement and what each of its parameters holds. SQLite keeps a parameter's value
+/// across executions, and binding text copies it, so a value equal to the one already bound is
+/// not bound again. Most columns of consecutive events repeat (the workspace, the region, the
+/// source, the outcome, the tags; every key id of a busy key), which halves the binding work of a
+/// batch.
+struct Bound<'t, 'a> {
+    statement: rusqlite::CachedStatement<'t>,
+    /// Indexed by parameter number - 1; `None` until bound. A statement taken from the cache has
+    /// its bindings cleared, so it starts all `None`.
+    held: Vec<Option<Param<'a>>>,
+}
+
+impl<'t, 'a> Bound<'t, 'a> {
+    fn new(statement: rusqlite::CachedStatement<'t>) -> Self {
+        let held = vec![None; statement.parameter_count()];
+        Bound { statement, held }
+    }
+
+    /// Binds `values` to the parameters from `offset + 1` on.
+    fn bind(&mut self, offset: usize, values: &[Param<'a>]) -> rusqlite::Result<()> {
+        for (i, &value) in values.iter().enumerate() {
+            let slot = &mut self.held[offset + i];
+            if *slot == Some(value) {
+                continue;
+            }
+            let index = offset + i + 1;
+            match value {
+                Param::Int(n) => self.statement.raw_bind_parameter(index, n)?,
+                Param::Text(text) => self.statement.raw_bind_parameter(index, text)?,
+                Param::Null => self
+                    .statement
+                    .raw_bind_parameter(index, rusqlite::types::Null)?,
+            }
+            *slot = Some(value);
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self) -> rusqlite::Result<()> {
+        self.statement.raw_execute().map(drop)
+    }
 }
 
 /// Inserts `rows` through the many-row statement in runs of [`ROWS_PER_INSERT`], the rest one
 /// by one. Each statement is taken from the cache once per call, not once per run: returning it
-/// clears its bindings, which frees every bound string, so each run would allocate them anew
+/// clears its bindings, which frees every bound string, so each run would bind them all anew
 /// (and look the long statement text up again).
-fn insert_rows<T>(
+fn insert_rows<'a, T, const N: usize>(
     tx: &rusqlite::Transaction<'_>,
     statements: &[String; 2],
-    columns: usize,
-    rows: &[T],
-    bind: impl Fn(&mut rusqlite::CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
+    rows: &'a [T],
+    values: impl Fn(&'a T) -> [Param<'a>; N],
 ) -> rusqlite::Result<()> {
     let mut runs = rows.chunks_exact(ROWS_PER_INSERT);
     if runs.len() > 0 {
-        let mut insert = tx.prepare_cached(&statements[0])?;
+        let mut insert = Bound::new(tx.prepare_cached(&statements[0])?);
         for run in runs.by_ref() {
             for (i, r) in run.iter().enumerate() {
-                bind(&mut insert, i * columns, r)?;
+                insert.bind(i * N, &values(r))?;
             }
-            insert.raw_execute()?;
+            insert.execute()?;
         }
     }
     let rest = runs.remainder();
     if !rest.is_empty() {
-        let mut insert = tx.prepare_cached(&statements[1])?;
+        let mut insert = Bound::new(tx.prepare_cached(&statements[1])?);
         for r in rest {
-            bind(&mut insert, 0, r)?;
-            insert.raw_execute()?;
+            insert.bind(0, &values(r))?;
+            insert.execute()?;
         }
     }
     Ok(())
 }
 
-/// Statements of a set (one per rollup table), each taken from the cache on first use and held
-/// until the set is dropped.
-struct Statements<'t, 's> {
-    tx: &'t rusqlite::Transaction<'t>,
-    sql: &'s [String],
-    held: Vec<Option<rusqlite::CachedStatement<'t>>>,
-}
-
-impl<'t, 's> Statements<'t, 's> {
-    fn new(tx: &'t rusqlite::Transaction<'t>, sql: &'s [String]) -> Self {
-        Statements {
-            tx,
-            sql,
-            held: sql.iter().map(|_| None).collect(),
-        }
-    }
-
-    fn get(&mut self, i: usize) -> rusqlite::Result<&mut rusqlite::CachedStatement<'t>> {
-        let (Some(slot), Some(sql)) = (self.held.get_mut(i), self.sql.get(i)) else {
-            return Err(rusqlite::Error::InvalidParameterCount(i, self.sql.len()));
+/// Upserts `rows`, each through the statement of its table (`table_of` indexes `sql`): each
+/// statement is taken from the cache on first use and held to the end (see [`insert_rows`]).
+fn upsert_rows<'a, T, const N: usize>(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &[String],
+    rows: &'a [T],
+    table_of: impl Fn(&T) -> usize,
+    values: impl Fn(&'a T) -> [Param<'a>; N],
+) -> rusqlite::Result<()> {
+    let mut held: Vec<Option<Bound<'_, 'a>>> = sql.iter().map(|_| None).collect();
+    for r in rows {
+        let table = table_of(r);
+        let upsert = match &mut held[table] {
+            Some(upsert) => upsert,
+            empty => empty.insert(Bound::new(tx.prepare_cached(&sql[table])?)),
         };
-        match slot {
-            Some(statement) => Ok(statement),
-            empty => Ok(empty.insert(self.tx.prepare_cached(sql)?)),
-        }
+        upsert.bind(0, &values(r))?;
+        upsert.execute()?;
     }
+    Ok(())
 }
 
 impl EventLog for SqliteEventLog {
@@ -226,101 +295,86 @@ impl EventLog for SqliteEventLog {
         insert_rows(
             &tx,
             &self.verifications,
-            VERIFICATION_COLUMNS,
             &batch.verifications,
-            |statement, offset, r| {
-                bind_all(
-                    statement,
-                    offset,
-                    &[
-                        &r.request_id,
-                        &r.time_ms,
-                        &r.workspace_id,
-                        &r.api_id,
-                        &r.key_space_id,
-                        &r.key_id,
-                        &r.identity_id,
-                        &r.outcome,
-                        &r.tags,
-                        &r.spent_credits,
-                        &r.latency_us,
-                        &r.external_id,
-                        &r.region,
-                        &r.source,
-                    ],
-                )
+            |r| -> [Param<'_>; VERIFICATION_COLUMNS] {
+                [
+                    r.request_id.into(),
+                    r.time_ms.into(),
+                    r.workspace_id.into(),
+                    r.api_id.into(),
+                    r.key_space_id.into(),
+                    r.key_id.into(),
+                    r.identity_id.into(),
+                    r.outcome.into(),
+                    r.tags.into(),
+                    r.spent_credits.into(),
+                    r.latency_us.into(),
+                    r.external_id.into(),
+                    r.region.into(),
+                    r.source.into(),
+                ]
             },
         )?;
         insert_rows(
             &tx,
             &self.ratelimits,
-            RATELIMIT_COLUMNS,
             &batch.ratelimits,
-            |statement, offset, r| {
-                bind_all(
-                    statement,
-                    offset,
-                    &[
-                        &r.request_id,
-                        &r.time_ms,
-                        &r.workspace_id,
-                        &r.namespace_id,
-                        &r.identifier,
-                        &r.passed,
-                        &r.latency_us,
-                        &r.override_id,
-                        &r.limit,
-                        &r.remaining,
-                        &r.reset_at_ms,
-                        &r.tokens,
-                    ],
-                )
+            |r| -> [Param<'_>; RATELIMIT_COLUMNS] {
+                [
+                    r.request_id.into(),
+                    r.time_ms.into(),
+                    r.workspace_id.into(),
+                    r.namespace_id.into(),
+                    r.identifier.into(),
+                    r.passed.into(),
+                    r.latency_us.into(),
+                    r.override_id.into(),
+                    r.limit.into(),
+                    r.remaining.into(),
+                    r.reset_at_ms.into(),
+                    r.tokens.into(),
+                ]
             },
         )?;
-        // One statement per rollup table, each taken from the cache once (see `insert_rows`).
-        let mut upserts = Statements::new(&tx, &self.verification_counts);
-        for c in &batch.verification_counts {
-            let upsert = upserts.get(c.granularity as usize)?;
-            bind_all(
-                upsert,
-                0,
-                &[
-                    &c.workspace_id,
-                    &c.time_ms,
-                    &c.key_space_id,
-                    &c.key_id,
-                    &c.identity_id,
-                    &c.external_id,
-                    &c.outcome,
-                    &c.source,
-                    &c.tags,
-                    &c.count,
-                    &c.spent_credits,
-                ],
-            )?;
-            upsert.raw_execute()?;
-        }
-        drop(upserts);
-        let mut upserts = Statements::new(&tx, &self.ratelimit_counts);
-        for c in &batch.ratelimit_counts {
-            let upsert = upserts.get(c.granularity as usize)?;
-            bind_all(
-                upsert,
-                0,
-                &[
-                    &c.workspace_id,
-                    &c.time_ms,
-                    &c.namespace_id,
-                    &c.identifier,
-                    &c.passed,
-                    &c.total,
-                    &c.passed_tokens,
-                    &c.total_tokens,
-                ],
-            )?;
-            upsert.raw_execute()?;
-        }
-        drop(upserts);
+        upsert_rows(
+            &tx,
+            &self.verification_counts,
+            &batch.verification_counts,
+            |c| c.granularity as usize,
+            |c| -> [Param<'_>; VERIFICATION_COUNT_COLUMNS] {
+                [
+                    c.workspace_id.into(),
+                    c.time_ms.into(),
+                    c.key_space_id.into(),
+                    c.key_id.into(),
+                    c.identity_id.into(),
+                    c.external_id.into(),
+                    c.outcome.into(),
+                    c.source.into(),
+                    c.tags.into(),
+                    c.count.into(),
+                    c.spent_credits.into(),
+                ]
+            },
+        )?;
+        upsert_rows(
+            &tx,
+            &self.ratelimit_counts,
+            &batch.ratelimit_counts,
+            |c| c.granularity as usize,
+            |c| -> [Param<'_>; RATELIMIT_COUNT_COLUMNS] {
+                [
+                    c.workspace_id.into(),
+                    c.time_ms.into(),
+                    c.namespace_id.into(),
+                    c.identifier.into(),
+                    c.passed.into(),
+                    c.total.into(),
+                    c.passed_tokens.into(),
+                    c.total_tokens.into(),
+                ]
+            },
+        )?;
         tx.commit()?;
         Ok(())
     }
