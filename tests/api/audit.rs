@@ -237,6 +237,73 @@ async fn the_chain_is_verified_and_a_changed_event_is_found() {
     assert!(text.contains("was changed"), "{text}");
 }
 
+#[tokio::test]
+async fn keys_created_together_take_consecutive_positions_in_an_intact_chain() {
+    let app = spawn_app().await;
+    let api_id = app.create_api("together").await;
+    // Concurrent creations share group commits, whose audit events are written together.
+    let mut creations = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (url, root, client, api_id) = (
+            format!("{}/v2/keys.createKey", app.base_url),
+            app.root_key.clone(),
+            app.client.clone(),
+            api_id.clone(),
+        );
+        creations.spawn(async move {
+            let r = client
+                .post(&url)
+                .bearer_auth(&root)
+                .json(&json!({"apiId": api_id, "name": format!("k{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.unwrap();
+            body["data"]["keyId"].as_str().unwrap().to_string()
+        });
+    }
+    let key_ids: HashSet<String> = creations.join_all().await.into_iter().collect();
+    assert_eq!(key_ids.len(), 40);
+
+    let out = app.cli(&["audit", "verify", "--workspace", &app.workspace_id]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("intact"), "{text}");
+
+    let out = app.cli(&[
+        "audit",
+        "export",
+        "--workspace",
+        &app.workspace_id,
+        "--since",
+        "1h",
+    ]);
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let mut positions: Vec<i64> = lines
+        .iter()
+        .map(|l| l["position"].as_i64().unwrap())
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(
+        positions,
+        (positions[0]..positions[0] + positions.len() as i64).collect::<Vec<_>>(),
+        "positions without gaps or repeats"
+    );
+    let created: HashSet<String> = lines
+        .iter()
+        .filter(|l| l["event"] == "key.create")
+        .flat_map(|l| l["targets"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["type"] == "key")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(created, key_ids, "one key.create, naming its key, per key");
+}
+
 async fn tamper(app: &TestApp, event_id: &str) {
     let sql = "UPDATE audit_logs SET description = 'nothing happened' WHERE id = $1";
     if app.database_url.starts_with("postgres") {

@@ -56,6 +56,18 @@ async fn commit_key_inserts(
     }
 }
 
+/// The change-feed entries and audit events of a whole batch of keys.
+async fn changes_and_audit(tx: &mut Tx, batch: &[KeyInsert]) -> StoreResult<()> {
+    let changes: Vec<_> = batch
+        .iter()
+        // A server may have cached "no such key" for this hash.
+        .map(|item| (ChangeKind::Key, item.key.hash.as_str(), item.key.created_at))
+        .collect();
+    SqlStore::insert_changes(tx, &changes).await?;
+    let audit: Vec<AuditEvent> = batch.iter().flat_map(|item| item.audit.clone()).collect();
+    SqlStore::insert_audit(tx, &audit).await
+}
+
 /// Inserts a batch of keys in one transaction; the outer error means nothing was committed.
 async fn insert_keys_together(
     writer: &AnyPool,
@@ -75,15 +87,17 @@ async fn insert_keys_together(
         return Ok(vec![Ok(())]);
     }
     // Inserts almost never fail, so first try the whole batch without savepoints (two
-    // statements fewer per key). If one fails, start over with a savepoint around each key.
+    // statements fewer per key), with the batch's change-feed entries and audit events written
+    // together at the end (a few statements for all of them, not several per key). If a key
+    // fails, start over with a savepoint around each key.
     let mut all_ok = true;
     for item in batch {
-        if one(&mut tx, item).await.is_err() {
+        if SqlStore::insert_key_in(&mut tx, &item.key).await.is_err() {
             all_ok = false;
             break;
         }
     }
-    if all_ok {
+    if all_ok && changes_and_audit(&mut tx, batch).await.is_ok() {
         tx.commit().await?;
         return Ok(batch.iter().map(|_| Ok(())).collect());
     }

@@ -193,88 +193,141 @@ impl SqlStore {
     /// Appends audit events to their workspaces' chains: each takes the next position after the
     /// workspace's head (whose row lock orders concurrent writers, so positions follow commit
     /// order with no gaps) and the hash over its content and the previous event's hash.
+    ///
+    /// A few statements per workspace and batch rather than per event (the group committer hands
+    /// over the events of a whole batch of keys): the head moves by the number of events at once,
+    /// the hashes are chained in memory, and the events and their targets go in with multi-row
+    /// inserts. Workspaces are taken in sorted order, so concurrent writers lock heads in one order.
     async fn insert_audit(tx: &mut Tx, events: &[AuditEvent]) -> StoreResult<()> {
-        for e in events {
-            let targets_text = serde_json::to_string(&e.targets)
-                .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let anonymous = tx.backend_name().eq_ignore_ascii_case("sqlite");
+        let mut workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();
+        workspaces.sort_unstable();
+        workspaces.dedup();
+        let mut records = Vec::with_capacity(events.len());
+        for workspace in workspaces {
+            let mine: Vec<&AuditEvent> = events
+                .iter()
+                .filter(|e| e.workspace_id == workspace)
+                .collect();
             sqlx::query(
                 "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, 0, '') \
                  ON CONFLICT (workspace_id) DO NOTHING",
             )
-            .bind(&e.workspace_id)
+            .bind(workspace)
             .execute(&mut **tx)
             .await?;
             let head = sqlx::query(
-                "UPDATE audit_heads SET seq = seq + 1 WHERE workspace_id = $1 RETURNING seq, hash",
+                "UPDATE audit_heads SET seq = seq + $2 WHERE workspace_id = $1 RETURNING seq, hash",
             )
-            .bind(&e.workspace_id)
+            .bind(workspace)
+            .bind(mine.len() as i64)
             .fetch_one(&mut **tx)
             .await?;
-            let seq: i64 = head.try_get("seq")?;
-            let prev_hash: String = head.try_get("hash")?;
-            let mut record = crate::model::StoredAuditEvent {
-                id: e.id.clone(),
-                workspace_id: e.workspace_id.clone(),
-                seq,
-                bucket: crate::model::audit::BUCKET.to_string(),
-                event: e.event.to_string(),
-                time_ms: e.time_ms,
-                description: e.description.clone(),
-                actor_type: e.actor.kind.clone(),
-                actor_id: e.actor.id.clone(),
-                actor_name: e.actor.name.clone(),
-                remote_ip: e.actor.remote_ip.clone(),
-                user_agent: e.actor.user_agent.clone(),
-                correlation_id: e.actor.correlation_id.clone(),
-                meta: e.meta.as_ref().map(|m| m.to_string()),
-                targets: serde_json::from_str(&targets_text)
-                    .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?,
-                prev_hash: Some(prev_hash.clone()),
-                hash: None,
-            };
-            let hash = audit::chain_hash(&prev_hash, &record);
-            record.hash = Some(hash.clone());
-            sqlx::query(
+            // The head now holds the last of the positions taken.
+            let first_seq = head.try_get::<i64, _>("seq")? + 1 - mine.len() as i64;
+            let mut prev_hash: String = head.try_get("hash")?;
+            for (e, seq) in mine.into_iter().zip(first_seq..) {
+                let targets_text = serde_json::to_string(&e.targets)
+                    .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?;
+                let mut record = crate::model::StoredAuditEvent {
+                    id: e.id.clone(),
+                    workspace_id: e.workspace_id.clone(),
+                    seq,
+                    bucket: crate::model::audit::BUCKET.to_string(),
+                    event: e.event.to_string(),
+                    time_ms: e.time_ms,
+                    description: e.description.clone(),
+                    actor_type: e.actor.kind.clone(),
+                    actor_id: e.actor.id.clone(),
+                    actor_name: e.actor.name.clone(),
+                    remote_ip: e.actor.remote_ip.clone(),
+                    user_agent: e.actor.user_agent.clone(),
+                    correlation_id: e.actor.correlation_id.clone(),
+                    meta: e.meta.as_ref().map(|m| m.to_string()),
+                    targets: serde_json::from_str(&targets_text)
+                        .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?,
+                    prev_hash: Some(prev_hash.clone()),
+                    hash: None,
+                };
+                let hash = audit::chain_hash(&prev_hash, &record);
+                record.hash = Some(hash.clone());
+                prev_hash = hash;
+                records.push((record, targets_text));
+            }
+            sqlx::query("UPDATE audit_heads SET hash = $2 WHERE workspace_id = $1")
+                .bind(workspace)
+                .bind(&prev_hash)
+                .execute(&mut **tx)
+                .await?;
+        }
+        // Rows per statement: far under SQLite's 32,766 parameters and PostgreSQL's 65,535.
+        for chunk in records.chunks(256) {
+            let mut sql = String::from(
                 "INSERT INTO audit_logs (id, workspace_id, bucket, event, time_m, description, actor_type, \
                  actor_id, actor_name, remote_ip, user_agent, targets, seq, correlation_id, prev_hash, hash, \
-                 meta) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            )
-            .bind(&record.id)
-            .bind(&record.workspace_id)
-            .bind(&record.bucket)
-            .bind(&record.event)
-            .bind(record.time_ms)
-            .bind(&record.description)
-            .bind(&record.actor_type)
-            .bind(&record.actor_id)
-            .bind(&record.actor_name)
-            .bind(&record.remote_ip)
-            .bind(&record.user_agent)
-            .bind(&targets_text)
-            .bind(seq)
-            .bind(&record.correlation_id)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .bind(&record.meta)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("UPDATE audit_heads SET hash = $2 WHERE workspace_id = $1")
-                .bind(&e.workspace_id)
-                .bind(&hash)
-                .execute(&mut **tx)
-                .await?;
-            for target in &e.targets {
-                sqlx::query(
-                    "INSERT INTO audit_log_targets (log_id, workspace_id, type, target_id) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&e.id)
-                .bind(&e.workspace_id)
-                .bind(target.kind)
-                .bind(&target.id)
-                .execute(&mut **tx)
-                .await?;
+                 meta) VALUES ",
+            );
+            push_value_rows(&mut sql, anonymous, chunk.len(), 17);
+            let mut query = sqlx::query(&sql);
+            for (record, targets_text) in chunk {
+                query = query
+                    .bind(&record.id)
+                    .bind(&record.workspace_id)
+                    .bind(&record.bucket)
+                    .bind(&record.event)
+                    .bind(record.time_ms)
+                    .bind(&record.description)
+                    .bind(&record.actor_type)
+                    .bind(&record.actor_id)
+                    .bind(&record.actor_name)
+                    .bind(&record.remote_ip)
+                    .bind(&record.user_agent)
+                    .bind(targets_text)
+                    .bind(record.seq)
+                    .bind(&record.correlation_id)
+                    .bind(&record.prev_hash)
+                    .bind(&record.hash)
+                    .bind(&record.meta);
             }
+            query.execute(&mut **tx).await?;
+        }
+        let targets: Vec<_> = events
+            .iter()
+            .flat_map(|e| e.targets.iter().map(move |t| (e, t)))
+            .collect();
+        for chunk in targets.chunks(1024) {
+            let mut sql = String::from(
+                "INSERT INTO audit_log_targets (log_id, workspace_id, type, target_id) VALUES ",
+            );
+            push_value_rows(&mut sql, anonymous, chunk.len(), 4);
+            let mut query = sqlx::query(&sql);
+            for (e, target) in chunk {
+                query = query
+                    .bind(&e.id)
+                    .bind(&e.workspace_id)
+                    .bind(target.kind)
+                    .bind(&target.id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends change-feed entries `(kind, entity, time)`, in one statement.
+    async fn insert_changes(tx: &mut Tx, changes: &[(ChangeKind, &str, i64)]) -> StoreResult<()> {
+        let anonymous = tx.backend_name().eq_ignore_ascii_case("sqlite");
+        for chunk in changes.chunks(1024) {
+            let mut sql =
+                String::from("INSERT INTO changes (kind, entity_id, created_at_m) VALUES ");
+            push_value_rows(&mut sql, anonymous, chunk.len(), 3);
+            let mut query = sqlx::query(&sql);
+            for (kind, entity_id, time) in chunk {
+                query = query.bind(kind.as_str()).bind(*entity_id).bind(*time);
+            }
+            query.execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -294,25 +347,31 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Appends `rows` parenthesised tuples of `columns` parameters, for a multi-row `VALUES`:
-    /// `?` on SQLite (which looks numbered parameters up one by one, quadratic in a long
-    /// statement), `$1, $2, ...` on PostgreSQL.
+    /// Appends `rows` parenthesised tuples of `columns` parameters, for a multi-row `VALUES`, in
+    /// this backend's style (see [`push_value_rows`]).
     fn push_value_rows(&self, sql: &mut String, rows: usize, columns: usize) {
-        use std::fmt::Write;
-        for i in 0..rows {
-            sql.push_str(if i == 0 { "(" } else { ", (" });
-            for c in 0..columns {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                if self.dialect.anonymous_params {
-                    sql.push('?');
-                } else {
-                    let _ = write!(sql, "${}", i * columns + c + 1);
-                }
+        push_value_rows(sql, self.dialect.anonymous_params, rows, columns);
+    }
+}
+
+/// Appends `rows` parenthesised tuples of `columns` parameters, for a multi-row `VALUES`: `?` when
+/// `anonymous` (SQLite, which looks numbered parameters up one by one, quadratic in a long
+/// statement), else `$1, $2, ...` (PostgreSQL).
+fn push_value_rows(sql: &mut String, anonymous: bool, rows: usize, columns: usize) {
+    use std::fmt::Write;
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
             }
-            sql.push(')');
+            if anonymous {
+                sql.push('?');
+            } else {
+                let _ = write!(sql, "${}", i * columns + c + 1);
+            }
         }
+        sql.push(')');
     }
 }
 
