@@ -143,28 +143,33 @@ thread_local! {
 /// Counts one answered request and its latency.
 pub fn record_request(route: &str, status: u16, seconds: f64) {
     ROUTES.with_borrow_mut(|routes| {
-        if !routes.contains_key(route) {
-            routes.insert(
-                Box::from(route),
-                RouteHandles {
-                    duration: metrics::histogram!(HTTP_DURATION, "route" => route.to_string()),
-                    by_status: Vec::new(),
-                },
-            );
-        }
-        let Some(handles) = routes.get_mut(route) else {
+        // One lookup on the hot path; the entry is made once per route and thread.
+        if let Some(handles) = routes.get_mut(route) {
+            handles.record(route, status, seconds);
             return;
-        };
-        handles.duration.record(seconds);
-        match handles.by_status.iter().find(|(s, _)| *s == status) {
+        }
+        routes
+            .entry(Box::from(route))
+            .or_insert_with(|| RouteHandles {
+                duration: metrics::histogram!(HTTP_DURATION, "route" => route.to_string()),
+                by_status: Vec::new(),
+            })
+            .record(route, status, seconds);
+    });
+}
+
+impl RouteHandles {
+    fn record(&mut self, route: &str, status: u16, seconds: f64) {
+        self.duration.record(seconds);
+        match self.by_status.iter().find(|(s, _)| *s == status) {
             Some((_, counter)) => counter.increment(1),
             None => {
                 let counter = metrics::counter!(HTTP_REQUESTS, "route" => route.to_string(), "status" => status.to_string());
                 counter.increment(1);
-                handles.by_status.push((status, counter));
+                self.by_status.push((status, counter));
             }
         }
-    });
+    }
 }
 
 /// Drains histogram samples into their buckets; without it they would pile up between scrapes.
