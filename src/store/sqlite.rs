@@ -40,6 +40,9 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
     let options = || {
         AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(10))
+            // A connection to a local file does not go stale, and sqlx's check before handing
+            // one out is a round trip to the connection's worker thread on every acquire.
+            .test_before_acquire(false)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute(PRAGMAS).await?;
