@@ -55,7 +55,8 @@ impl SqlStore {
         mut identities: Vec<Identity>,
     ) -> StoreResult<Vec<Identity>> {
         let ids: Vec<&str> = identities.iter().map(|i| i.id.as_str()).collect();
-        let mut by_identity = self.limits_of("identity_id", &ids).await?;
+        let mut by_identity =
+            Self::limits_of(&mut *self.reader.acquire().await?, "identity_id", &ids).await?;
         for identity in identities.iter_mut() {
             identity.ratelimits = by_identity.remove(&identity.id).unwrap_or_default();
         }

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use sqlx::Row;
 use tokio::sync::oneshot;
 
@@ -140,12 +141,41 @@ impl SqlStore {
     }
 
     /// A key row with its permissions and roles.
-    pub(super) async fn one_key(&self, row: Option<AnyRow>) -> StoreResult<Option<KeyRow>> {
+    /// The key of `row` with its permissions, roles and rate limits, read on `conn`.
+    pub(super) async fn one_key(
+        conn: &mut AnyConnection,
+        row: Option<AnyRow>,
+    ) -> StoreResult<Option<KeyRow>> {
         let Some(row) = row else { return Ok(None) };
         let mut keys = vec![key_from(&row)?];
-        self.attach_rbac(&mut keys).await?;
-        self.attach_ratelimits(&mut keys).await?;
+        Self::attach_parts(conn, &mut keys).await?;
         Ok(keys.pop())
+    }
+
+    /// Fills in the keys' permissions, roles and rate limits, on one connection: each
+    /// acquisition and release of a pooled connection is a round trip to its thread (sqlx pings
+    /// a connection as it goes back to the pool), and a key read on a cache miss is four queries.
+    pub(super) async fn attach_parts(
+        conn: &mut AnyConnection,
+        keys: &mut [KeyRow],
+    ) -> StoreResult<()> {
+        Self::attach_rbac(conn, keys).await?;
+        Self::attach_ratelimits(conn, keys).await
+    }
+
+    /// A key by one `KEY_SELECT ... WHERE` query, with all its parts, on one pooled connection.
+    pub(super) async fn find_one_key(
+        &self,
+        sql: &str,
+        binds: &[&str],
+    ) -> StoreResult<Option<KeyRow>> {
+        let mut conn = self.reader.acquire().await?;
+        let mut query = sqlx::query(sql);
+        for value in binds {
+            query = query.bind(*value);
+        }
+        let row = query.fetch_optional(&mut *conn).await?;
+        Self::one_key(&mut conn, row).await
     }
 
     async fn key_hash(tx: &mut Tx, id: &str) -> StoreResult<Option<String>> {
@@ -181,10 +211,10 @@ impl KeyStore for SqlStore {
         if let Some(cursor) = page.cursor {
             query = query.bind(cursor);
         }
-        let rows = query.bind(page.limit).fetch_all(&self.reader).await?;
+        let mut conn = self.reader.acquire().await?;
+        let rows = query.bind(page.limit).fetch_all(&mut *conn).await?;
         let mut keys = rows.iter().map(key_from).collect::<StoreResult<Vec<_>>>()?;
-        self.attach_rbac(&mut keys).await?;
-        self.attach_ratelimits(&mut keys).await?;
+        Self::attach_parts(&mut conn, &mut keys).await?;
         Ok(keys)
     }
 
@@ -220,27 +250,18 @@ impl KeyStore for SqlStore {
         }
         found.sort_by(|a, b| a.id.cmp(&b.id));
         found.truncate(limit.max(0) as usize);
-        self.attach_rbac(&mut found).await?;
-        self.attach_ratelimits(&mut found).await?;
+        Self::attach_parts(&mut *self.reader.acquire().await?, &mut found).await?;
         Ok(found)
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
         let sql = format!("{KEY_SELECT} WHERE k.hash = $1 AND k.deleted_at_m IS NULL");
-        let row = sqlx::query(&sql)
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?;
-        self.one_key(row).await
+        self.find_one_key(&sql, &[hash]).await
     }
 
     async fn find_key_by_id(&self, id: &str) -> StoreResult<Option<KeyRow>> {
         let sql = format!("{KEY_SELECT} WHERE k.id = $1 AND k.deleted_at_m IS NULL");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        self.one_key(row).await
+        self.find_one_key(&sql, &[id]).await
     }
 
     async fn insert_key(&self, key: &NewKey, audit: &[AuditEvent]) -> StoreResult<()> {

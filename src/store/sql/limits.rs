@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::{placeholders, SqlStore, Tx, FIRST};
@@ -39,7 +40,7 @@ pub(super) type LimitsByOwner = HashMap<String, Vec<RatelimitConfig>>;
 impl SqlStore {
     /// The rate limits of these owners (`column`: `key_id` or `identity_id`).
     pub(super) async fn limits_of(
-        &self,
+        conn: &mut AnyConnection,
         column: &str,
         owners: &[&str],
     ) -> StoreResult<LimitsByOwner> {
@@ -55,7 +56,7 @@ impl SqlStore {
         for owner in owners {
             query = query.bind(*owner);
         }
-        for row in query.fetch_all(&self.reader).await? {
+        for row in query.fetch_all(&mut *conn).await? {
             let owner: String = row.try_get(column)?;
             by_owner.entry(owner).or_default().push(limit_from(&row)?);
         }
@@ -63,14 +64,17 @@ impl SqlStore {
     }
 
     /// Fills the rate limits of key rows and of their identities.
-    pub(super) async fn attach_ratelimits(&self, rows: &mut [KeyRow]) -> StoreResult<()> {
+    pub(super) async fn attach_ratelimits(
+        conn: &mut AnyConnection,
+        rows: &mut [KeyRow],
+    ) -> StoreResult<()> {
         let keys: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let mut by_key = self.limits_of("key_id", &keys).await?;
+        let mut by_key = Self::limits_of(conn, "key_id", &keys).await?;
         let identities: Vec<&str> = rows
             .iter()
             .filter_map(|r| r.identity.as_ref().map(|i| i.id.as_str()))
             .collect();
-        let by_identity = self.limits_of("identity_id", &identities).await?;
+        let by_identity = Self::limits_of(conn, "identity_id", &identities).await?;
         for row in rows.iter_mut() {
             row.ratelimits = by_key.remove(&row.id).unwrap_or_default();
             if let Some(identity) = row.identity.as_mut() {

@@ -85,13 +85,8 @@ impl MigrationStore for SqlStore {
             "{KEY_SELECT} WHERE k.hash = $1 AND k.pending_migration_id = $2 AND k.workspace_id = $3 \
              AND k.deleted_at_m IS NULL"
         );
-        let row = sqlx::query(&sql)
-            .bind(legacy_hash)
-            .bind(migration_id)
-            .bind(workspace_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        self.one_key(row).await
+        self.find_one_key(&sql, &[legacy_hash, migration_id, workspace_id])
+            .await
     }
 
     async fn complete_migration(

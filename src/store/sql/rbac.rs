@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::{like_pattern, placeholders, SqlStore, Tx, FIRST};
@@ -62,7 +63,10 @@ const ROLE_PERMISSIONS: LinkTable = LinkTable {
 
 impl SqlStore {
     /// Fills `permissions` and `roles` of key rows (two queries for any number of rows).
-    pub(super) async fn attach_rbac(&self, rows: &mut [KeyRow]) -> StoreResult<()> {
+    pub(super) async fn attach_rbac(
+        conn: &mut AnyConnection,
+        rows: &mut [KeyRow],
+    ) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -80,7 +84,7 @@ impl SqlStore {
             query = query.bind(*id);
         }
         let mut permissions: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for row in query.fetch_all(&self.reader).await? {
+        for row in query.fetch_all(&mut *conn).await? {
             permissions
                 .entry(row.try_get("key_id")?)
                 .or_default()
@@ -95,7 +99,7 @@ impl SqlStore {
             query = query.bind(*id);
         }
         let mut roles: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for row in query.fetch_all(&self.reader).await? {
+        for row in query.fetch_all(&mut *conn).await? {
             roles
                 .entry(row.try_get("key_id")?)
                 .or_default()
