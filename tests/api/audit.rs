@@ -195,28 +195,8 @@ async fn the_chain_is_verified_and_a_changed_event_is_found() {
     for i in 0..5 {
         app.create_api(&format!("api-{i}")).await;
     }
-    let out = app.cli(&["audit", "verify", "--workspace", &app.workspace_id]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("intact"), "{text}");
-
-    let out = app.cli(&[
-        "audit",
-        "export",
-        "--workspace",
-        &app.workspace_id,
-        "--since",
-        "1h",
-    ]);
-    assert!(out.status.success());
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
+    assert_chain_intact(&app);
+    let lines = export_last_hour(&app);
     assert!(lines.iter().filter(|l| l["event"] == "api.create").count() == 5);
     let third = lines
         .iter()
@@ -266,24 +246,8 @@ async fn keys_created_together_take_consecutive_positions_in_an_intact_chain() {
     let key_ids: HashSet<String> = creations.join_all().await.into_iter().collect();
     assert_eq!(key_ids.len(), 40);
 
-    let out = app.cli(&["audit", "verify", "--workspace", &app.workspace_id]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("intact"), "{text}");
-
-    let out = app.cli(&[
-        "audit",
-        "export",
-        "--workspace",
-        &app.workspace_id,
-        "--since",
-        "1h",
-    ]);
-    assert!(out.status.success());
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
+    assert_chain_intact(&app);
+    let lines = export_last_hour(&app);
     let mut positions: Vec<i64> = lines
         .iter()
         .map(|l| l["position"].as_i64().unwrap())
@@ -302,6 +266,35 @@ async fn keys_created_together_take_consecutive_positions_in_an_intact_chain() {
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(created, key_ids, "one key.create, naming its key, per key");
+}
+
+/// `keyward audit verify` of the app's workspace succeeds and reports the chain intact.
+fn assert_chain_intact(app: &TestApp) {
+    let out = app.cli(&["audit", "verify", "--workspace", &app.workspace_id]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("intact"), "{text}");
+}
+
+/// The app's workspace's events of the last hour, as `keyward audit export` writes them.
+fn export_last_hour(app: &TestApp) -> Vec<Value> {
+    let out = app.cli(&[
+        "audit",
+        "export",
+        "--workspace",
+        &app.workspace_id,
+        "--since",
+        "1h",
+    ]);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
 }
 
 async fn tamper(app: &TestApp, event_id: &str) {
