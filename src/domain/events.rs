@@ -7,7 +7,8 @@
 //! transaction, at least every [`FLUSH_INTERVAL`], and drains the rest at shutdown. The rollups'
 //! counts (events per minute, hour, day and month bucket and per everything a query can group by)
 //! gather in memory and are written every [`ROLLUP_INTERVAL`], so a key verified many times in
-//! that span costs one upsert per bucket rather than one per event. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
+//! that span costs one upsert per bucket rather than one per event; a round of them is written
+//! [`ROLLUP_CHUNK`] rows a transaction, between the raw batches. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
 //! its own with a prepared statement) the writer is a dedicated thread that blocks on the channel;
 //! otherwise it is an async task using [`crate::store::EventStore::insert_events`]. If the
 //! database falls so far behind that the channel fills, events are dropped and counted rather than
