@@ -1,10 +1,16 @@
-//! Resource identifiers: `<prefix>_` followed by random alphanumerics.
+//! Resource identifiers: `<prefix>_` followed by sixteen alphanumerics.
 //!
-//! Ids are not secrets, but they come from a CSPRNG anyway (the thread-local generator, seeded from
-//! the OS) so that they cannot be guessed across tenants. Sixteen characters from 62 give ~95 bits,
-//! enough that collisions never matter.
+//! A resource id starts with its creation time, so ids sort (as bytes) in the order they were
+//! made, like Unkey's: each new key, audit event or identity lands at the right edge of every index
+//! that holds its id, instead of on a random page. Creating keys at a few thousand a second used
+//! to dirty about eight random index pages per key (the key's id in four indexes, the audit
+//! event's and its targets'), which SQLite writes to the WAL in full at every commit and again at
+//! the checkpoint. The rest of an id comes from a CSPRNG (the thread-local generator, seeded from
+//! the OS): 9 characters, about 53 bits a millisecond, so ids cannot be guessed and never collide.
+//! Request ids need no order and are all random.
 
-use rand::distributions::Alphanumeric;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use rand::{Rng, RngCore};
 
 /// The kinds of resource that get ids, each with Unkey's prefix.
@@ -47,27 +53,40 @@ impl Prefix {
     }
 }
 
+/// Characters after the prefix's `_`.
 const RANDOM_LEN: usize = 16;
+/// Of those, the creation time: milliseconds since 1970 in base 62, enough until the year 2081.
+const TIME_LEN: usize = 7;
 
-/// A fresh id such as `api_3kQ9x...`.
+/// The 62 characters of a resource id, in byte order (so a fixed-width number in them sorts as
+/// the number does).
+const SORTED: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A fresh id such as `api_0TSw1Hb9kQ3xPzLm`: the creation time, then randomness.
 pub fn new_id(prefix: Prefix) -> String {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    id_at(prefix, now_ms, &mut rand::thread_rng())
+}
+
+fn id_at(prefix: Prefix, now_ms: u128, rng: &mut impl Rng) -> String {
     let mut id = String::with_capacity(prefix.as_str().len() + 1 + RANDOM_LEN);
     id.push_str(prefix.as_str());
     id.push('_');
-    id.extend(
-        rand::thread_rng()
-            .sample_iter(&Alphanumeric)
-            .take(RANDOM_LEN)
-            .map(char::from),
-    );
+    let mut time = [0u8; TIME_LEN];
+    let mut rest = now_ms;
+    for digit in time.iter_mut().rev() {
+        *digit = SORTED[(rest % 62) as usize];
+        rest /= 62;
+    }
+    id.extend(time.iter().map(|&c| char::from(c)));
+    id.extend((TIME_LEN..RANDOM_LEN).map(|_| char::from(SORTED[rng.gen_range(0..62)])));
     id
 }
 
-/// The 62 characters of an id's random part.
-const ALPHANUMERIC: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/// A fresh request id, `req_` and 16 alphanumerics: drawn like [`new_id`]'s, uniformly from
-/// the same generator, but six bits at a time from 64-bit words (a 6-bit value of 62 or 63 is
+/// A fresh request id, `req_` and 16 alphanumerics, all random: drawn uniformly from the same
+/// generator as [`new_id`]'s, but six bits at a time from 64-bit words (a 6-bit value of 62 or 63 is
 /// skipped), so it takes two or three calls of the generator instead of sixteen. Every request
 /// gets one.
 pub fn new_request_id() -> String {
@@ -84,7 +103,7 @@ pub fn new_request_id() -> String {
         let six = (bits & 63) as usize;
         bits >>= 6;
         left -= 6;
-        if let Some(&c) = ALPHANUMERIC.get(six) {
+        if let Some(&c) = SORTED.get(six) {
             id.push(char::from(c));
             written += 1;
         }
@@ -103,6 +122,40 @@ mod tests {
         assert_eq!(id.len(), 4 + RANDOM_LEN);
         assert!(id[4..].chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(new_id(Prefix::Api), id);
+    }
+
+    #[test]
+    fn ids_sort_in_the_order_they_were_made() {
+        let mut rng = rand::thread_rng();
+        let times = [
+            0,
+            1,
+            61,
+            62,
+            999,
+            1_764_633_600_000,
+            1_764_633_600_001,
+            3_500_000_000_000,
+        ];
+        let ids: Vec<String> = times
+            .iter()
+            .map(|&t| id_at(Prefix::Key, t, &mut rng))
+            .collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        for id in &ids {
+            assert_eq!(id.len(), 4 + RANDOM_LEN, "{id}");
+            assert!(id[4..].bytes().all(|c| c.is_ascii_alphanumeric()), "{id}");
+        }
+        // Two ids of one millisecond differ in their random part.
+        let same_ms: std::collections::HashSet<String> =
+            (0..1000).map(|_| id_at(Prefix::Key, 5, &mut rng)).collect();
+        assert_eq!(same_ms.len(), 1000);
+        // Fresh ids are made now: later ones never sort before earlier ones' millisecond.
+        let first = new_id(Prefix::Api);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(new_id(Prefix::Api)[..4 + TIME_LEN] > first[..4 + TIME_LEN]);
     }
 
     #[test]

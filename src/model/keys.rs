@@ -99,6 +99,17 @@ pub struct NewKey {
     pub sealed: Option<SealedKey>,
 }
 
+impl NewKey {
+    /// Whether the key is its row alone: no identity to link, no permissions, roles or rate limits
+    /// of its own, nothing sealed.
+    pub fn is_plain(&self) -> bool {
+        self.external_id.is_none()
+            && self.rbac.is_empty()
+            && self.ratelimits.is_empty()
+            && self.sealed.is_none()
+    }
+}
+
 /// A partial update of a key.
 #[derive(Debug, Clone, Default)]
 pub struct KeyPatch {

@@ -35,3 +35,10 @@ pub struct RbacChange {
     /// Roles, by id.
     pub roles: Option<SetChange<String>>,
 }
+
+impl RbacChange {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.permissions.is_none() && self.roles.is_none()
+    }
+}

@@ -87,15 +87,18 @@ async fn insert_keys_together(
         return Ok(vec![Ok(())]);
     }
     // Inserts almost never fail, so first try the whole batch without savepoints (two
-    // statements fewer per key), with the batch's change-feed entries and audit events written
-    // together at the end (a few statements for all of them, not several per key). If a key
-    // fails, start over with a savepoint around each key.
-    let mut all_ok = true;
-    for item in batch {
-        if SqlStore::insert_key_in(&mut tx, &item.key).await.is_err() {
-            all_ok = false;
+    // statements fewer per key), the keys that are their row alone in multi-row inserts, and the
+    // batch's change-feed entries and audit events together at the end (a few statements for the
+    // whole batch, not several per key). If a key fails, start over with a savepoint around each.
+    let (plain, other): (Vec<&KeyInsert>, Vec<&KeyInsert>) =
+        batch.iter().partition(|item| item.key.is_plain());
+    let plain: Vec<&NewKey> = plain.iter().map(|item| &item.key).collect();
+    let mut all_ok = SqlStore::insert_plain_keys(&mut tx, &plain).await.is_ok();
+    for item in other {
+        if !all_ok {
             break;
         }
+        all_ok = SqlStore::insert_key_in(&mut tx, &item.key).await.is_ok();
     }
     if all_ok && changes_and_audit(&mut tx, batch).await.is_ok() {
         tx.commit().await?;

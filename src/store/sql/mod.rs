@@ -212,15 +212,11 @@ impl SqlStore {
                 .iter()
                 .filter(|e| e.workspace_id == workspace)
                 .collect();
-            sqlx::query(
-                "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, 0, '') \
-                 ON CONFLICT (workspace_id) DO NOTHING",
-            )
-            .bind(workspace)
-            .execute(&mut **tx)
-            .await?;
+            // One statement creates the head or moves it on, and hands back where it stood.
             let head = sqlx::query(
-                "UPDATE audit_heads SET seq = seq + $2 WHERE workspace_id = $1 RETURNING seq, hash",
+                "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, $2, '') \
+                 ON CONFLICT (workspace_id) DO UPDATE SET seq = audit_heads.seq + $2 \
+                 RETURNING seq, hash",
             )
             .bind(workspace)
             .bind(mine.len() as i64)
@@ -357,7 +353,7 @@ impl SqlStore {
 /// Appends `rows` parenthesised tuples of `columns` parameters, for a multi-row `VALUES`: `?` when
 /// `anonymous` (SQLite, which looks numbered parameters up one by one, quadratic in a long
 /// statement), else `$1, $2, ...` (PostgreSQL).
-fn push_value_rows(sql: &mut String, anonymous: bool, rows: usize, columns: usize) {
+pub(super) fn push_value_rows(sql: &mut String, anonymous: bool, rows: usize, columns: usize) {
     use std::fmt::Write;
     for i in 0..rows {
         sql.push_str(if i == 0 { "(" } else { ", (" });
