@@ -270,13 +270,41 @@ pub fn channel(store: Arc<dyn EventStore>, config: WriterConfig) -> (EventSink, 
     )
 }
 
+/// A cached key, compared and hashed by its id: the pending `lastUsedAt` times hold the key the
+/// request path verified (one pointer, no copy of its id), and a key read again from the
+/// database after an invalidation is still the same key.
+#[derive(Clone)]
+struct ById(Arc<CachedKey>);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+/// Looked up by id, so that a key already pending costs no reference count (shared with the
+/// request threads) to find.
+impl std::borrow::Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
 /// Keys' latest verification times not yet written to `key_last_used`.
 struct LastUsed {
-    pending: FastMap<Box<str>, i64>,
+    pending: FastMap<ById, i64>,
     interval: Duration,
     since: Instant,
     /// A round being written, sorted by key id, a chunk at a time between event batches.
-    writing: std::vec::IntoIter<(Box<str>, i64)>,
+    writing: std::vec::IntoIter<(ById, i64)>,
 }
 
 /// Keys written per chunk of a `lastUsedAt` round. Between chunks the writer goes back to the
@@ -301,7 +329,7 @@ impl LastUsed {
             match self.pending.get_mut(&*event.key.id) {
                 Some(time) => *time = (*time).max(event.time_ms),
                 None => {
-                    self.pending.insert(event.key.id.clone(), event.time_ms);
+                    self.pending.insert(ById(event.key.clone()), event.time_ms);
                 }
             }
         }
@@ -310,26 +338,26 @@ impl LastUsed {
     /// The next chunk to write: of the round in progress, else of a new round when the interval
     /// has passed (or at once when `stopping`). A round is sorted by key id, so each chunk
     /// rewrites a run of neighbouring pages.
-    fn next_chunk(&mut self, stopping: bool) -> Option<Vec<(Box<str>, i64)>> {
+    fn next_chunk(&mut self, stopping: bool) -> Option<Vec<(ById, i64)>> {
         if self.writing.len() == 0 {
             let due = stopping || self.since.elapsed() >= self.interval;
             if self.pending.is_empty() || !due {
                 return None;
             }
             self.since = Instant::now();
-            let mut round: Vec<(Box<str>, i64)> = self.pending.drain().collect();
-            round.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let mut round: Vec<(ById, i64)> = self.pending.drain().collect();
+            round.sort_unstable_by(|a, b| a.0 .0.id.cmp(&b.0 .0.id));
             self.writing = round.into_iter();
         }
         Some(self.writing.by_ref().take(LAST_USED_CHUNK).collect())
     }
 }
 
-fn last_uses(taken: &[(Box<str>, i64)]) -> Vec<LastUse<'_>> {
+fn last_uses(taken: &[(ById, i64)]) -> Vec<LastUse<'_>> {
     taken
         .iter()
-        .map(|(key_id, time_ms)| LastUse {
-            key_id,
+        .map(|(key, time_ms)| LastUse {
+            key_id: &key.0.id,
             time_ms: *time_ms,
         })
         .collect()
@@ -373,13 +401,13 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
     for (event, tags) in events.iter().zip(tags) {
         match event {
             Event::Verification(e) => {
-                let identity = e.key.identity.as_deref();
+                let identity = e.key.identity();
                 out.verifications.push(NewVerification {
                     request_id: &e.request_id,
                     time_ms: e.time_ms,
-                    workspace_id: &e.key.workspace_id,
-                    api_id: &e.key.api_id,
-                    key_space_id: &e.key.key_space_id,
+                    workspace_id: e.key.workspace_id(),
+                    api_id: e.key.api_id(),
+                    key_space_id: e.key.key_space_id(),
                     key_id: &e.key.id,
                     identity_id: identity.map(|i| &*i.id),
                     outcome: e.outcome,
@@ -611,22 +639,41 @@ mod tests {
         let mut last_used = LastUsed::new(Duration::from_secs(3600));
         assert!(last_used.next_chunk(true).is_none(), "nothing pending");
         for i in (0..LAST_USED_CHUNK + 5).rev() {
-            let id: Box<str> = format!("key_{i:06}").into();
-            last_used.pending.insert(id, i as i64);
+            let key = CachedKey::plain(&format!("key_{i:06}"), "ws", "api", "ks");
+            last_used.pending.insert(ById(Arc::new(key)), i as i64);
         }
+        // The same key again, as a new copy from the database: one entry, the later time.
+        let again = CachedKey::plain("key_000000", "ws", "api", "ks");
+        last_used.note(&[Event::Verification(PendingEvent {
+            key: Arc::new(again),
+            request_id: "req".into(),
+            time_ms: 7,
+            outcome: "VALID",
+            tags: Vec::new(),
+            spent_credits: 0,
+            latency_us: 0,
+        })]);
+        assert_eq!(last_used.pending.len(), LAST_USED_CHUNK + 5);
         assert!(
             last_used.next_chunk(false).is_none(),
             "the interval has not passed"
         );
         let first = last_used.next_chunk(true).expect("a round when stopping");
         assert_eq!(first.len(), LAST_USED_CHUNK);
+        let ids = |chunk: &[(ById, i64)]| -> Vec<(String, i64)> {
+            chunk
+                .iter()
+                .map(|(k, t)| (k.0.id.to_string(), *t))
+                .collect()
+        };
+        let first = ids(&first);
         assert!(
             first.windows(2).all(|w| w[0].0 < w[1].0),
             "sorted by key id"
         );
-        assert_eq!(first[0], ("key_000000".into(), 0));
+        assert_eq!(first[0], ("key_000000".into(), 7));
         // The round goes on at the next tick without waiting for another interval.
-        let rest = last_used.next_chunk(false).expect("the rest of the round");
+        let rest = ids(&last_used.next_chunk(false).expect("the rest of the round"));
         assert_eq!(rest.len(), 5);
         assert!(first[first.len() - 1].0 < rest[0].0);
         assert!(last_used.next_chunk(false).is_none());

@@ -348,12 +348,12 @@ fn counted_as<'a>(
     outcome: &'a str,
     tags: Option<&'a str>,
 ) -> CountedAs<'a> {
-    let identity = key.identity.as_deref();
+    let identity = key.identity();
     CountedAs {
         granularity,
         time_ms,
-        workspace_id: &key.workspace_id,
-        key_space_id: &key.key_space_id,
+        workspace_id: key.workspace_id(),
+        key_space_id: key.key_space_id(),
         key_id: &key.id,
         identity_id: identity.map_or("", |i| &*i.id),
         external_id: identity.map_or("", |i| &*i.external_id),
@@ -368,23 +368,7 @@ mod tests {
     use super::*;
 
     fn key(id: &str) -> Arc<CachedKey> {
-        Arc::new(CachedKey {
-            id: id.into(),
-            workspace_id: "ws".into(),
-            api_id: "api".into(),
-            key_space_id: "ks".into(),
-            name: None,
-            meta: None,
-            identity: None,
-            expires: None,
-            enabled: true,
-            api_deleted: false,
-            credits: None,
-            ip_whitelist: None,
-            permissions: Box::default(),
-            roles: Box::default(),
-            ratelimits: Box::default(),
-        })
+        Arc::new(CachedKey::plain(id, "ws", "api", "ks"))
     }
 
     fn verified(key: &Arc<CachedKey>, time_ms: i64, spent_credits: i64) -> Event {

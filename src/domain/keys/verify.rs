@@ -213,10 +213,10 @@ impl KeyService {
         };
 
         // 2. Isolation and root-key scope.
-        if *key.workspace_id != *principal.workspace_id || key.api_deleted {
+        if key.workspace_id() != &*principal.workspace_id || key.api_deleted {
             return Ok(Verdict::not_found());
         }
-        if !may_verify_api(principal, &key.api_id) {
+        if !may_verify_api(principal, key.api_id()) {
             return Ok(Verdict::not_found());
         }
         let permission_query = match req.permissions {
@@ -235,7 +235,7 @@ impl KeyService {
 
         // 4. IP whitelist.
         if code == VerifyCode::Valid {
-            if let Some(allowed) = &key.ip_whitelist {
+            if let Some(allowed) = key.ip_whitelist() {
                 let ok =
                     (req.client_ip)().is_some_and(|ip| allowed.iter().any(|a| a.as_ref() == ip));
                 if !ok {
@@ -312,12 +312,12 @@ impl KeyService {
     ) -> Result<(Vec<CheckedLimit>, bool), VerifyError> {
         // By name: the identity's limits that no key limit shadows, and the key's own.
         let mut configs: BTreeMap<&str, (&RatelimitConfig, &str)> = BTreeMap::new();
-        if let Some(identity) = &key.identity {
+        if let Some(identity) = key.identity() {
             for limit in key.identity_limits() {
                 configs.insert(&limit.name, (limit, &identity.id));
             }
         }
-        for limit in key.ratelimits.iter() {
+        for limit in key.ratelimits() {
             configs.insert(&limit.name, (limit, &key.id));
         }
         if configs.is_empty() && requested.is_empty() {
@@ -334,7 +334,7 @@ impl KeyService {
                         owner: &str,
                         cost: i64| {
             checks.push(LimitCheck {
-                key: named_key(&key.workspace_id, name, owner, duration),
+                key: named_key(key.workspace_id(), name, owner, duration),
                 limit,
                 duration_ms: duration,
                 cost,
@@ -377,7 +377,7 @@ impl KeyService {
                 }
                 _ => {
                     let Some((config, owner)) = configs.get(r.name.as_str()) else {
-                        return Err(VerifyError::UnknownLimit(match &key.identity {
+                        return Err(VerifyError::UnknownLimit(match key.identity() {
                             Some(identity) => format!(
                                 "ratelimit '{}' was requested but does not exist for key '{}' nor identity: '{}' external ID: '{}'",
                                 r.name, key.id, identity.id, identity.external_id

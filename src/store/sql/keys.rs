@@ -122,7 +122,12 @@ impl SqlStore {
             None => None,
         };
         let mut sql = String::from(KEY_INSERT);
-        push_value_rows(&mut sql, tx.backend_name().eq_ignore_ascii_case("sqlite"), 1, KEY_COLUMNS);
+        push_value_rows(
+            &mut sql,
+            tx.backend_name().eq_ignore_ascii_case("sqlite"),
+            1,
+            KEY_COLUMNS,
+        );
         bind_key(sqlx::query(&sql), key, identity_id)
             .execute(&mut **tx)
             .await?;

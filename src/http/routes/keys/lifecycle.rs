@@ -230,10 +230,10 @@ async fn whoami(
             "We could not find the requested key.",
         ));
     };
-    if *key.workspace_id != *caller.workspace_id() {
+    if key.workspace_id() != caller.workspace_id() {
         return Err(ApiError::new(ErrorCode::KeyNotFound, KEY_NOT_FOUND));
     }
-    caller.require(&Requirement::api("read_key", &key.api_id))?;
+    caller.require(&Requirement::api("read_key", key.api_id()))?;
     // The cached row is enough to authorize; show the stored one, with its current usage.
     let row = state
         .keys

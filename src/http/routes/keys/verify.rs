@@ -265,19 +265,19 @@ async fn verify_key(
             valid: code == crate::domain::keys::verify::VerifyCode::Valid,
             code: code.as_str(),
             key_id: Some(&key.id),
-            name: key.name.as_deref(),
-            meta: key.meta.as_deref(),
+            name: key.name(),
+            meta: key.meta(),
             expires: key.expires,
             credits: verdict.remaining,
             enabled: Some(key.enabled),
-            identity: key.identity.as_ref().map(|i| VerifyIdentity {
+            identity: key.identity().map(|i| VerifyIdentity {
                 id: &i.id,
                 external_id: &i.external_id,
                 meta: i.meta.as_deref(),
                 ratelimits: key.identity_limits().map(ratelimit_data).collect(),
             }),
-            permissions: &key.permissions,
-            roles: &key.roles,
+            permissions: key.permissions(),
+            roles: key.roles(),
             ratelimits: verdict
                 .ratelimits
                 .iter()
