@@ -66,8 +66,12 @@ pub const LOCK_MARGIN: Duration = Duration::from_secs(5);
 pub const IDLE_HOLDING: Duration = Duration::from_secs(600);
 /// How often idle holdings are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// How long a spend waits for another node's move before it spends on the row instead.
+/// How long a spend waits for another node's move before it tries the row instead.
 const BUSY_WAIT: Duration = Duration::from_millis(200);
+/// How long a spend the row cannot cover waits for the move in flight, which may hold what the
+/// row lacks, before it refuses: at most this, and at most half the request timeout, so the
+/// request still gets its answer.
+const MOVE_WAIT: Duration = Duration::from_secs(3);
 /// How long a management change waits for a move in flight.
 const FENCE_WAIT: Duration = Duration::from_secs(3);
 /// Prefix of every holding, versioned with the script's layout.
@@ -88,6 +92,8 @@ pub struct RedisLedger {
     script: redis::Script,
     /// How long move and fence locks live: longer than any request ([`LOCK_MARGIN`]).
     lock_ttl: Duration,
+    /// How long a spend waits for a move in flight before a refusal stands ([`MOVE_WAIT`]).
+    move_wait: Duration,
 }
 
 fn holding(key_id: &str) -> String {
@@ -116,6 +122,7 @@ impl RedisLedger {
             store,
             script: redis::Script::new(include_str!("credits.lua")),
             lock_ttl: request_timeout + LOCK_MARGIN,
+            move_wait: MOVE_WAIT.min(request_timeout / 2),
         }
     }
 
@@ -382,6 +389,7 @@ impl Ledger for RedisLedger {
         ];
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut tried_row = false;
         loop {
             let answer = match self.run(key.key_id, &args).await {
                 Ok(answer) => answer,
@@ -396,7 +404,20 @@ impl Ledger for RedisLedger {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
-                // Another node has been moving for long: spend on the row, which is exact.
+                // Another node has been moving for long (a slow database): spend on the row if
+                // it covers the cost, which is exact. What it lacks may be in the move (a move
+                // takes up to MOVE_BLOCK credits out of the row), so a refusal waits for the move
+                // to finish and tries Redis again, up to `move_wait`, before it stands.
+                (BUSY, ..) if !tried_row => {
+                    tried_row = true;
+                    match self.spend_on_row(key, cost, now).await? {
+                        Spend::Insufficient(_) if started.elapsed() < self.move_wait => {}
+                        outcome => return Ok(outcome),
+                    }
+                }
+                (BUSY, ..) if started.elapsed() < self.move_wait => {
+                    tokio::time::sleep(pause).await;
+                }
                 (BUSY, ..) => return self.spend_on_row(key, cost, now).await,
                 (code, ..) => {
                     return Err(StoreError::Failed(format!(

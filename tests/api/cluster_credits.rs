@@ -626,3 +626,58 @@ async fn without_redis_no_refill_is_made_on_the_row_alone() {
         "max(held + row, amount) = 10, not 10 + what Redis held"
     );
 }
+
+#[tokio::test]
+async fn a_spend_waits_out_a_slow_move_instead_of_refusing_credits_in_flight() {
+    use keyward::cluster::credits::RedisLedger;
+    use keyward::cluster::link::RedisLink;
+    use keyward::domain::credits::{KeyCredits, Ledger, Spend};
+    use std::sync::Arc;
+    let Some(redis) = cluster_env() else { return };
+    let app = spawn_cluster_app(&redis).await;
+    let api = app.create_api("payments").await;
+    let (key_id, _) = create_key(&app, &api, json!({"credits": {"remaining": 100}})).await;
+    let created_at = get_key(&app, &key_id).await["createdAt"].as_i64().unwrap();
+    let ledger = RedisLedger::new(
+        Arc::new(RedisLink::new(&redis).expect("Redis URL")),
+        app.store.clone(),
+        Duration::from_secs(3),
+    );
+    let terms = KeyCredits {
+        key_id: &key_id,
+        refill: None,
+        created_at,
+    };
+    // The first spend moves every credit out of the row into Redis.
+    let now = created_at + 1;
+    assert_eq!(
+        ledger.spend(&terms, 1, now).await.unwrap(),
+        Spend::Spent(99)
+    );
+    // Another node holds the move lock for 600 ms, as a move on a slow database would: longer
+    // than a spend waits before it tries the row, which holds nothing now.
+    let client = redis::Client::open(redis.as_str()).expect("Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let _: () = redis::cmd("SET")
+        .arg(format!("keyward:cr:v1:{key_id}:lock"))
+        .arg("another-node")
+        .arg("PX")
+        .arg(600)
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let started = Instant::now();
+    let spent = ledger.spend(&terms, 1, now).await.unwrap();
+    assert_eq!(
+        spent,
+        Spend::Spent(98),
+        "the credits were in Redis all along: waited {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // Half the request timeout at most: the request still gets its answer.
+    assert!(started.elapsed() < Duration::from_millis(1500 + 500));
+}
