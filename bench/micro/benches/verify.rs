@@ -154,7 +154,7 @@ fn permissions(c: &mut Criterion) {
         .flat_map(|r| (0..10).map(move |p| format!("perm.r{r}.p{p}")))
         .collect();
     let key = CachedKey::new(key_row(0, held), &Interner::default());
-    assert_eq!(key.permissions.len(), 50);
+    assert_eq!(key.permissions().len(), 50);
     let parsed = query::parse(QUERY).expect("the query parses");
     assert!(
         parsed.evaluate(&|p| key.holds(p)),
