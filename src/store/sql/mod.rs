@@ -212,7 +212,8 @@ impl SqlStore {
                 .iter()
                 .filter(|e| e.workspace_id == workspace)
                 .collect();
-            // One statement creates the head or moves it on, and hands back where it stood.
+            // One statement creates the head or moves it on, and hands back its new position and
+            // the hash of the chain's last event.
             let head = sqlx::query(
                 "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, $2, '') \
                  ON CONFLICT (workspace_id) DO UPDATE SET seq = audit_heads.seq + $2 \
