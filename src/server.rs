@@ -345,8 +345,13 @@ impl Server {
             audit_retention,
             connections,
             metrics_listener,
+            redis,
             ..
         } = self;
+        if let Some(link) = redis {
+            // In the background: serving never waits for Redis.
+            tokio::spawn(async move { link.connect(std::time::Duration::from_secs(2)).await });
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(feed.run(stop_rx.clone())),

@@ -67,6 +67,19 @@ impl RedisLink {
             .map_err(|err| LinkError(format!("connecting to Redis: {err}")))
     }
 
+    /// Makes the connection now, waiting up to `within` (a node calls this in the background as
+    /// it starts): the first requests then do not spend their [`REDIS_TIMEOUT`] on connecting,
+    /// which on a busy host can take longer and sends the node to its fallbacks for
+    /// [`RETRY_AFTER`]. A failure is only logged; calls connect on their own later.
+    pub async fn connect(&self, within: Duration) {
+        let failure = match tokio::time::timeout(within, self.connection()).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(err)) => err,
+            Err(_) => LinkError(format!("no connection within {} ms", within.as_millis())),
+        };
+        tracing::warn!(error = %failure, "could not connect to Redis at start; will retry on use");
+    }
+
     /// Runs `call` on the shared connection, within [`REDIS_TIMEOUT`], unless Redis is being left
     /// alone after a recent failure. An error means the caller must decide without Redis.
     pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, LinkError>
