@@ -54,7 +54,7 @@ impl Prefix {
 }
 
 /// Characters after the prefix's `_`.
-const RANDOM_LEN: usize = 16;
+const ID_LEN: usize = 16;
 /// Of those, the creation time: milliseconds since 1970 in base 62, enough until the year 2081.
 const TIME_LEN: usize = 7;
 
@@ -71,7 +71,7 @@ pub fn new_id(prefix: Prefix) -> String {
 }
 
 fn id_at(prefix: Prefix, now_ms: u128, rng: &mut impl Rng) -> String {
-    let mut id = String::with_capacity(prefix.as_str().len() + 1 + RANDOM_LEN);
+    let mut id = String::with_capacity(prefix.as_str().len() + 1 + ID_LEN);
     id.push_str(prefix.as_str());
     id.push('_');
     let mut time = [0u8; TIME_LEN];
@@ -81,7 +81,7 @@ fn id_at(prefix: Prefix, now_ms: u128, rng: &mut impl Rng) -> String {
         rest /= 62;
     }
     id.extend(time.iter().map(|&c| char::from(c)));
-    id.extend((TIME_LEN..RANDOM_LEN).map(|_| char::from(SORTED[rng.gen_range(0..62)])));
+    id.extend((TIME_LEN..ID_LEN).map(|_| char::from(SORTED[rng.gen_range(0..62)])));
     id
 }
 
@@ -91,11 +91,11 @@ fn id_at(prefix: Prefix, now_ms: u128, rng: &mut impl Rng) -> String {
 /// gets one.
 pub fn new_request_id() -> String {
     let mut rng = rand::thread_rng();
-    let mut id = String::with_capacity(4 + RANDOM_LEN);
+    let mut id = String::with_capacity(4 + ID_LEN);
     id.push_str("req_");
     let (mut bits, mut left) = (0u64, 0u32);
     let mut written = 0;
-    while written < RANDOM_LEN {
+    while written < ID_LEN {
         if left < 6 {
             bits = rng.next_u64();
             left = 64;
@@ -119,7 +119,7 @@ mod tests {
     fn ids_carry_their_prefix_and_only_alphanumerics() {
         let id = new_id(Prefix::Api);
         assert!(id.starts_with("api_"));
-        assert_eq!(id.len(), 4 + RANDOM_LEN);
+        assert_eq!(id.len(), 4 + ID_LEN);
         assert!(id[4..].chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(new_id(Prefix::Api), id);
     }
@@ -145,7 +145,7 @@ mod tests {
             assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
         }
         for id in &ids {
-            assert_eq!(id.len(), 4 + RANDOM_LEN, "{id}");
+            assert_eq!(id.len(), 4 + ID_LEN, "{id}");
             assert!(id[4..].bytes().all(|c| c.is_ascii_alphanumeric()), "{id}");
         }
         // Two ids of one millisecond differ in their random part.
@@ -164,7 +164,7 @@ mod tests {
         for _ in 0..2000 {
             let id = new_request_id();
             assert!(id.starts_with("req_"), "{id}");
-            assert_eq!(id.len(), 4 + RANDOM_LEN, "{id}");
+            assert_eq!(id.len(), 4 + ID_LEN, "{id}");
             assert!(id[4..].bytes().all(|c| c.is_ascii_alphanumeric()), "{id}");
             seen.extend(id[4..].bytes());
         }
