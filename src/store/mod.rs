@@ -14,6 +14,7 @@ mod ports;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
+mod sqlite_keys;
 
 pub use ports::{
     AdminStore, AnalyticsStore, ApiStore, AuditStore, ChangeStore, CreditStore, EventStore,

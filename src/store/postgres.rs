@@ -20,5 +20,5 @@ pub async fn connect(url: &str) -> StoreResult<SqlStore> {
         .connect(url)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(Dialect::postgres(), pool.clone(), pool))
+    Ok(SqlStore::new(Dialect::postgres(), pool.clone(), pool, None))
 }

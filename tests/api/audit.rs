@@ -268,6 +268,71 @@ async fn keys_created_together_take_consecutive_positions_in_an_intact_chain() {
     assert_eq!(created, key_ids, "one key.create, naming its key, per key");
 }
 
+#[tokio::test]
+async fn a_key_that_fails_in_a_group_commit_leaves_no_event_and_the_rest_chain_intact() {
+    use keyward::model::audit::{Actor, AuditEvent, Target};
+    let app = spawn_app().await;
+    let api_id = app.create_api("failing").await;
+    let api = app.store.get_api(&api_id).await.unwrap().unwrap();
+    let mut inserts = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let key = keyward::model::NewKey {
+            id: format!("key_fails{i}"),
+            key_space_id: api.key_space_id.clone(),
+            workspace_id: app.workspace_id.clone(),
+            // Key 7 reuses key 3's hash: the batch holding the later of the two cannot be
+            // written whole, and is written again key by key.
+            hash: format!("hash_fails_{}", if i == 7 { 3 } else { i }),
+            start: "sk_x".into(),
+            name: None,
+            meta: None,
+            external_id: None,
+            new_identity_id: format!("id_fails{i}"),
+            expires: None,
+            enabled: true,
+            remaining: None,
+            refill_day: None,
+            refill_amount: None,
+            pending_migration_id: None,
+            created_at: app.now(),
+            rbac: Default::default(),
+            ratelimits: Vec::new(),
+            sealed: None,
+        };
+        let event = AuditEvent::new(
+            &app.workspace_id,
+            "key.create",
+            format!("Created key {}", key.id),
+            &Actor::cli(),
+            app.now(),
+            vec![Target::new("key", &key.id, None)],
+        );
+        let store = app.store.clone();
+        inserts.spawn(async move {
+            let ok = store.insert_key(&key, &[event]).await.is_ok();
+            (key.id, ok)
+        });
+    }
+    let outcomes = inserts.join_all().await;
+    let written: HashSet<String> = outcomes
+        .into_iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(written.len(), 29, "all but one of keys 3 and 7");
+    assert!(written.contains("key_fails3") != written.contains("key_fails7"));
+
+    assert_chain_intact(&app);
+    let logged: Vec<String> = export_last_hour(&app)
+        .iter()
+        .filter(|l| l["event"] == "key.create")
+        .flat_map(|l| l["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(logged.len(), 29, "no event of the key that failed");
+    assert_eq!(logged.into_iter().collect::<HashSet<_>>(), written);
+}
+
 /// `keyward audit verify` of the app's workspace succeeds and reports the chain intact.
 fn assert_chain_intact(app: &TestApp) {
     let out = app.cli(&["audit", "verify", "--workspace", &app.workspace_id]);

@@ -46,6 +46,70 @@ pub fn chain_hash(prev_hash: &str, e: &StoredAuditEvent) -> String {
         .collect()
 }
 
+/// Creates a workspace's head or moves it on by `$2` events; answers the head's new position (the
+/// last of the positions taken) and the hash of the chain's last event before them.
+pub(in crate::store) const HEAD_ADVANCE: &str =
+    "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, $2, '') \
+     ON CONFLICT (workspace_id) DO UPDATE SET seq = audit_heads.seq + $2 RETURNING seq, hash";
+
+/// Stores the hash of the chain's new last event in its workspace's head.
+pub(in crate::store) const HEAD_SET_HASH: &str =
+    "UPDATE audit_heads SET hash = $2 WHERE workspace_id = $1";
+
+/// The start of an audit event insert, followed by rows of [`LOG_COLUMNS`] values in this order.
+pub(in crate::store) const LOG_INSERT: &str =
+    "INSERT INTO audit_logs (id, workspace_id, bucket, event, time_m, description, actor_type, \
+     actor_id, actor_name, remote_ip, user_agent, targets, seq, correlation_id, prev_hash, hash, \
+     meta) VALUES ";
+pub(in crate::store) const LOG_COLUMNS: usize = 17;
+
+/// The start of an audit target insert, followed by rows of [`TARGET_COLUMNS`] values.
+pub(in crate::store) const TARGET_INSERT: &str =
+    "INSERT INTO audit_log_targets (log_id, workspace_id, type, target_id) VALUES ";
+pub(in crate::store) const TARGET_COLUMNS: usize = 4;
+
+/// The stored form of `events`, all of one workspace, appended to its chain after the head moved
+/// to `head_seq` (the last of their positions; see [`HEAD_ADVANCE`]) from a chain that ended with
+/// `prev_hash`: each event with its position and hash, and its targets as JSON text. Also answers
+/// the hash of the new last event, for the head.
+pub(in crate::store) fn chain_events(
+    events: &[&AuditEvent],
+    head_seq: i64,
+    mut prev_hash: String,
+) -> StoreResult<(Vec<(StoredAuditEvent, String)>, String)> {
+    let first_seq = head_seq + 1 - events.len() as i64;
+    let mut records = Vec::with_capacity(events.len());
+    for (e, seq) in events.iter().zip(first_seq..) {
+        let targets_text = serde_json::to_string(&e.targets)
+            .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?;
+        let mut record = StoredAuditEvent {
+            id: e.id.clone(),
+            workspace_id: e.workspace_id.clone(),
+            seq,
+            bucket: crate::model::audit::BUCKET.to_string(),
+            event: e.event.to_string(),
+            time_ms: e.time_ms,
+            description: e.description.clone(),
+            actor_type: e.actor.kind.clone(),
+            actor_id: e.actor.id.clone(),
+            actor_name: e.actor.name.clone(),
+            remote_ip: e.actor.remote_ip.clone(),
+            user_agent: e.actor.user_agent.clone(),
+            correlation_id: e.actor.correlation_id.clone(),
+            meta: e.meta.as_ref().map(|m| m.to_string()),
+            targets: serde_json::from_str(&targets_text)
+                .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?,
+            prev_hash: Some(prev_hash.clone()),
+            hash: None,
+        };
+        let hash = chain_hash(&prev_hash, &record);
+        record.hash = Some(hash.clone());
+        prev_hash = hash;
+        records.push((record, targets_text));
+    }
+    Ok((records, prev_hash))
+}
+
 const COLUMNS: &str = "id, workspace_id, seq, bucket, event, time_m, description, actor_type, \
                        actor_id, actor_name, remote_ip, user_agent, correlation_id, meta, targets, \
                        prev_hash, hash";

@@ -1,5 +1,10 @@
 //! The group committer of key inserts: concurrent `insert_key` calls share one transaction, which
 //! spends one durable commit on many keys.
+//!
+//! A backend may hand the committer a [`PlainKeyWriter`] of its own: batches of plain keys (the
+//! usual `createKey`) then go through it, the rest through the shared SQL below.
+
+use std::sync::{Arc, Mutex};
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
@@ -19,17 +24,33 @@ pub(super) struct KeyInsert {
 /// Most key inserts committed by one transaction.
 const GROUP_COMMIT_MAX: usize = 256;
 
+/// A backend's own writer of a batch of plain keys (see [`NewKey::is_plain`]): the keys, their
+/// change-feed entries and their audit events in one transaction on a blocking connection, where
+/// the shared SQL costs a round trip to sqlx's worker thread per statement.
+pub trait PlainKeyWriter: Send {
+    /// Writes the whole batch and commits it, or leaves nothing behind.
+    fn insert_plain_keys(&mut self, batch: &[(&NewKey, &[AuditEvent])]) -> StoreResult<()>;
+}
+
 /// Starts the committer on the writer pool; key inserts sent to the returned channel are
 /// committed in batches, each one's outcome sent back on its own `done`.
-pub(super) fn start(writer: AnyPool, begin_write: &'static str) -> mpsc::Sender<KeyInsert> {
+pub(super) fn start(
+    writer: AnyPool,
+    begin_write: &'static str,
+    plain: Option<Box<dyn PlainKeyWriter>>,
+) -> mpsc::Sender<KeyInsert> {
     let (key_inserts, rx) = mpsc::channel(GROUP_COMMIT_MAX * 4);
-    tokio::spawn(commit_key_inserts(writer, begin_write, rx));
+    let plain = plain.map(|writer| Arc::new(Mutex::new(writer)));
+    tokio::spawn(commit_key_inserts(writer, begin_write, plain, rx));
     key_inserts
 }
+
+type SharedPlainKeyWriter = Arc<Mutex<Box<dyn PlainKeyWriter>>>;
 
 async fn commit_key_inserts(
     writer: AnyPool,
     begin_write: &'static str,
+    plain: Option<SharedPlainKeyWriter>,
     mut rx: mpsc::Receiver<KeyInsert>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -38,6 +59,23 @@ async fn commit_key_inserts(
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
                 Err(_) => break,
+            }
+        }
+        if let Some(plain) = &plain {
+            if batch.iter().all(|item| item.key.is_plain()) {
+                match write_plain(&writer, plain.clone(), batch).await {
+                    (batch, Ok(())) => {
+                        for item in batch {
+                            let _ = item.done.send(Ok(()));
+                        }
+                        continue;
+                    }
+                    // Nothing was written: the shared path below tells which key failed.
+                    (rest, Err(err)) => {
+                        tracing::debug!(error = %err, "batch of plain keys failed; retrying it key by key");
+                        batch = rest;
+                    }
+                }
             }
         }
         match insert_keys_together(&writer, begin_write, &batch).await {
@@ -53,6 +91,47 @@ async fn commit_key_inserts(
                 }
             }
         }
+    }
+}
+
+/// Writes a batch of plain keys with the backend's own writer, on a blocking thread. Meanwhile it
+/// holds the writer pool's connection, so no other write of this process waits for the database's
+/// lock in SQLite's busy handler: they queue for the connection, as they would behind the shared
+/// path. Answers the batch back with the outcome; an error means nothing was written.
+async fn write_plain(
+    pool: &AnyPool,
+    writer: SharedPlainKeyWriter,
+    batch: Vec<KeyInsert>,
+) -> (Vec<KeyInsert>, StoreResult<()>) {
+    let _turn = match pool.acquire().await {
+        Ok(connection) => connection,
+        Err(err) => return (batch, Err(err.into())),
+    };
+    let written = tokio::task::spawn_blocking(move || {
+        let outcome = match writer.lock() {
+            Ok(mut writer) => {
+                let items: Vec<(&NewKey, &[AuditEvent])> = batch
+                    .iter()
+                    .map(|item| (&item.key, item.audit.as_slice()))
+                    .collect();
+                writer.insert_plain_keys(&items)
+            }
+            // A panic in an earlier batch: its transaction was rolled back when the writer's
+            // connection dropped it, but the writer is not trusted again.
+            Err(_) => Err(StoreError::Failed("the plain key writer panicked".into())),
+        };
+        (batch, outcome)
+    })
+    .await;
+    match written {
+        Ok(written) => written,
+        // The batch went down with the thread: its callers hear that the writer stopped.
+        Err(err) => (
+            Vec::new(),
+            Err(StoreError::Failed(format!(
+                "the plain key writer failed: {err}"
+            ))),
+        ),
     }
 }
 

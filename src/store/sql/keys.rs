@@ -68,10 +68,10 @@ fn key_from(row: &AnyRow) -> StoreResult<KeyRow> {
 }
 
 /// The start of a key row's insert, followed by [`KEY_COLUMNS`] values a row ([`bind_key`]).
-const KEY_INSERT: &str = "INSERT INTO keys (id, key_space_id, workspace_id, hash, start, name, identity_id, meta, \
+pub(in crate::store) const KEY_INSERT: &str = "INSERT INTO keys (id, key_space_id, workspace_id, hash, start, name, identity_id, meta, \
      expires_m, enabled, remaining_requests, refill_day, refill_amount, last_refill_at_m, pending_migration_id, \
      created_at_m) VALUES ";
-const KEY_COLUMNS: usize = 16;
+pub(in crate::store) const KEY_COLUMNS: usize = 16;
 
 /// Binds the values of `key`'s row, in [`KEY_INSERT`]'s order.
 fn bind_key<'q>(

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::mpsc;
 
-use super::{EventLog, StoreError, StoreResult};
+use super::{EventLog, StoreResult};
 use crate::model::audit::AuditEvent;
 use crate::model::ChangeKind;
 
@@ -22,12 +22,18 @@ pub use analytics_udf::register_sqlite_functions;
 mod apis;
 mod audit;
 pub use audit::chain_hash;
+pub(in crate::store) use audit::{
+    chain_events, HEAD_ADVANCE, HEAD_SET_HASH, LOG_COLUMNS, LOG_INSERT, TARGET_COLUMNS,
+    TARGET_INSERT,
+};
 mod changes;
 mod credits;
 mod events;
 mod group_commit;
+pub use group_commit::PlainKeyWriter;
 mod identities;
 mod keys;
+pub(in crate::store) use keys::{KEY_COLUMNS, KEY_INSERT};
 mod limits;
 mod migrations;
 mod rbac;
@@ -121,8 +127,15 @@ impl SqlStore {
     /// A store over its pools. Starts the group committer of key inserts: concurrent
     /// `insert_key` calls share one transaction (each inside its own savepoint, so one failure
     /// fails only itself), which spends one durable commit on many keys.
-    pub(in crate::store) fn new(dialect: Dialect, reader: AnyPool, writer: AnyPool) -> Self {
-        let key_inserts = group_commit::start(writer.clone(), dialect.begin_write);
+    ///
+    /// `plain_keys`, when the backend has one, writes the batches of plain keys.
+    pub(in crate::store) fn new(
+        dialect: Dialect,
+        reader: AnyPool,
+        writer: AnyPool,
+        plain_keys: Option<Box<dyn PlainKeyWriter>>,
+    ) -> Self {
+        let key_inserts = group_commit::start(writer.clone(), dialect.begin_write, plain_keys);
         SqlStore {
             dialect,
             reader,
@@ -214,60 +227,24 @@ impl SqlStore {
                 .collect();
             // One statement creates the head or moves it on, and hands back its new position and
             // the hash of the chain's last event.
-            let head = sqlx::query(
-                "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, $2, '') \
-                 ON CONFLICT (workspace_id) DO UPDATE SET seq = audit_heads.seq + $2 \
-                 RETURNING seq, hash",
-            )
-            .bind(workspace)
-            .bind(mine.len() as i64)
-            .fetch_one(&mut **tx)
-            .await?;
-            // The head now holds the last of the positions taken.
-            let first_seq = head.try_get::<i64, _>("seq")? + 1 - mine.len() as i64;
-            let mut prev_hash: String = head.try_get("hash")?;
-            for (e, seq) in mine.into_iter().zip(first_seq..) {
-                let targets_text = serde_json::to_string(&e.targets)
-                    .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?;
-                let mut record = crate::model::StoredAuditEvent {
-                    id: e.id.clone(),
-                    workspace_id: e.workspace_id.clone(),
-                    seq,
-                    bucket: crate::model::audit::BUCKET.to_string(),
-                    event: e.event.to_string(),
-                    time_ms: e.time_ms,
-                    description: e.description.clone(),
-                    actor_type: e.actor.kind.clone(),
-                    actor_id: e.actor.id.clone(),
-                    actor_name: e.actor.name.clone(),
-                    remote_ip: e.actor.remote_ip.clone(),
-                    user_agent: e.actor.user_agent.clone(),
-                    correlation_id: e.actor.correlation_id.clone(),
-                    meta: e.meta.as_ref().map(|m| m.to_string()),
-                    targets: serde_json::from_str(&targets_text)
-                        .map_err(|err| StoreError::Corrupt(format!("audit targets: {err}")))?,
-                    prev_hash: Some(prev_hash.clone()),
-                    hash: None,
-                };
-                let hash = audit::chain_hash(&prev_hash, &record);
-                record.hash = Some(hash.clone());
-                prev_hash = hash;
-                records.push((record, targets_text));
-            }
-            sqlx::query("UPDATE audit_heads SET hash = $2 WHERE workspace_id = $1")
+            let head = sqlx::query(audit::HEAD_ADVANCE)
                 .bind(workspace)
-                .bind(&prev_hash)
+                .bind(mine.len() as i64)
+                .fetch_one(&mut **tx)
+                .await?;
+            let (chained, last_hash) =
+                audit::chain_events(&mine, head.try_get("seq")?, head.try_get("hash")?)?;
+            records.extend(chained);
+            sqlx::query(audit::HEAD_SET_HASH)
+                .bind(workspace)
+                .bind(&last_hash)
                 .execute(&mut **tx)
                 .await?;
         }
         // Rows per statement: far under SQLite's 32,766 parameters and PostgreSQL's 65,535.
         for chunk in records.chunks(256) {
-            let mut sql = String::from(
-                "INSERT INTO audit_logs (id, workspace_id, bucket, event, time_m, description, actor_type, \
-                 actor_id, actor_name, remote_ip, user_agent, targets, seq, correlation_id, prev_hash, hash, \
-                 meta) VALUES ",
-            );
-            push_value_rows(&mut sql, anonymous, chunk.len(), 17);
+            let mut sql = String::from(audit::LOG_INSERT);
+            push_value_rows(&mut sql, anonymous, chunk.len(), audit::LOG_COLUMNS);
             let mut query = sqlx::query(&sql);
             for (record, targets_text) in chunk {
                 query = query
@@ -296,10 +273,8 @@ impl SqlStore {
             .flat_map(|e| e.targets.iter().map(move |t| (e, t)))
             .collect();
         for chunk in targets.chunks(1024) {
-            let mut sql = String::from(
-                "INSERT INTO audit_log_targets (log_id, workspace_id, type, target_id) VALUES ",
-            );
-            push_value_rows(&mut sql, anonymous, chunk.len(), 4);
+            let mut sql = String::from(audit::TARGET_INSERT);
+            push_value_rows(&mut sql, anonymous, chunk.len(), audit::TARGET_COLUMNS);
             let mut query = sqlx::query(&sql);
             for (e, target) in chunk {
                 query = query
@@ -317,9 +292,8 @@ impl SqlStore {
     async fn insert_changes(tx: &mut Tx, changes: &[(ChangeKind, &str, i64)]) -> StoreResult<()> {
         let anonymous = tx.backend_name().eq_ignore_ascii_case("sqlite");
         for chunk in changes.chunks(1024) {
-            let mut sql =
-                String::from("INSERT INTO changes (kind, entity_id, created_at_m) VALUES ");
-            push_value_rows(&mut sql, anonymous, chunk.len(), 3);
+            let mut sql = String::from(CHANGE_INSERT);
+            push_value_rows(&mut sql, anonymous, chunk.len(), CHANGE_COLUMNS);
             let mut query = sqlx::query(&sql);
             for (kind, entity_id, time) in chunk {
                 query = query.bind(kind.as_str()).bind(*entity_id).bind(*time);
@@ -371,6 +345,12 @@ pub(super) fn push_value_rows(sql: &mut String, anonymous: bool, rows: usize, co
         sql.push(')');
     }
 }
+
+/// The start of a change-feed insert, followed by rows of [`CHANGE_COLUMNS`] values: kind, entity
+/// id, time.
+pub(in crate::store) const CHANGE_INSERT: &str =
+    "INSERT INTO changes (kind, entity_id, created_at_m) VALUES ";
+pub(in crate::store) const CHANGE_COLUMNS: usize = 3;
 
 /// A 0/1 integer column as a flag.
 fn flag(row: &AnyRow, column: &str) -> StoreResult<bool> {
