@@ -108,6 +108,12 @@ impl NewKey {
             && self.ratelimits.is_empty()
             && self.sealed.is_none()
     }
+
+    /// Whether the key is its row, and at most the identity of its external id: nothing else of
+    /// its own (no permissions, roles or rate limits, nothing sealed).
+    pub fn is_simple(&self) -> bool {
+        self.rbac.is_empty() && self.ratelimits.is_empty() && self.sealed.is_none()
+    }
 }
 
 /// A partial update of a key.

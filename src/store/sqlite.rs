@@ -13,7 +13,7 @@ use super::sql::{
     Dialect, SqlStore, LAST_USED_UPSERT, RATELIMIT_COLUMNS, RATELIMIT_COUNT_COLUMNS,
     RATELIMIT_INSERT, VERIFICATION_COLUMNS, VERIFICATION_COUNT_COLUMNS, VERIFICATION_INSERT,
 };
-use super::sqlite_keys::SqlitePlainKeys;
+use super::sqlite_keys::SqliteSimpleKeys;
 use super::{EventLog, StoreResult};
 use crate::model::{EventBatch, Granularity, LastUse};
 
@@ -54,14 +54,14 @@ pub async fn connect(path: &Path) -> StoreResult<SqlStore> {
     let writer = options().max_connections(1).connect(&url).await?;
     MIGRATOR.run(&writer).await?;
     let reader = options().max_connections(8).connect(&url).await?;
-    let plain_keys = SqlitePlainKeys::open(path, PRAGMAS)?;
+    let simple_keys = SqliteSimpleKeys::open(path, PRAGMAS)?;
     let path = path.to_path_buf();
     let log_path = path.clone();
     Ok(SqlStore::new(
         Dialect::sqlite(),
         reader,
         writer,
-        Some(Box::new(plain_keys)),
+        Some(Box::new(simple_keys)),
     )
     .with_event_log(Box::new(move || {
         Ok(Box::new(SqliteEventLog::open(&log_path)?) as Box<dyn EventLog>)

@@ -1,6 +1,6 @@
-//! SQLite's writer of plain keys for the group committer (see [`PlainKeyWriter`]): a batch's keys,
-//! change-feed entries and audit events in one transaction on a connection of its own, driven
-//! from a blocking thread. Through sqlx each statement is a round trip to a worker thread, and a
+//! SQLite's writer of simple keys for the group committer (see [`SimpleKeyWriter`]): a batch's
+//! keys, the identities they name, their change-feed entries and audit events in one transaction
+//! on a connection of its own, driven from a blocking thread. Through sqlx each statement is a round trip to a worker thread, and a
 //! batch took about nine; here the batch is one call, and the statements stay prepared.
 //!
 //! The SQL is the shared store's ([`super::sql`]), so both paths write the same rows.
@@ -10,14 +10,15 @@ use std::path::Path;
 use rusqlite::{named_params, params, Connection, TransactionBehavior};
 
 use super::sql::{
-    chain_events, PlainKeyWriter, CHANGE_COLUMNS, CHANGE_INSERT, HEAD_ADVANCE, HEAD_SET_HASH,
-    KEY_COLUMNS, KEY_INSERT, LOG_COLUMNS, LOG_INSERT, TARGET_COLUMNS, TARGET_INSERT,
+    chain_events, SimpleKeyWriter, CHANGE_COLUMNS, CHANGE_INSERT, HEAD_ADVANCE, HEAD_SET_HASH,
+    IDENTITY_ID, IDENTITY_INSERT_IF_ABSENT, KEY_COLUMNS, KEY_INSERT, LOG_COLUMNS, LOG_INSERT,
+    TARGET_COLUMNS, TARGET_INSERT,
 };
 use super::StoreResult;
 use crate::model::audit::AuditEvent;
 use crate::model::{ChangeKind, NewKey};
 
-pub struct SqlitePlainKeys {
+pub struct SqliteSimpleKeys {
     conn: Connection,
     /// One row's insert into keys, changes, audit_logs and audit_log_targets.
     key_insert: String,
@@ -31,13 +32,13 @@ fn one_row(head: &str, columns: usize) -> String {
     format!("{head}({})", vec!["?"; columns].join(", "))
 }
 
-impl SqlitePlainKeys {
+impl SqliteSimpleKeys {
     /// Opens a connection to the database at `path` with `pragmas`: the same ones as the store's
     /// pools, so its commits are as durable (`synchronous=FULL`).
     pub fn open(path: &Path, pragmas: &str) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         conn.execute_batch(pragmas)?;
-        Ok(SqlitePlainKeys {
+        Ok(SqliteSimpleKeys {
             conn,
             key_insert: one_row(KEY_INSERT, KEY_COLUMNS),
             change_insert: one_row(CHANGE_INSERT, CHANGE_COLUMNS),
@@ -47,8 +48,8 @@ impl SqlitePlainKeys {
     }
 }
 
-impl PlainKeyWriter for SqlitePlainKeys {
-    fn insert_plain_keys(&mut self, batch: &[(&NewKey, &[AuditEvent])]) -> StoreResult<()> {
+impl SimpleKeyWriter for SqliteSimpleKeys {
+    fn insert_simple_keys(&mut self, batch: &[(&NewKey, &[AuditEvent])]) -> StoreResult<()> {
         // Dropped without a commit, the transaction rolls back.
         let tx = self
             .conn
@@ -56,7 +57,25 @@ impl PlainKeyWriter for SqlitePlainKeys {
         {
             let mut insert = tx.prepare_cached(&self.key_insert)?;
             for (key, _) in batch {
-                debug_assert!(key.is_plain());
+                debug_assert!(key.is_simple());
+                // The shared statements number their parameters (`$1`, `$2`); SQLite numbers
+                // them in the order they first appear, so they are bound by name.
+                let identity_id: Option<String> = match &key.external_id {
+                    Some(external_id) => {
+                        tx.prepare_cached(IDENTITY_INSERT_IF_ABSENT)?
+                            .execute(named_params! {
+                                "$1": key.new_identity_id,
+                                "$2": key.workspace_id,
+                                "$3": external_id,
+                                "$4": key.created_at,
+                            })?;
+                        Some(tx.prepare_cached(IDENTITY_ID)?.query_row(
+                            named_params! {"$1": key.workspace_id, "$2": external_id},
+                            |row| row.get(0),
+                        )?)
+                    }
+                    None => None,
+                };
                 // In the order of KEY_INSERT's columns, as the shared path binds them.
                 insert.execute(params![
                     key.id,
@@ -65,7 +84,7 @@ impl PlainKeyWriter for SqlitePlainKeys {
                     key.hash,
                     key.start,
                     key.name,
-                    None::<&str>,
+                    identity_id,
                     key.meta,
                     key.expires,
                     i64::from(key.enabled),
@@ -97,8 +116,6 @@ impl PlainKeyWriter for SqlitePlainKeys {
                     .copied()
                     .filter(|e| e.workspace_id == workspace)
                     .collect();
-                // The shared statements number their parameters (`$1`, `$2`); SQLite numbers
-                // them in the order they first appear, so they are bound by name.
                 let (seq, hash): (i64, String) = advance.query_row(
                     named_params! {"$1": workspace, "$2": mine.len() as i64},
                     |row| Ok((row.get(0)?, row.get(1)?)),

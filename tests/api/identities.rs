@@ -445,3 +445,51 @@ async fn update_key_replaces_limits_by_name_keeping_ids() {
         .await;
     r.assert_error(400, "unkey/application/invalid_input", "Bad Request");
 }
+
+#[tokio::test]
+async fn keys_created_together_for_the_same_external_ids_share_one_identity_each() {
+    let app = spawn_app().await;
+    let api_id = app.create_api("owners").await;
+    // Concurrent creations share group commits: within one batch, the first key of an external id
+    // creates its identity and the others link it.
+    let mut creations = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let (url, root, client, api_id) = (
+            format!("{}/v2/keys.createKey", app.base_url),
+            app.root_key.clone(),
+            app.client.clone(),
+            api_id.clone(),
+        );
+        let external_id = ["acme", "globex", "initech"][i % 3];
+        creations.spawn(async move {
+            let r = client
+                .post(&url)
+                .bearer_auth(&root)
+                .json(&json!({"apiId": api_id, "externalId": external_id}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.unwrap();
+            let key_id = body["data"]["keyId"].as_str().unwrap().to_string();
+            (key_id, external_id)
+        });
+    }
+    let created = creations.join_all().await;
+    let mut identity_of = std::collections::HashMap::new();
+    for (key_id, external_id) in &created {
+        let data = get_key(&app, key_id).await;
+        assert_eq!(data["identity"]["externalId"], *external_id);
+        let id = data["identity"]["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            identity_of
+                .entry(*external_id)
+                .or_insert_with(|| id.clone()),
+            &id,
+            "every key of {external_id} links the same identity"
+        );
+    }
+    let r = app.post("/v2/identities.listIdentities", json!({})).await;
+    r.assert_ok("/v2/identities.listIdentities");
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 3);
+}

@@ -1,8 +1,9 @@
 //! The group committer of key inserts: concurrent `insert_key` calls share one transaction, which
 //! spends one durable commit on many keys.
 //!
-//! A backend may hand the committer a [`PlainKeyWriter`] of its own: batches of plain keys (the
-//! usual `createKey`) then go through it, the rest through the shared SQL below.
+//! A backend may hand the committer a [`SimpleKeyWriter`] of its own: batches of simple keys (the
+//! usual `createKey`: see [`NewKey::is_simple`]) then go through it, the rest through the shared
+//! SQL below.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,12 +25,13 @@ pub(super) struct KeyInsert {
 /// Most key inserts committed by one transaction.
 const GROUP_COMMIT_MAX: usize = 256;
 
-/// A backend's own writer of a batch of plain keys (see [`NewKey::is_plain`]): the keys, their
-/// change-feed entries and their audit events in one transaction on a blocking connection, where
-/// the shared SQL costs a round trip to sqlx's worker thread per statement.
-pub trait PlainKeyWriter: Send {
+/// A backend's own writer of a batch of simple keys (see [`NewKey::is_simple`]): the keys, the
+/// identities they name, their change-feed entries and their audit events in one transaction on a
+/// blocking connection, where the shared SQL costs a round trip to sqlx's worker thread per
+/// statement.
+pub trait SimpleKeyWriter: Send {
     /// Writes the whole batch and commits it, or leaves nothing behind.
-    fn insert_plain_keys(&mut self, batch: &[(&NewKey, &[AuditEvent])]) -> StoreResult<()>;
+    fn insert_simple_keys(&mut self, batch: &[(&NewKey, &[AuditEvent])]) -> StoreResult<()>;
 }
 
 /// Starts the committer on the writer pool; key inserts sent to the returned channel are
@@ -37,20 +39,20 @@ pub trait PlainKeyWriter: Send {
 pub(super) fn start(
     writer: AnyPool,
     begin_write: &'static str,
-    plain: Option<Box<dyn PlainKeyWriter>>,
+    simple: Option<Box<dyn SimpleKeyWriter>>,
 ) -> mpsc::Sender<KeyInsert> {
     let (key_inserts, rx) = mpsc::channel(GROUP_COMMIT_MAX * 4);
-    let plain = plain.map(|writer| Arc::new(Mutex::new(writer)));
-    tokio::spawn(commit_key_inserts(writer, begin_write, plain, rx));
+    let simple = simple.map(|writer| Arc::new(Mutex::new(writer)));
+    tokio::spawn(commit_key_inserts(writer, begin_write, simple, rx));
     key_inserts
 }
 
-type SharedPlainKeyWriter = Arc<Mutex<Box<dyn PlainKeyWriter>>>;
+type SharedSimpleKeyWriter = Arc<Mutex<Box<dyn SimpleKeyWriter>>>;
 
 async fn commit_key_inserts(
     writer: AnyPool,
     begin_write: &'static str,
-    plain: Option<SharedPlainKeyWriter>,
+    simple: Option<SharedSimpleKeyWriter>,
     mut rx: mpsc::Receiver<KeyInsert>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -61,9 +63,9 @@ async fn commit_key_inserts(
                 Err(_) => break,
             }
         }
-        if let Some(plain) = &plain {
-            if batch.iter().all(|item| item.key.is_plain()) {
-                match write_plain(&writer, plain.clone(), batch).await {
+        if let Some(simple) = &simple {
+            if batch.iter().all(|item| item.key.is_simple()) {
+                match write_simple(&writer, simple.clone(), batch).await {
                     (batch, Ok(())) => {
                         for item in batch {
                             let _ = item.done.send(Ok(()));
@@ -72,7 +74,7 @@ async fn commit_key_inserts(
                     }
                     // Nothing was written: the shared path below tells which key failed.
                     (rest, Err(err)) => {
-                        tracing::debug!(error = %err, "batch of plain keys failed; retrying it key by key");
+                        tracing::debug!(error = %err, "batch of simple keys failed; retrying it key by key");
                         batch = rest;
                     }
                 }
@@ -94,13 +96,13 @@ async fn commit_key_inserts(
     }
 }
 
-/// Writes a batch of plain keys with the backend's own writer, on a blocking thread. Meanwhile it
+/// Writes a batch of simple keys with the backend's own writer, on a blocking thread. Meanwhile it
 /// holds the writer pool's connection, so no other write of this process waits for the database's
 /// lock in SQLite's busy handler: they queue for the connection, as they would behind the shared
 /// path. Answers the batch back with the outcome; an error means nothing was written.
-async fn write_plain(
+async fn write_simple(
     pool: &AnyPool,
-    writer: SharedPlainKeyWriter,
+    writer: SharedSimpleKeyWriter,
     batch: Vec<KeyInsert>,
 ) -> (Vec<KeyInsert>, StoreResult<()>) {
     let _turn = match pool.acquire().await {
@@ -114,11 +116,11 @@ async fn write_plain(
                     .iter()
                     .map(|item| (&item.key, item.audit.as_slice()))
                     .collect();
-                writer.insert_plain_keys(&items)
+                writer.insert_simple_keys(&items)
             }
             // A panic in an earlier batch: its transaction was rolled back when the writer's
             // connection dropped it, but the writer is not trusted again.
-            Err(_) => Err(StoreError::Failed("the plain key writer panicked".into())),
+            Err(_) => Err(StoreError::Failed("the simple key writer panicked".into())),
         };
         (batch, outcome)
     })
@@ -129,7 +131,7 @@ async fn write_plain(
         Err(err) => (
             Vec::new(),
             Err(StoreError::Failed(format!(
-                "the plain key writer failed: {err}"
+                "the simple key writer failed: {err}"
             ))),
         ),
     }

@@ -20,6 +20,17 @@ fn identity_from(row: &AnyRow) -> StoreResult<Identity> {
     })
 }
 
+/// Creates the live identity of an external id in a workspace unless there is one: `$1` the new
+/// identity's id, `$2` the workspace, `$3` the external id, `$4` the time.
+pub(in crate::store) const IDENTITY_INSERT_IF_ABSENT: &str =
+    "INSERT INTO identities (id, workspace_id, external_id, meta, deleted, created_at_m) \
+     VALUES ($1, $2, $3, '{}', 0, $4) \
+     ON CONFLICT (workspace_id, external_id) WHERE deleted = 0 DO NOTHING";
+
+/// The id of the live identity of external id `$2` in workspace `$1`.
+pub(in crate::store) const IDENTITY_ID: &str =
+    "SELECT id FROM identities WHERE workspace_id = $1 AND external_id = $2 AND deleted = 0";
+
 impl SqlStore {
     /// The live identity with `external_id`, created with `new_id` if there is none.
     pub(super) async fn upsert_identity(
@@ -29,24 +40,18 @@ impl SqlStore {
         new_id: &str,
         now: i64,
     ) -> StoreResult<String> {
-        sqlx::query(
-            "INSERT INTO identities (id, workspace_id, external_id, meta, deleted, created_at_m) \
-             VALUES ($1, $2, $3, '{}', 0, $4) \
-             ON CONFLICT (workspace_id, external_id) WHERE deleted = 0 DO NOTHING",
-        )
-        .bind(new_id)
-        .bind(workspace_id)
-        .bind(external_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        let row = sqlx::query(
-            "SELECT id FROM identities WHERE workspace_id = $1 AND external_id = $2 AND deleted = 0",
-        )
-        .bind(workspace_id)
-        .bind(external_id)
-        .fetch_one(&mut **tx)
-        .await?;
+        sqlx::query(IDENTITY_INSERT_IF_ABSENT)
+            .bind(new_id)
+            .bind(workspace_id)
+            .bind(external_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        let row = sqlx::query(IDENTITY_ID)
+            .bind(workspace_id)
+            .bind(external_id)
+            .fetch_one(&mut **tx)
+            .await?;
         Ok(row.try_get("id")?)
     }
 

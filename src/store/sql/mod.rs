@@ -30,8 +30,9 @@ mod changes;
 mod credits;
 mod events;
 mod group_commit;
-pub use group_commit::PlainKeyWriter;
+pub use group_commit::SimpleKeyWriter;
 mod identities;
+pub(in crate::store) use identities::{IDENTITY_ID, IDENTITY_INSERT_IF_ABSENT};
 mod keys;
 pub(in crate::store) use keys::{KEY_COLUMNS, KEY_INSERT};
 mod limits;
@@ -128,14 +129,15 @@ impl SqlStore {
     /// `insert_key` calls share one transaction (each inside its own savepoint, so one failure
     /// fails only itself), which spends one durable commit on many keys.
     ///
-    /// `plain_keys`, when the backend has one, writes the batches of plain keys.
+    /// `simple_keys`, when the backend has one, writes the batches of simple keys (see
+    /// [`crate::model::NewKey::is_simple`]).
     pub(in crate::store) fn new(
         dialect: Dialect,
         reader: AnyPool,
         writer: AnyPool,
-        plain_keys: Option<Box<dyn PlainKeyWriter>>,
+        simple_keys: Option<Box<dyn SimpleKeyWriter>>,
     ) -> Self {
-        let key_inserts = group_commit::start(writer.clone(), dialect.begin_write, plain_keys);
+        let key_inserts = group_commit::start(writer.clone(), dialect.begin_write, simple_keys);
         SqlStore {
             dialect,
             reader,
