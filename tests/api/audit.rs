@@ -420,6 +420,38 @@ async fn retention_removes_the_oldest_events_and_the_rest_still_verifies() {
 }
 
 #[tokio::test]
+async fn a_long_log_is_pruned_in_chunks_to_the_same_unbroken_end() {
+    use keyward::model::audit::{Actor, AuditEvent, Target};
+    let app = spawn_app().await;
+    let day = 86_400_000;
+    // More old events than one chunk of a prune removes (2,000), each with a target.
+    let old: Vec<AuditEvent> = (0..4_500)
+        .map(|i| {
+            AuditEvent::new(
+                &app.workspace_id,
+                "key.create",
+                format!("Created key key_old{i}"),
+                &Actor::cli(),
+                app.now(),
+                vec![Target::new("key", format!("key_old{i}"), None)],
+            )
+        })
+        .collect();
+    app.store.append_audit(&old).await.unwrap();
+    app.clock.advance_ms(400 * day);
+    app.create_api("kept").await;
+    let removed = app.state.audit.prune(app.now() - 365 * day).await.unwrap();
+    assert!(removed >= 4_500, "removed {removed}");
+    let lines = export_last_hour(&app);
+    assert!(
+        lines.iter().all(|l| l["event"] != "key.create"),
+        "every old event is gone"
+    );
+    assert!(lines.iter().any(|l| l["event"] == "api.create"));
+    assert_chain_intact(&app);
+}
+
+#[tokio::test]
 async fn events_carry_meta_with_what_changed_and_the_chain_covers_it() {
     let app = spawn_app().await;
     let api = app.create_api("metadata").await;

@@ -237,25 +237,59 @@ impl AuditStore for SqlStore {
     }
 
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        sqlx::query(&format!(
-            "DELETE FROM audit_log_targets WHERE log_id IN ({PRUNED})"
-        ))
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(&format!("DELETE FROM audit_logs WHERE id IN ({PRUNED})"))
+        let workspaces: Vec<String> =
+            sqlx::query_scalar("SELECT workspace_id FROM audit_heads ORDER BY workspace_id")
+                .fetch_all(&self.reader)
+                .await?;
+        let mut removed = 0;
+        for workspace in &workspaces {
+            // A prefix of the log, up to its last event before the cutoff: what stays is an
+            // unbroken end of the chain. Positions have no gaps, so a range of them is a range of
+            // events, removed PRUNE_CHUNK at a time, each chunk its own short transaction: the
+            // writers of keys and events never wait long behind a prune.
+            let bounds: (Option<i64>, Option<i64>) = sqlx::query_as(
+                "SELECT MIN(seq), (SELECT MAX(seq) FROM audit_logs \
+                 WHERE workspace_id = $1 AND time_m < $2) FROM audit_logs WHERE workspace_id = $1",
+            )
+            .bind(workspace)
             .bind(before_ms)
-            .execute(&mut *tx)
+            .fetch_one(&self.reader)
             .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+            let (Some(first), Some(last)) = bounds else {
+                continue;
+            };
+            let mut from = first;
+            while from <= last {
+                let to = last.min(from + PRUNE_CHUNK - 1);
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "DELETE FROM audit_log_targets WHERE log_id IN (SELECT id FROM audit_logs \
+                     WHERE workspace_id = $1 AND seq BETWEEN $2 AND $3)",
+                )
+                .bind(workspace)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?;
+                let done = sqlx::query(
+                    "DELETE FROM audit_logs WHERE workspace_id = $1 AND seq BETWEEN $2 AND $3",
+                )
+                .bind(workspace)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                removed += done.rows_affected();
+                from = to + 1;
+            }
+        }
+        Ok(removed)
     }
 }
 
-/// The events a prune removes: a prefix of each workspace's log, up to its last event before $1.
-const PRUNED: &str = "SELECT a.id FROM audit_logs a WHERE a.seq <= \
-     (SELECT MAX(b.seq) FROM audit_logs b WHERE b.workspace_id = a.workspace_id AND b.time_m < $1)";
+/// Audit positions removed by one transaction of a prune.
+const PRUNE_CHUNK: i64 = 2_000;
 
 #[cfg(test)]
 mod tests {

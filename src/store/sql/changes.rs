@@ -8,6 +8,9 @@ use super::SqlStore;
 use crate::model::{Change, ChangeKind};
 use crate::store::{ChangeStore, StoreResult};
 
+/// Change-feed entries removed by one statement of a prune.
+const PRUNE_CHUNK: i64 = 5_000;
+
 /// Change-feed rows as changes, skipping kinds this version does not know.
 fn changes_from(rows: &[AnyRow]) -> StoreResult<Vec<Change>> {
     let mut changes = Vec::with_capacity(rows.len());
@@ -52,10 +55,22 @@ impl ChangeStore for SqlStore {
     }
 
     async fn prune_changes(&self, before_ms: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM changes WHERE created_at_m < $1")
+        // In chunks, each its own short statement: a busy hour of createKey leaves hundreds of
+        // thousands of entries, and one DELETE of them all would hold the write lock for seconds.
+        let mut removed = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes \
+                 WHERE created_at_m < $1 ORDER BY created_at_m LIMIT $2)",
+            )
             .bind(before_ms)
+            .bind(PRUNE_CHUNK)
             .execute(&self.writer)
             .await?;
-        Ok(done.rows_affected())
+            removed += done.rows_affected();
+            if done.rows_affected() < PRUNE_CHUNK as u64 {
+                return Ok(removed);
+            }
+        }
     }
 }
