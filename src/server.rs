@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub last_used_interval: std::time::Duration,
     /// Cluster mode: the Redis every node shares rate limits, credits and invalidation through.
     pub redis_url: Option<String>,
+    /// The longest a request waits on Redis ([`crate::cluster::link::DEFAULT_REDIS_TIMEOUT`] by
+    /// default).
+    pub redis_timeout: std::time::Duration,
     /// The longest a request may take before it is answered 503 ([`DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: std::time::Duration,
     /// A request slower than this is logged as a warning ([`DEFAULT_SLOW_REQUEST_THRESHOLD`]).
@@ -137,7 +140,7 @@ pub fn build(
         },
     );
     let redis = match &config.redis_url {
-        Some(url) => Some(Arc::new(RedisLink::new(url)?)),
+        Some(url) => Some(Arc::new(RedisLink::new(url, config.redis_timeout)?)),
         None => None,
     };
     // The ledger, and the background work it needs (the local flusher or the Redis sweeper).

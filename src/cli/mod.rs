@@ -173,6 +173,15 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     Ok(interval)
 }
 
+/// `--redis-timeout`: an interval of 10ms to 5s.
+fn parse_redis_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let timeout = parse_interval(text)?;
+    if timeout > std::time::Duration::from_secs(5) {
+        return Err("must be at most 5s".into());
+    }
+    Ok(timeout)
+}
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -181,7 +190,7 @@ pub struct ServeArgs {
     /// Public base URL of this server, used in error `type` links (default: http://<listen address>).
     #[arg(long, env = "KEYWARD_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// How many keys the verification cache holds (about 0.5 KiB each).
+    /// How many keys the verification cache holds (about 0.3 KiB each).
     #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", default_value_t = crate::server::DEFAULT_KEY_CACHE_CAPACITY)]
     pub key_cache_capacity: usize,
     /// How often keys' `lastUsedAt` is written from recent verifications (e.g. 60s, 500ms).
@@ -207,6 +216,11 @@ pub struct ServeArgs {
     /// Connections served at once; more wait in the listen backlog until one closes.
     #[arg(long, env = "KEYWARD_MAX_CONNECTIONS", default_value_t = crate::http::conn::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
     pub max_connections: usize,
+    /// Cluster mode: the longest a request waits on Redis before it is decided without it (local
+    /// counters for rate limits, the database for credits), from 10ms to 5s. Raise it where Redis
+    /// is far or the hosts are busy: each miss sends the node to its fallbacks for a second.
+    #[arg(long, env = "KEYWARD_REDIS_TIMEOUT", default_value = "100ms", value_parser = parse_redis_timeout)]
+    pub redis_timeout: std::time::Duration,
     /// This node's name in analytics (the `region` column); default: the host name.
     #[arg(long, env = "KEYWARD_REGION", value_parser = parse_region)]
     pub region: Option<String>,
@@ -429,7 +443,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// After an operator command: asks every running node to read the change feed now, so the
 /// change reaches them at once rather than at their next safety poll.
 async fn tell_nodes(url: &str) {
-    let told = match crate::cluster::link::RedisLink::new(url) {
+    let told = match crate::cluster::link::RedisLink::new(
+        url,
+        crate::cluster::link::DEFAULT_REDIS_TIMEOUT,
+    ) {
         Ok(link) => crate::cluster::changes::announce_poll(&link).await,
         Err(err) => Err(err),
     };
@@ -445,6 +462,13 @@ async fn serve(
     args: ServeArgs,
     redis: Option<String>,
 ) -> anyhow::Result<()> {
+    if args.redis_timeout >= args.request_timeout {
+        anyhow::bail!(
+            "--redis-timeout ({}) must be shorter than --request-timeout ({})",
+            humantime::format_duration(args.redis_timeout),
+            humantime::format_duration(args.request_timeout)
+        );
+    }
     if let Some((workspace, key)) = admin::bootstrap(&store, clock.now_ms()).await? {
         println!("keyward: this database was empty, so it now has a first workspace and root key.");
         println!("  workspace: {}", workspace.id);
@@ -481,6 +505,7 @@ async fn serve(
         key_cache_capacity: args.key_cache_capacity,
         last_used_interval: args.last_used_interval,
         redis_url: redis,
+        redis_timeout: args.redis_timeout,
         request_timeout: args.request_timeout,
         slow_request_threshold: args.slow_request_threshold,
         connections: crate::http::conn::ConnectionLimits {

@@ -1,10 +1,10 @@
 //! The one connection a node keeps to Redis, and the failure policy every cluster-mode component
 //! shares through it.
 //!
-//! Policy (DECISIONS.md, docs/cluster.md): no request waits on Redis longer than
-//! [`REDIS_TIMEOUT`]. A call that fails or times out makes the caller decide without Redis (each
-//! component has its own fallback), and the link leaves Redis alone for [`RETRY_AFTER`]; the next
-//! call after that tries again, so cluster mode comes back by itself. The switches are logged once
+//! Policy (DECISIONS.md, docs/cluster.md): no request waits on Redis longer than the link's
+//! timeout (`--redis-timeout`, [`DEFAULT_REDIS_TIMEOUT`] by default). A call that fails or times
+//! out makes the caller decide without Redis (each component has its own fallback), and the link
+//! leaves Redis alone for [`RETRY_AFTER`]; the next call after that tries again, so cluster mode comes back by itself. The switches are logged once
 //! each way, and [`RedisLink::fallbacks`] (and the metric `keyward_redis_fallbacks_total`) counts
 //! the calls Redis did not answer.
 
@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
-/// The longest a request waits on Redis before it is decided without it.
-pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest a request waits on Redis before it is decided without it, unless the operator
+/// chose another (`--redis-timeout`).
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long Redis is left alone after a failure before it is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -31,6 +32,8 @@ pub struct RedisLink {
     /// Made on first use (so a node starts while Redis is down); it reconnects by itself.
     connection: OnceCell<ConnectionManager>,
     started: Instant,
+    /// The longest one call may take.
+    timeout: Duration,
     /// Milliseconds since `started` before which Redis is not tried (0: try it).
     retry_at_ms: AtomicI64,
     /// Whether Redis is being left alone (for logging the switches once).
@@ -39,15 +42,16 @@ pub struct RedisLink {
 }
 
 impl RedisLink {
-    /// A link to the Redis at `url` (`redis://[:password@]host:port[/db]`). Checks the URL only;
-    /// the connection is made on first use.
-    pub fn new(url: &str) -> Result<Self, LinkError> {
+    /// A link to the Redis at `url` (`redis://[:password@]host:port[/db]`) whose calls wait at
+    /// most `timeout`. Checks the URL only; the connection is made on first use.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, LinkError> {
         let client = redis::Client::open(url)
             .map_err(|err| LinkError(format!("invalid Redis URL: {err}")))?;
         Ok(RedisLink {
             client,
             connection: OnceCell::new(),
             started: Instant::now(),
+            timeout,
             retry_at_ms: AtomicI64::new(0),
             degraded: AtomicBool::new(false),
             fallbacks: AtomicU64::new(0),
@@ -68,7 +72,7 @@ impl RedisLink {
     }
 
     /// Makes the connection now, waiting up to `within` (a node calls this in the background as
-    /// it starts): the first requests then do not spend their [`REDIS_TIMEOUT`] on connecting,
+    /// it starts): the first requests then do not spend their timeout on connecting,
     /// which on a busy host can take longer and sends the node to its fallbacks for
     /// [`RETRY_AFTER`]. A failure is only logged; calls connect on their own later.
     pub async fn connect(&self, within: Duration) {
@@ -80,7 +84,7 @@ impl RedisLink {
         tracing::warn!(error = %failure, "could not connect to Redis at start; will retry on use");
     }
 
-    /// Runs `call` on the shared connection, within [`REDIS_TIMEOUT`], unless Redis is being left
+    /// Runs `call` on the shared connection, within the link's timeout, unless Redis is being left
     /// alone after a recent failure. An error means the caller must decide without Redis.
     pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, LinkError>
     where
@@ -99,7 +103,7 @@ impl RedisLink {
                 .await
                 .map_err(|err| LinkError(format!("Redis: {err}")))
         };
-        let failure = match tokio::time::timeout(REDIS_TIMEOUT, attempt).await {
+        let failure = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(value)) => {
                 if self.degraded.swap(false, Ordering::Relaxed) {
                     tracing::warn!(
@@ -109,7 +113,7 @@ impl RedisLink {
                 return Ok(value);
             }
             Ok(Err(err)) => err,
-            Err(_) => LinkError(format!("no answer within {} ms", REDIS_TIMEOUT.as_millis())),
+            Err(_) => LinkError(format!("no answer within {} ms", self.timeout.as_millis())),
         };
         self.rest();
         if !self.degraded.swap(true, Ordering::Relaxed) {
@@ -134,7 +138,7 @@ impl RedisLink {
         self.retry_at_ms.store(retry, Ordering::Relaxed);
     }
 
-    /// Asks Redis for a `PONG` within [`REDIS_TIMEOUT`], like any request would wait (for
+    /// Asks Redis for a `PONG` within the link's timeout, like any request would wait (for
     /// readiness; it ignores and does not change the back-off).
     pub async fn ping(&self) -> Result<(), LinkError> {
         let attempt = async {
@@ -145,12 +149,12 @@ impl RedisLink {
                 .map_err(|err| LinkError(format!("Redis: {err}")))?;
             Ok(())
         };
-        tokio::time::timeout(REDIS_TIMEOUT, attempt)
+        tokio::time::timeout(self.timeout, attempt)
             .await
             .unwrap_or_else(|_| {
                 Err(LinkError(format!(
                     "no answer to PING within {} ms",
-                    REDIS_TIMEOUT.as_millis()
+                    self.timeout.as_millis()
                 )))
             })
     }

@@ -114,7 +114,7 @@ async fn workspaces_and_scoped_root_keys_can_be_made_and_listed_from_the_cli() {
 #[tokio::test]
 async fn cli_mistakes_fail_with_a_clear_message_and_change_nothing() {
     let app = spawn_app().await;
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["root-key", "disable", "key_nope"], "does not exist"),
         (
             &[
@@ -145,6 +145,22 @@ async fn cli_mistakes_fail_with_a_clear_message_and_change_nothing() {
                 "http://not-redis",
             ],
             "invalid Redis URL",
+        ),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--redis-timeout", "6s"],
+            "must be at most 5s",
+        ),
+        (
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--redis-timeout",
+                "2s",
+                "--request-timeout",
+                "2s",
+            ],
+            "must be shorter than --request-timeout",
         ),
         (&["workspace", "enable", "ws_nope"], "does not exist"),
         (

@@ -244,7 +244,11 @@ async fn the_redis_window_answers_as_the_local_one_does() {
     use keyward::domain::ratelimit::{LimitCheck, LocalCounters};
     let Some(redis) = shared_redis() else { return };
     let redis = RedisCounters::new(std::sync::Arc::new(
-        keyward::cluster::link::RedisLink::new(&redis).expect("Redis URL"),
+        keyward::cluster::link::RedisLink::new(
+            &redis,
+            keyward::cluster::link::DEFAULT_REDIS_TIMEOUT,
+        )
+        .expect("Redis URL"),
     ));
     let local = LocalCounters::new();
     let now = std::time::SystemTime::now()

@@ -493,8 +493,14 @@ async fn the_redis_ledger_spends_as_the_credit_rule_says() {
     let created_at = get_key(&app, &key_id).await["createdAt"].as_i64().unwrap();
     // Two ledgers with links of their own: two nodes, as far as Redis can tell.
     let links = [
-        Arc::new(RedisLink::new(&redis).expect("Redis URL")),
-        Arc::new(RedisLink::new(&redis).expect("Redis URL")),
+        Arc::new(
+            RedisLink::new(&redis, keyward::cluster::link::DEFAULT_REDIS_TIMEOUT)
+                .expect("Redis URL"),
+        ),
+        Arc::new(
+            RedisLink::new(&redis, keyward::cluster::link::DEFAULT_REDIS_TIMEOUT)
+                .expect("Redis URL"),
+        ),
     ];
     let nodes = links
         .clone()
@@ -569,7 +575,9 @@ async fn holdings_nobody_uses_go_back_to_the_database() {
     assert_eq!(row(&app).await, Some(0), "Redis holds the 99");
 
     let sweeper = RedisLedger::new(
-        std::sync::Arc::new(RedisLink::new(&redis.url()).unwrap()),
+        std::sync::Arc::new(
+            RedisLink::new(&redis.url(), keyward::cluster::link::DEFAULT_REDIS_TIMEOUT).unwrap(),
+        ),
         app.store.clone(),
         Duration::from_secs(3),
     );
@@ -639,7 +647,10 @@ async fn a_spend_waits_out_a_slow_move_instead_of_refusing_credits_in_flight() {
     let (key_id, _) = create_key(&app, &api, json!({"credits": {"remaining": 100}})).await;
     let created_at = get_key(&app, &key_id).await["createdAt"].as_i64().unwrap();
     let ledger = RedisLedger::new(
-        Arc::new(RedisLink::new(&redis).expect("Redis URL")),
+        Arc::new(
+            RedisLink::new(&redis, keyward::cluster::link::DEFAULT_REDIS_TIMEOUT)
+                .expect("Redis URL"),
+        ),
         app.store.clone(),
         Duration::from_secs(3),
     );

@@ -193,6 +193,7 @@ async fn start_server(
         key_cache_capacity: 10_000,
         last_used_interval,
         redis_url,
+        redis_timeout: keyward::cluster::link::DEFAULT_REDIS_TIMEOUT,
         request_timeout: Duration::from_secs(3),
         slow_request_threshold: keyward::server::DEFAULT_SLOW_REQUEST_THRESHOLD,
         connections: Default::default(),

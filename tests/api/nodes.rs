@@ -150,6 +150,7 @@ impl Node {
         redis_url: Option<&str>,
         dir: &Path,
         client: &reqwest::Client,
+        extra_args: &[&str],
     ) -> Node {
         for attempt in 1..=3 {
             let port = free_port();
@@ -170,6 +171,7 @@ impl Node {
             if let Some(redis) = redis_url {
                 command.arg("--redis").arg(redis);
             }
+            command.args(extra_args);
             let child = command
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
@@ -263,6 +265,11 @@ const B: usize = 1;
 
 impl Cluster {
     async fn start(admin_url: &str, redis_url: &str) -> Cluster {
+        Cluster::start_with(admin_url, redis_url, &[]).await
+    }
+
+    /// [`Cluster::start`], with more arguments to each node's `serve`.
+    async fn start_with(admin_url: &str, redis_url: &str, extra_args: &[&str]) -> Cluster {
         let database_url = fresh_postgres(admin_url).await;
         // The CLI migrates the empty database, so the two nodes never race to do it, and the
         // workspace keeps `serve` from bootstrapping one of its own.
@@ -286,8 +293,22 @@ impl Cluster {
             .build()
             .expect("HTTP client");
         let (a, b) = tokio::join!(
-            Node::start("a", &database_url, Some(redis_url), dir.path(), &client),
-            Node::start("b", &database_url, Some(redis_url), dir.path(), &client),
+            Node::start(
+                "a",
+                &database_url,
+                Some(redis_url),
+                dir.path(),
+                &client,
+                extra_args
+            ),
+            Node::start(
+                "b",
+                &database_url,
+                Some(redis_url),
+                dir.path(),
+                &client,
+                extra_args
+            ),
         );
         Cluster {
             client,
@@ -423,7 +444,10 @@ async fn credits_verified_on_two_processes_at_once_are_spent_exactly() {
     let Some((postgres, redis)) = services() else {
         return;
     };
-    let cluster = Cluster::start(&postgres, &redis).await;
+    // Exactness is what this test is about, not the fallback: on a busy test machine a Redis call
+    // can take longer than the default 100 ms, and a node that falls back to the database refuses
+    // the credits Redis holds for a second.
+    let cluster = Cluster::start_with(&postgres, &redis, &["--redis-timeout", "1s"]).await;
     let api = cluster.create_api().await;
     let (key_id, key) = cluster
         .create_key(&api, json!({"credits": {"remaining": 100}}))
