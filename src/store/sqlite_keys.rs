@@ -1,7 +1,8 @@
 //! SQLite's writer of simple keys for the group committer (see [`SimpleKeyWriter`]): a batch's
 //! keys, the identities they name, their change-feed entries and audit events in one transaction
-//! on a connection of its own, driven from a blocking thread. Through sqlx each statement is a round trip to a worker thread, and a
-//! batch took about nine; here the batch is one call, and the statements stay prepared.
+//! on a connection of its own, driven from a blocking thread. Through sqlx each statement is a
+//! round trip to a worker thread, and a batch took about nine; here the batch is one call, and the
+//! statements stay prepared.
 //!
 //! The SQL is the shared store's ([`super::sql`]), so both paths write the same rows.
 

@@ -75,6 +75,9 @@ async fn commit_key_inserts(
                     // Nothing was written: the shared path below tells which key failed.
                     (rest, Err(err)) => {
                         tracing::debug!(error = %err, "batch of simple keys failed; retrying it key by key");
+                        if rest.is_empty() {
+                            continue;
+                        }
                         batch = rest;
                     }
                 }
