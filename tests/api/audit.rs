@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{plain_new_key, spawn_app, TestApp};
 
 async fn logs(app: &TestApp, key: &str, body: Value) -> Value {
     let r = app.post_with_key("/v2/audit.getLogs", key, body).await;
@@ -276,29 +276,15 @@ async fn a_key_that_fails_in_a_group_commit_leaves_no_event_and_the_rest_chain_i
     let api = app.store.get_api(&api_id).await.unwrap().unwrap();
     let mut inserts = tokio::task::JoinSet::new();
     for i in 0..30 {
-        let key = keyward::model::NewKey {
-            id: format!("key_fails{i}"),
-            key_space_id: api.key_space_id.clone(),
-            workspace_id: app.workspace_id.clone(),
-            // Key 7 reuses key 3's hash: the batch holding the later of the two cannot be
-            // written whole, and is written again key by key.
-            hash: format!("hash_fails_{}", if i == 7 { 3 } else { i }),
-            start: "sk_x".into(),
-            name: None,
-            meta: None,
-            external_id: None,
-            new_identity_id: format!("id_fails{i}"),
-            expires: None,
-            enabled: true,
-            remaining: None,
-            refill_day: None,
-            refill_amount: None,
-            pending_migration_id: None,
-            created_at: app.now(),
-            rbac: Default::default(),
-            ratelimits: Vec::new(),
-            sealed: None,
-        };
+        // Key 7 reuses key 3's hash: the batch holding the later of the two cannot be written
+        // whole, and is written again key by key.
+        let key = plain_new_key(
+            &api.key_space_id,
+            &app.workspace_id,
+            &format!("key_fails{i}"),
+            &format!("hash_fails_{}", if i == 7 { 3 } else { i }),
+            app.now(),
+        );
         let event = AuditEvent::new(
             &app.workspace_id,
             "key.create",

@@ -56,6 +56,38 @@ fn random_suffix() -> String {
         .to_lowercase()
 }
 
+/// A key that is its row alone (`NewKey::is_plain`) in `key_space_id` of `workspace_id`, made
+/// now, to insert through the store directly.
+pub fn plain_new_key(
+    key_space_id: &str,
+    workspace_id: &str,
+    id: &str,
+    hash: &str,
+    now: i64,
+) -> keyward::model::NewKey {
+    keyward::model::NewKey {
+        id: id.to_string(),
+        key_space_id: key_space_id.to_string(),
+        workspace_id: workspace_id.to_string(),
+        hash: hash.to_string(),
+        start: "sk_x".into(),
+        name: None,
+        meta: None,
+        external_id: None,
+        new_identity_id: format!("id_of_{id}"),
+        expires: None,
+        enabled: true,
+        remaining: None,
+        refill_day: None,
+        refill_amount: None,
+        pending_migration_id: None,
+        created_at: now,
+        rbac: Default::default(),
+        ratelimits: Vec::new(),
+        sealed: None,
+    }
+}
+
 /// A fresh database URL: a new PostgreSQL database when `KEYWARD_TEST_POSTGRES` is set (an admin
 /// URL such as `postgres://postgres@127.0.0.1:5432/postgres`), else a SQLite file in a temp dir.
 pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {

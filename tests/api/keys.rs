@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{plain_new_key, spawn_app, TestApp};
 
 /// Creates a key with `extra` fields merged into the body; returns `(keyId, key)`.
 pub async fn create_key(app: &TestApp, api_id: &str, extra: Value) -> (String, String) {
@@ -831,26 +831,14 @@ async fn concurrent_key_inserts_commit_together_and_a_failing_one_fails_alone() 
     let app = spawn_app().await;
     let api_id = app.create_api("payments").await;
     let api = app.store.get_api(&api_id).await.unwrap().unwrap();
-    let new_key = |i: usize, hash: String| keyward::model::NewKey {
-        id: format!("key_group{i}"),
-        key_space_id: api.key_space_id.clone(),
-        workspace_id: app.workspace_id.clone(),
-        hash,
-        start: "sk_x".into(),
-        name: None,
-        meta: None,
-        external_id: None,
-        new_identity_id: format!("id_group{i}"),
-        expires: None,
-        enabled: true,
-        remaining: None,
-        refill_day: None,
-        refill_amount: None,
-        pending_migration_id: None,
-        created_at: app.now(),
-        rbac: Default::default(),
-        ratelimits: Vec::new(),
-        sealed: None,
+    let new_key = |i: usize, hash: String| {
+        plain_new_key(
+            &api.key_space_id,
+            &app.workspace_id,
+            &format!("key_group{i}"),
+            &hash,
+            app.now(),
+        )
     };
     let mut tasks = Vec::new();
     for i in 0..30 {
