@@ -816,3 +816,62 @@ async fn a_query_past_its_deadline_answers_422() {
     );
     assert_eq!(r.detail(), "Query execution was canceled or timed out.");
 }
+
+#[tokio::test]
+async fn retention_prunes_many_old_events_in_chunks_and_keeps_the_recent_ones() {
+    use keyward::model::{AnalyticsCutoffs, EventBatch, NewVerification};
+    let app = spawn_app().await;
+    let day = 86_400_000;
+    let now = app.now();
+    let request_ids: Vec<String> = (0..12_003).map(|i| format!("req_prune{i}")).collect();
+    // 12,000 events 100 days old (more than two chunks of a prune), three of today.
+    let verifications: Vec<NewVerification> = request_ids
+        .iter()
+        .enumerate()
+        .map(|(i, request_id)| NewVerification {
+            request_id,
+            time_ms: if i < 12_000 { now - 100 * day } else { now },
+            workspace_id: &app.workspace_id,
+            api_id: "api_prune",
+            key_space_id: "ks_prune",
+            key_id: "key_prune",
+            identity_id: None,
+            outcome: "VALID",
+            tags: "[]",
+            spent_credits: 0,
+            latency_us: 10,
+            external_id: "",
+            region: "test-region",
+            source: "api",
+        })
+        .collect();
+    let batch = EventBatch {
+        verifications,
+        ratelimits: Vec::new(),
+        verification_counts: Vec::new(),
+        ratelimit_counts: Vec::new(),
+    };
+    app.store.insert_events(&batch).await.unwrap();
+    let stored = app
+        .store
+        .list_verifications("key_prune", 100_000)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 12_003);
+    let cutoffs = AnalyticsCutoffs {
+        raw_ms: now - 90 * day,
+        day_ms: now - 365 * day,
+        month_ms: now - 1095 * day,
+    };
+    // The server's own pruner runs once as it starts and may take part of them first.
+    let removed = app.store.prune_analytics(&cutoffs).await.unwrap();
+    assert!(removed <= 12_000, "removed {removed}");
+    let left = app
+        .store
+        .list_verifications("key_prune", 100_000)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 3, "today's events stay");
+    assert!(left.iter().all(|e| e.time_ms == now));
+    assert_eq!(app.store.prune_analytics(&cutoffs).await.unwrap(), 0);
+}

@@ -73,6 +73,9 @@ pub(in crate::store) fn ratelimit_count_tail(granularity: Granularity) -> String
     )
 }
 
+/// Analytics rows removed by one statement of a prune.
+const PRUNE_CHUNK: i64 = 5_000;
+
 /// Every analytics table and where retention cuts it.
 fn analytics_tables(cutoffs: &AnalyticsCutoffs) -> Vec<(String, i64)> {
     let mut tables = vec![
@@ -224,17 +227,30 @@ impl EventStore for SqlStore {
             .fetch_all(&self.reader)
             .await?;
         let mut removed = 0;
-        // A statement per workspace and table, each its own short transaction, so the writer
-        // never waits long behind a prune; each uses the (workspace_id, time_m) index.
+        // The oldest rows first, about PRUNE_CHUNK per statement (up to the time of the chunk's
+        // last row; more only where many rows share it), each statement its own short
+        // transaction, so the event writer never waits long behind a prune: the hourly prune of a
+        // busy deployment removes an hour of events, millions of rows. Every analytics table
+        // leads an index or its key with (workspace_id, time_m); the rollups have no rowid.
         for (table, cutoff) in analytics_tables(cutoffs) {
-            let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND time_m < $2");
+            let sql = format!(
+                "DELETE FROM {table} WHERE workspace_id = $1 AND time_m < $2 AND time_m <= \
+                 COALESCE((SELECT time_m FROM {table} WHERE workspace_id = $1 AND time_m < $2 \
+                 ORDER BY time_m LIMIT 1 OFFSET $3), $2)"
+            );
             for workspace in &workspaces {
-                let done = sqlx::query(&sql)
-                    .bind(workspace)
-                    .bind(cutoff)
-                    .execute(&self.writer)
-                    .await?;
-                removed += done.rows_affected();
+                loop {
+                    let done = sqlx::query(&sql)
+                        .bind(workspace)
+                        .bind(cutoff)
+                        .bind(PRUNE_CHUNK - 1)
+                        .execute(&self.writer)
+                        .await?;
+                    removed += done.rows_affected();
+                    if done.rows_affected() < PRUNE_CHUNK as u64 {
+                        break;
+                    }
+                }
             }
         }
         Ok(removed)
