@@ -462,7 +462,7 @@ async fn serve(
     args: ServeArgs,
     redis: Option<String>,
 ) -> anyhow::Result<()> {
-    if args.redis_timeout >= args.request_timeout {
+    if redis.is_some() && args.redis_timeout >= args.request_timeout {
         anyhow::bail!(
             "--redis-timeout ({}) must be shorter than --request-timeout ({})",
             humantime::format_duration(args.redis_timeout),

@@ -155,6 +155,8 @@ async fn cli_mistakes_fail_with_a_clear_message_and_change_nothing() {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
+                "--redis",
+                "redis://127.0.0.1:6379",
                 "--redis-timeout",
                 "2s",
                 "--request-timeout",
