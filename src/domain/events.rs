@@ -1,17 +1,19 @@
 //! Analytics events (verifications and rate-limit decisions): recorded off the request path and
 //! written in batches.
 //!
-//! The request path only pushes a [`PendingEvent`] or [`PendingRatelimit`] into a bounded channel
-//! ([`EventSink::record`] never waits, and copies no ids: a verification points at the cached key,
-//! a decision at the cached namespace). A writer drains it and writes up to [`BATCH`] events per
+//! The request path only pushes a [`PendingEvent`] or [`PendingRatelimit`] into a bounded queue
+//! ([`EventSink::record`] never waits for the writer, which holds the queue's lock only to swap
+//! vectors, and copies no ids: a verification points at the cached key, a decision at the cached
+//! namespace). A writer drains it and writes up to [`BATCH`] events per
 //! transaction, at least every [`FLUSH_INTERVAL`], and drains the rest at shutdown. The rollups'
 //! counts (events per minute, hour, day and month bucket and per everything a query can group by)
 //! gather in memory and are written every [`ROLLUP_INTERVAL`], so a key verified many times in
 //! that span costs one upsert per bucket rather than one per event; a round of them is written
 //! [`ROLLUP_CHUNK`] rows a transaction, between the raw batches. Where the store offers a synchronous [`EventLog`] (SQLite: a connection of
-//! its own with a prepared statement) the writer is a dedicated thread that blocks on the channel;
+//! its own with a prepared statement) the writer is a dedicated thread that takes the queue every
+//! [`WRITER_TICK`];
 //! otherwise it is an async task using [`crate::store::EventStore::insert_events`]. If the
-//! database falls so far behind that the channel fills, events are dropped and counted rather than
+//! database falls so far behind that the queue fills, events are dropped and counted rather than
 //! slowing verifications down. Old events and rollups are pruned in the background
 //! ([`Retention`]).
 //!
@@ -22,14 +24,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::keys::cache::CachedKey;
+use crate::ids::RequestId;
 use crate::model::{
     AnalyticsCutoffs, EventBatch, LastUse, Namespace, NewRatelimitEvent, NewVerification,
 };
@@ -96,7 +98,7 @@ pub const SOURCE_API: &str = "api";
 /// A verification as the request path hands it over.
 pub struct PendingEvent {
     pub key: Arc<CachedKey>,
-    pub request_id: String,
+    pub request_id: RequestId,
     pub time_ms: i64,
     pub outcome: &'static str,
     pub tags: Vec<String>,
@@ -107,7 +109,7 @@ pub struct PendingEvent {
 /// A rate-limit decision as the request path hands it over.
 pub struct PendingRatelimit {
     pub namespace: Arc<Namespace>,
-    pub request_id: Arc<str>,
+    pub request_id: RequestId,
     pub time_ms: i64,
     pub identifier: String,
     pub passed: bool,
@@ -125,13 +127,29 @@ pub enum Event {
     Ratelimit(PendingRatelimit),
 }
 
+/// The queue between the request path and the writer: the events recorded since the writer last
+/// took them, in a vector behind a lock. Recording is a lock, a write and an unlock; the writer
+/// takes the whole vector at once and leaves the one it emptied in its place, so the memory the
+/// request path writes into is the memory the writer read a round ago, still in the CPU's cache
+/// (a channel of [`CAPACITY`] slots walks through megabytes and misses the cache on each event),
+/// and neither side allocates once both vectors have grown to the load.
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Vec<Event>>,
+}
+
+impl Queue {
+    fn pending(&self) -> MutexGuard<'_, Vec<Event>> {
+        // A panic while the lock was held cannot leave the vector half-written.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The request path's handle.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: SyncSender<Event>,
+    queue: Arc<Queue>,
     dropped: Arc<AtomicU64>,
-    /// Events queued and not yet taken by the writer (the channel cannot tell its length).
-    queued: Arc<AtomicU64>,
     rounds: Arc<Rounds>,
 }
 
@@ -163,10 +181,14 @@ impl EventSink {
     }
 
     fn send(&self, event: Event) {
-        // Counted before sending, so the writer never takes more than was counted.
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.try_send(event).is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
+        let mut pending = self.queue.pending();
+        if pending.len() < CAPACITY {
+            pending.push(event);
+            return;
+        }
+        drop(pending);
+        drop(event);
+        {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "analytics event queue full; events dropped");
@@ -180,7 +202,7 @@ impl EventSink {
 
     /// Events waiting in the queue for the writer.
     pub fn queued(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
+        self.queue.pending().len() as u64
     }
 
     /// Waits until the writer has finished a round that began after this call, so that every
@@ -214,8 +236,9 @@ impl EventSink {
 
 /// The writer side.
 pub struct EventWriter {
-    rx: Receiver<Event>,
-    queued: Arc<AtomicU64>,
+    queue: Arc<Queue>,
+    /// The vector the writer emptied last, put in the queue's place at the next take.
+    spare: Vec<Event>,
     store: Arc<dyn EventStore>,
     last_used: LastUsed,
     rounds: Arc<Rounds>,
@@ -248,19 +271,17 @@ impl Default for WriterConfig {
 
 /// A connected sink and writer.
 pub fn channel(store: Arc<dyn EventStore>, config: WriterConfig) -> (EventSink, EventWriter) {
-    let (tx, rx) = mpsc::sync_channel(CAPACITY);
+    let queue = Arc::new(Queue::default());
     let rounds = Arc::new(Rounds::default());
-    let queued = Arc::new(AtomicU64::new(0));
     (
         EventSink {
-            tx,
+            queue: queue.clone(),
             dropped: Arc::new(AtomicU64::new(0)),
-            queued: queued.clone(),
             rounds: rounds.clone(),
         },
         EventWriter {
-            rx,
-            queued,
+            queue,
+            spare: Vec::new(),
             store,
             last_used: LastUsed::new(config.last_used_interval),
             rounds,
@@ -403,7 +424,7 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
             Event::Verification(e) => {
                 let identity = e.key.identity();
                 out.verifications.push(NewVerification {
-                    request_id: &e.request_id,
+                    request_id: e.request_id.as_str(),
                     time_ms: e.time_ms,
                     workspace_id: e.key.workspace_id(),
                     api_id: e.key.api_id(),
@@ -421,7 +442,7 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
             }
             Event::Ratelimit(e) => {
                 out.ratelimits.push(NewRatelimitEvent {
-                    request_id: &e.request_id,
+                    request_id: e.request_id.as_str(),
                     time_ms: e.time_ms,
                     workspace_id: &e.namespace.workspace_id,
                     namespace_id: &e.namespace.id,
@@ -441,29 +462,35 @@ fn batch<'a>(events: &'a [Event], tags: &'a [Option<String>], region: &'a str) -
 }
 
 impl EventWriter {
-    /// Takes what is queued now, up to [`BATCH`] events, and whether every sender is gone.
-    fn take_batch(&self) -> (Vec<Event>, bool) {
-        let mut batch: Vec<Event> = Vec::new();
-        let mut closed = false;
-        while batch.len() < BATCH {
-            match self.rx.try_recv() {
-                Ok(event) => batch.push(event),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        self.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+    /// Takes what is queued now, up to [`BATCH`] events (the oldest), and whether every sender
+    /// is gone. Hand the batch back to [`EventWriter::recycle`] once it is written.
+    fn take_batch(&mut self) -> (Vec<Event>, bool) {
+        // Read before taking: once every sender is gone, this take gets all that they sent.
+        let closed = Arc::strong_count(&self.queue) == 1;
+        let mut pending = self.queue.pending();
+        let batch = if pending.len() <= BATCH {
+            std::mem::replace(&mut *pending, std::mem::take(&mut self.spare))
+        } else {
+            // A backlog: the rest stays queued for the next take.
+            let rest = pending.split_off(BATCH);
+            std::mem::replace(&mut *pending, rest)
+        };
         (batch, closed)
+    }
+
+    /// Keeps a written batch's memory for the queue's next turn, unless a backlog made it large.
+    fn recycle(&mut self, mut batch: Vec<Event>) {
+        batch.clear();
+        if batch.capacity() <= BATCH {
+            self.spare = batch;
+        }
     }
 
     /// Writes whatever is queued now, through the async store. Returns how many were written.
     pub async fn run_once(&mut self) -> usize {
         let mut written = 0;
         loop {
-            let (batch, _) = self.take_batch();
+            let (mut batch, _) = self.take_batch();
             if batch.is_empty() {
                 return written;
             }
@@ -476,7 +503,8 @@ impl EventWriter {
                 crate::telemetry::db_error(&err);
             }
             drop(rows);
-            self.rollups.note(batch, tags);
+            self.rollups.note(&mut batch, tags);
+            self.recycle(batch);
         }
     }
 
@@ -560,7 +588,7 @@ impl EventWriter {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             let senders_gone = loop {
-                let (batch, senders_gone) = self.take_batch();
+                let (mut batch, senders_gone) = self.take_batch();
                 let full = batch.len() == BATCH;
                 if !batch.is_empty() {
                     self.last_used.note(&batch);
@@ -571,8 +599,9 @@ impl EventWriter {
                         crate::telemetry::db_error(&err);
                     }
                     drop(rows);
-                    self.rollups.note(batch, tags);
+                    self.rollups.note(&mut batch, tags);
                 }
+                self.recycle(batch);
                 if !full {
                     break senders_gone;
                 }

@@ -14,17 +14,21 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::CatchUnwind;
 use futures_util::FutureExt;
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::error::{ApiError, ErrorCode, FieldError};
-use super::scope::{with_context, Progress, RequestContext};
+use super::scope::{scoped, Progress, RequestContext};
 use super::AppState;
 use crate::ids;
 
@@ -97,7 +101,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ContextFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -105,100 +109,167 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
-        let state = self.state.clone();
-        let progress = Arc::new(Progress::default());
         let context = RequestContext {
             request_id: ids::new_request_id(),
             wants_problem_json: accepts_problem_json(request.headers().get(header::ACCEPT)),
             problem_json_route: PROBLEM_JSON_ROUTES.contains(&request.uri().path()),
-            public_url: state.public_url.clone(),
-            progress: progress.clone(),
+            public_url: self.state.public_url.clone(),
+            progress: Progress::default(),
         };
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
         // The route only builds its future here; the handler runs when it is polled, inside
-        // the context's scope below.
+        // the context's scope.
         let inner = AssertUnwindSafe(self.inner.call(request)).catch_unwind();
-        Box::pin(async move {
-            let request_id = context.request_id.clone();
-            let response = with_context(context, bounded(&state, started, &progress, inner)).await;
-            Ok(finish(
-                &state,
-                &request_id,
-                &method,
-                route.as_ref(),
-                &progress,
-                response,
-                started,
-            ))
-        })
+        ContextFuture {
+            scoped: scoped(
+                context,
+                Bounded {
+                    inner,
+                    timer: None,
+                    deadline: started + self.state.request_timeout,
+                    timeout: self.state.request_timeout,
+                },
+            ),
+            method,
+            route,
+            started,
+            slow_request_threshold: self.state.slow_request_threshold,
+        }
     }
 }
 
-/// Runs the route's future within the request timeout and turns what it gives into a response:
-/// a panic becomes a 500 envelope, the router's bare 404/405 the error envelope.
-async fn bounded<F>(state: &AppState, started: Instant, progress: &Progress, inner: F) -> Response
-where
-    F: Future<Output = std::thread::Result<Result<Response, Infallible>>>,
-{
-    // A dependency that hangs (a database behind a dead network path) must not hold the
-    // caller: past the bound the request is dropped, which rolls back any transaction it had
-    // open, and answered 503. A client that had not yet sent its whole body is told so with
-    // 408 instead, as Unkey answers any timeout.
-    let timeout = state.request_timeout;
-    let deadline = tokio::time::Instant::from_std(started) + timeout;
-    match tokio::time::timeout_at(deadline, inner).await {
-        Ok(Ok(Ok(response))) => envelope_bare_errors(response),
-        Ok(Ok(Err(never))) => match never {},
-        Ok(Err(panic)) => super::routes::panic_response(panic),
-        Err(_) if progress.reading_body() => {
-            tracing::warn!(
-                request_id = %super::scope::current_request_id(),
-                timeout_ms = timeout.as_millis() as u64,
-                "request body not received within the request timeout"
-            );
-            let mut error = ApiError::new(
-                ErrorCode::RequestTimeout,
-                format!(
-                    "The request body did not arrive within the request timeout of {} ms.",
-                    timeout.as_millis()
-                ),
-            );
-            error.errors.push(FieldError {
-                location: "body".into(),
-                message: "the body was still arriving when the request timed out".into(),
-                fix: Some(
-                    "Send the whole body promptly, with a Content-Length that matches it.".into(),
-                ),
-            });
-            error.into_response()
-        }
-        Err(_) => {
-            tracing::error!(
-                request_id = %super::scope::current_request_id(),
-                timeout_ms = timeout.as_millis() as u64,
-                "request timed out"
-            );
-            ApiError::new(
-                ErrorCode::ServiceUnavailable,
-                "The request did not complete in time: a storage backend is not answering. \
-                 Please try again.",
-            )
-            .into_response()
-        }
+pin_project! {
+    /// What [`RequestContextService`] answers with: the route's future in the request's scope,
+    /// bounded by the request timeout, then [`finish`]ed. A struct rather than an `async` block,
+    /// so that it is a few hundred bytes moved once rather than a state machine of kilobytes,
+    /// and the timer is armed only when the route has to wait.
+    pub struct ContextFuture<F> {
+        #[pin]
+        scoped: TaskLocalFuture<RequestContext, Bounded<F>>,
+        method: Method,
+        route: Option<MatchedPath>,
+        started: Instant,
+        slow_request_threshold: Duration,
     }
+}
+
+impl<F> Future for ContextFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let response = ready!(this.scoped.as_mut().poll(cx));
+        // The scope gives its context back once the route is done: the request id and what
+        // the route told the middleware, for the header and the access log.
+        let Some(context) = this.scoped.take_value() else {
+            return Poll::Ready(Ok(response));
+        };
+        Poll::Ready(Ok(finish(
+            context.request_id.as_str(),
+            this.method,
+            this.route.as_ref(),
+            &context.progress,
+            response,
+            *this.started,
+            *this.slow_request_threshold,
+        )))
+    }
+}
+
+pin_project! {
+    /// Runs the route's future within the request timeout and turns what it gives into a
+    /// response: a panic becomes a 500 envelope, the router's bare 404/405 the error envelope.
+    /// Polled inside the request's scope, so every error it renders carries the request id.
+    pub struct Bounded<F> {
+        #[pin]
+        inner: CatchUnwind<AssertUnwindSafe<F>>,
+        // Armed by the first poll that leaves the route waiting: most requests are answered
+        // in their first poll and never touch the timer wheel.
+        timer: Option<Pin<Box<Sleep>>>,
+        deadline: Instant,
+        timeout: Duration,
+    }
+}
+
+impl<F> Future for Bounded<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        if let Poll::Ready(outcome) = this.inner.poll(cx) {
+            return Poll::Ready(match outcome {
+                Ok(Ok(response)) => envelope_bare_errors(response),
+                Ok(Err(never)) => match never {},
+                Err(panic) => super::routes::panic_response(panic),
+            });
+        }
+        // A dependency that hangs (a database behind a dead network path) must not hold the
+        // caller: past the bound the request is dropped, which rolls back any transaction it
+        // had open, and answered 503 (408 when the client had not sent its whole body).
+        let deadline = *this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(timed_out(*this.timeout))
+    }
+}
+
+/// The answer to a request that outlived the request timeout: 408 when the client had not yet
+/// sent its whole body, as Unkey answers any timeout, else 503.
+fn timed_out(timeout: Duration) -> Response {
+    if super::scope::current_reading_body() {
+        tracing::warn!(
+            request_id = %super::scope::current_request_id(),
+            timeout_ms = timeout.as_millis() as u64,
+            "request body not received within the request timeout"
+        );
+        let mut error = ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "The request body did not arrive within the request timeout of {} ms.",
+                timeout.as_millis()
+            ),
+        );
+        error.errors.push(FieldError {
+            location: "body".into(),
+            message: "the body was still arriving when the request timed out".into(),
+            fix: Some(
+                "Send the whole body promptly, with a Content-Length that matches it.".into(),
+            ),
+        });
+        return error.into_response();
+    }
+    tracing::error!(
+        request_id = %super::scope::current_request_id(),
+        timeout_ms = timeout.as_millis() as u64,
+        "request timed out"
+    );
+    ApiError::new(
+        ErrorCode::ServiceUnavailable,
+        "The request did not complete in time: a storage backend is not answering. \
+         Please try again.",
+    )
+    .into_response()
 }
 
 /// The response's last touches (`X-Request-Id`, the workspace limit's headers) and its access
 /// log line.
 fn finish(
-    state: &AppState,
     request_id: &str,
-    method: &axum::http::Method,
+    method: &Method,
     route: Option<&MatchedPath>,
     progress: &Progress,
     mut response: Response,
     started: Instant,
+    slow_request_threshold: Duration,
 ) -> Response {
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(&REQUEST_ID, value);
@@ -207,13 +278,13 @@ fn finish(
         add_rate_limit_headers(&mut response, admission);
     }
     log_access(
-        state,
         request_id,
         method,
         route,
         progress.caller.get(),
         &response,
         started,
+        slow_request_threshold,
     );
     response
 }
@@ -238,13 +309,13 @@ fn add_rate_limit_headers(
 
 /// The access-log line of one request, and the slow-request warning when it took too long.
 fn log_access(
-    state: &AppState,
     request_id: &str,
-    method: &axum::http::Method,
+    method: &Method,
     route: Option<&MatchedPath>,
     caller: Option<&Arc<crate::domain::auth::Principal>>,
     response: &Response,
     started: Instant,
+    slow_request_threshold: Duration,
 ) {
     let elapsed = started.elapsed();
     // Milliseconds with microsecond precision.
@@ -264,7 +335,7 @@ fn log_access(
         workspace_id,
         "request"
     );
-    if elapsed > state.slow_request_threshold {
+    if elapsed > slow_request_threshold {
         tracing::warn!(
             target: SLOW_TARGET,
             request_id,
@@ -273,7 +344,7 @@ fn log_access(
             status,
             latency_ms,
             workspace_id,
-            threshold_ms = state.slow_request_threshold.as_millis() as u64,
+            threshold_ms = slow_request_threshold.as_millis() as u64,
             "slow request"
         );
     }

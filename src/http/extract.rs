@@ -230,7 +230,7 @@ pub fn root_key_actor(
         name: Some(principal.name.clone().unwrap_or_else(|| "root key".into())),
         remote_ip,
         user_agent,
-        correlation_id: Some(crate::http::scope::current_request_id()),
+        correlation_id: Some(crate::http::scope::current_request_id().to_string()),
     }
 }
 

@@ -96,7 +96,7 @@ impl AppState {
 #[derive(Debug, Serialize)]
 pub struct Meta {
     #[serde(rename = "requestId")]
-    pub request_id: String,
+    pub request_id: crate::ids::RequestId,
 }
 
 impl Meta {
@@ -181,7 +181,9 @@ impl<T: Serialize> IntoResponse for ApiResponse<T> {
         let mut bytes = Vec::with_capacity(512);
         match serde_json::to_writer(&mut bytes, &self) {
             Ok(()) => {
-                let mut response = bytes.into_response();
+                // Built directly: `Vec<u8>`'s own response would first label it
+                // `application/octet-stream`, a header insert only to be replaced.
+                let mut response = Response::new(axum::body::Body::from(bytes));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),

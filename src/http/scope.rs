@@ -9,18 +9,18 @@ use std::sync::{Arc, OnceLock};
 
 use crate::domain::auth::Principal;
 use crate::domain::ratelimit::workspace::Admission;
+use crate::ids::RequestId;
 
 /// What the middleware knows about the request being served.
-#[derive(Clone)]
 pub struct RequestContext {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub wants_problem_json: bool,
     /// The route's errors are declared as `application/problem+json` in Unkey's spec, so the
     /// official SDKs only parse them with that content type.
     pub problem_json_route: bool,
     pub public_url: Arc<str>,
     /// What the code below has told the middleware so far.
-    pub progress: Arc<Progress>,
+    pub progress: Progress,
 }
 
 /// What the middleware learns of a request from the code that serves it.
@@ -45,10 +45,10 @@ tokio::task_local! {
 }
 
 /// The id of the request being served (`req_…`), or `req_unknown` outside a request.
-pub fn current_request_id() -> String {
+pub fn current_request_id() -> RequestId {
     CONTEXT
-        .try_with(|c| c.request_id.clone())
-        .unwrap_or_else(|_| "req_unknown".to_string())
+        .try_with(|c| c.request_id)
+        .unwrap_or(RequestId::UNKNOWN)
 }
 
 /// Whether error bodies should be labelled `application/problem+json`.
@@ -83,7 +83,18 @@ pub fn set_reading_body(reading: bool) {
     let _ = CONTEXT.try_with(|c| c.progress.reading_body.store(reading, Ordering::Relaxed));
 }
 
-/// Runs `future` inside a context, for code that renders errors outside the middleware (tests).
-pub async fn with_context<F: std::future::Future>(context: RequestContext, future: F) -> F::Output {
-    CONTEXT.scope(context, future).await
+/// Whether the request being served is still reading its body (false outside a request).
+pub fn current_reading_body() -> bool {
+    CONTEXT
+        .try_with(|c| c.progress.reading_body())
+        .unwrap_or(false)
+}
+
+/// `future` inside `context`'s scope: each poll of it sees the context. The middleware's own
+/// future holds this and takes the context back when it is done.
+pub fn scoped<F: std::future::Future>(
+    context: RequestContext,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<RequestContext, F> {
+    CONTEXT.scope(context, future)
 }

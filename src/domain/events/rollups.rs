@@ -204,11 +204,12 @@ impl Rollups {
     }
 
     /// Counts a round's events once they are written: one map entry per event, with no copy of
-    /// any id. The events are consumed: each one's key (or namespace) handle and identifier move
+    /// any id. The events are taken out of `events` (left empty, so that its memory serves the
+    /// queue again): each one's key (or namespace) handle and identifier move
     /// into its group (or are dropped, as the event would have been), so counting adds no
     /// reference-count traffic on a hot key's entry, which every request thread also touches.
-    pub(super) fn note(&mut self, events: Vec<Event>, tags: Vec<Option<String>>) {
-        for (event, tags) in events.into_iter().zip(tags) {
+    pub(super) fn note(&mut self, events: &mut Vec<Event>, tags: Vec<Option<String>>) {
+        for (event, tags) in events.drain(..).zip(tags) {
             match event {
                 Event::Verification(e) => {
                     let sums = self
@@ -410,9 +411,9 @@ mod tests {
         })
     }
 
-    fn note(rollups: &mut Rollups, events: Vec<Event>) {
+    fn note(rollups: &mut Rollups, mut events: Vec<Event>) {
         let tags = tags_json(&events);
-        rollups.note(events, tags);
+        rollups.note(&mut events, tags);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::domain::keys::KeyService;
 use crate::domain::events::PendingEvent;
 use crate::domain::ratelimit::{named_key, CounterError, LimitCheck};
 use crate::domain::rbac::query::{self, QueryError};
+use crate::ids::RequestId;
 use crate::model::{ChangeKind, RatelimitConfig};
 use crate::store::StoreError;
 
@@ -75,7 +76,7 @@ pub struct VerifyRequest<'a> {
     pub migration_id: Option<&'a str>,
     /// The client's address, for the IP whitelist (computed only for APIs that have one).
     pub client_ip: &'a (dyn Fn() -> Option<String> + Sync),
-    pub request_id: &'a str,
+    pub request_id: RequestId,
     pub now: i64,
     pub started: Instant,
 }
@@ -203,8 +204,9 @@ impl KeyService {
         let mut found = self.find_by_digest(digest_key(req.key)).await?;
         if found.is_none() {
             if let Some(migration_id) = req.migration_id {
-                found = self
-                    .migrate_on_demand(principal, migration_id, req.key, req.now)
+                // Boxed: this rare path's state (about 1 KiB) would otherwise be part of every
+                // verification's future, which is moved into place on each request.
+                found = Box::pin(self.migrate_on_demand(principal, migration_id, req.key, req.now))
                     .await?;
             }
         }
@@ -287,7 +289,7 @@ impl KeyService {
 
         self.events.record(PendingEvent {
             key: key.clone(),
-            request_id: req.request_id.to_string(),
+            request_id: req.request_id,
             time_ms: req.now,
             outcome: code.as_str(),
             tags: req.tags.to_vec(),

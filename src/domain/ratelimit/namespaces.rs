@@ -9,7 +9,7 @@ use crate::domain::apis::Page;
 use crate::domain::events::{EventSink, PendingRatelimit};
 use crate::domain::invalidation::{Invalidate, Invalidator};
 use crate::domain::ratelimit::{namespace_key, CounterError, Counters, LimitCheck, LimitOutcome};
-use crate::ids::{self, Prefix};
+use crate::ids::{self, Prefix, RequestId};
 use crate::model::audit::{Actor, AuditEvent, Target};
 use crate::model::{ChangeKind, Namespace, Override};
 use crate::store::{LimitStore, StoreError};
@@ -133,8 +133,8 @@ pub struct LimitService {
 
 /// The request a batch of limits is decided for, as analytics records it.
 #[derive(Debug, Clone, Copy)]
-pub struct Requested<'a> {
-    pub request_id: &'a str,
+pub struct Requested {
+    pub request_id: RequestId,
     pub started: Instant,
 }
 
@@ -242,7 +242,7 @@ impl LimitService {
         &self,
         items: &[LimitRequest<'_>],
         now: i64,
-        requested: Requested<'_>,
+        requested: Requested,
     ) -> Result<Vec<LimitDecision>, CounterError> {
         let mut checks = Vec::with_capacity(items.len());
         let mut applied = Vec::with_capacity(items.len());
@@ -280,12 +280,11 @@ impl LimitService {
             .elapsed()
             .as_micros()
             .min(i64::MAX as u128) as i64;
-        let request_id: Arc<str> = Arc::from(requested.request_id);
         for (item, decision) in items.iter().zip(&decisions) {
             crate::telemetry::ratelimit_decision(decision.outcome.passed);
             self.events.record_ratelimit(PendingRatelimit {
                 namespace: item.namespace.clone(),
-                request_id: request_id.clone(),
+                request_id: requested.request_id,
                 time_ms: now,
                 identifier: item.identifier.to_string(),
                 passed: decision.outcome.passed,

@@ -165,7 +165,7 @@ async fn limit(
             }],
             state.now(),
             Requested {
-                request_id: &current_request_id(),
+                request_id: current_request_id(),
                 started,
             },
         )
@@ -272,7 +272,7 @@ async fn multi_limit(
             &requests,
             state.now(),
             Requested {
-                request_id: &current_request_id(),
+                request_id: current_request_id(),
                 started,
             },
         )

@@ -211,7 +211,7 @@ async fn verify_key(
                 ratelimits: &requested,
                 migration_id: body.migration_id.as_deref(),
                 client_ip: &|| caller.remote_ip(),
-                request_id: &request_id,
+                request_id,
                 now: state.now(),
                 started,
             },
