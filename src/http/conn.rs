@@ -21,6 +21,7 @@
 //! address (`ConnectInfo`). On shutdown it stops accepting, lets each connection finish the
 //! request it is serving, and returns once every connection has closed.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -153,12 +154,15 @@ async fn serve_connection(
     });
     let service = {
         let activity = activity.clone();
+        // The connection's own handle on the router: calling it takes `&mut`, and a clone per
+        // request would bump the one reference count that every worker thread shares.
+        let router = RefCell::new(router);
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let busy = Busy::start(activity.clone());
             request.extensions_mut().insert(ConnectInfo(peer));
-            let mut router = router.clone();
+            let routed = router.borrow_mut().call(request.map(axum::body::Body::new));
             async move {
-                let response = router.call(request.map(axum::body::Body::new)).await;
+                let response = routed.await;
                 drop(busy);
                 response
             }

@@ -69,6 +69,16 @@ fn missing_authorization() -> ApiError {
 }
 
 /// Reads, parses and validates a JSON body against `T`'s schema.
+/// Whether a `Content-Type`'s media type (parameters cut off) is JSON: `application/json` or a
+/// `+json` type, in any case.
+fn is_json_media_type(media: &str) -> bool {
+    const SUFFIX: &str = "+json";
+    media.eq_ignore_ascii_case("application/json")
+        || media.len() >= SUFFIX.len()
+            && media.is_char_boundary(media.len() - SUFFIX.len())
+            && media[media.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX)
+}
+
 async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> Result<T, ApiError> {
     let route = parts.uri.path();
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
@@ -78,9 +88,9 @@ async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> R
             .split(';')
             .next()
             .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if media != "application/json" && !media.ends_with("+json") {
+            .trim();
+        if !is_json_media_type(media) {
+            let media = media.to_ascii_lowercase();
             return Err(ApiError::invalid_input(
                 format!("POST request body for '{route}' must be JSON, not '{media}'"),
                 vec![FieldError {
@@ -377,6 +387,28 @@ mod tests {
             code(headers(Some("Bearer    "))),
             ErrorCode::AuthenticationMalformed
         );
+    }
+
+    #[test]
+    fn json_media_types_are_recognised_in_any_case() {
+        for media in [
+            "application/json",
+            "Application/JSON",
+            "application/problem+json",
+            "x+JSON",
+        ] {
+            assert!(is_json_media_type(media), "{media}");
+        }
+        for media in [
+            "text/plain",
+            "application/jsonp",
+            "json",
+            "",
+            "é+jso",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(!is_json_media_type(media), "{media}");
+        }
     }
 
     #[test]
