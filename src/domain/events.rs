@@ -186,13 +186,11 @@ impl EventSink {
             pending.push(event);
             return;
         }
+        // Full: the event is dropped here, outside the lock, and counted.
         drop(pending);
-        drop(event);
-        {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!(dropped = n, "analytics event queue full; events dropped");
-            }
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(dropped = n, "analytics event queue full; events dropped");
         }
     }
 

@@ -68,7 +68,6 @@ fn missing_authorization() -> ApiError {
     err
 }
 
-/// Reads, parses and validates a JSON body against `T`'s schema.
 /// Whether a `Content-Type`'s media type (parameters cut off) is JSON: `application/json` or a
 /// `+json` type, in any case.
 fn is_json_media_type(media: &str) -> bool {
@@ -79,6 +78,7 @@ fn is_json_media_type(media: &str) -> bool {
             && media[media.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX)
 }
 
+/// Reads, parses and validates a JSON body against `T`'s schema.
 async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> Result<T, ApiError> {
     let route = parts.uri.path();
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
