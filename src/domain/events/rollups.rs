@@ -20,7 +20,7 @@ pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(30);
 /// little time. Groups that come this fast seldom repeat within a round, so a smaller round
 /// writes about as many rows and holds less memory: with 1,000,000 keys verified at random, a
 /// round (four rows a group) and the groups gathering while it is written were tens of MiB at
-/// 100,000 (peak RSS 414-435 MiB against 397 at 25,000, in single runs).
+/// 100,000 (peak RSS 414-435 MiB; 397-413 at 25,000, at lower request rates).
 const MAX_PENDING_COUNTS: usize = 25_000;
 
 /// Rollup rows written per transaction. A round is written a chunk per writer tick, between the
