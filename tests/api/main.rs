@@ -25,6 +25,7 @@ mod helpers;
 mod identities;
 mod keys;
 mod logs;
+mod memory;
 mod nodes;
 mod ratelimit;
 mod rbac;

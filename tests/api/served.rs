@@ -173,6 +173,11 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
 }
 
 impl Served {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child").id()
+    }
+
     /// Everything the server has logged so far.
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
