@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
@@ -78,6 +78,49 @@ fn is_json_media_type(media: &str) -> bool {
             && media[media.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX)
 }
 
+/// Why a body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    /// It went past the limit.
+    TooLarge,
+    /// The connection failed or the client broke the framing.
+    Unreadable,
+}
+
+/// The whole body, at most `limit` bytes. A small request's body nearly always arrives as one
+/// frame: that frame is returned as it is, without the buffer list of a general collect; only a
+/// body in several frames is copied into one buffer.
+async fn body_bytes(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<Vec<u8>> = None;
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: not part of the body
+        };
+        len = len.saturating_add(data.len());
+        if len > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match (&mut joined, first.take()) {
+            (Some(buffer), _) => buffer.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(earlier)) => {
+                let mut buffer = Vec::with_capacity(len);
+                buffer.extend_from_slice(&earlier);
+                buffer.extend_from_slice(&data);
+                joined = Some(buffer);
+            }
+        }
+    }
+    Ok(match joined {
+        Some(buffer) => Bytes::from(buffer),
+        None => first.unwrap_or_default(),
+    })
+}
+
 /// Reads, parses and validates a JSON body against `T`'s schema.
 async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> Result<T, ApiError> {
     let route = parts.uri.path();
@@ -104,22 +147,17 @@ async fn read_body<T: RequestBody>(parts: &Parts, body: Body, limit: usize) -> R
         }
     }
     crate::http::scope::set_reading_body(true);
-    let read = axum::body::to_bytes(body, limit).await;
+    let read = body_bytes(body, limit).await;
     crate::http::scope::set_reading_body(false);
-    let bytes = read.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::new(
-                ErrorCode::RequestBodyTooLarge,
-                format!("The request body exceeds the maximum allowed size of {limit} bytes."),
-            )
-        } else {
-            ApiError::new(
-                ErrorCode::RequestBodyUnreadable,
-                "The request body could not be read.",
-            )
-        }
+    let bytes = read.map_err(|err| match err {
+        BodyError::TooLarge => ApiError::new(
+            ErrorCode::RequestBodyTooLarge,
+            format!("The request body exceeds the maximum allowed size of {limit} bytes."),
+        ),
+        BodyError::Unreadable => ApiError::new(
+            ErrorCode::RequestBodyUnreadable,
+            "The request body could not be read.",
+        ),
     })?;
     let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
         ApiError::invalid_input(
@@ -356,6 +394,40 @@ impl<T: RequestBody> FromRequest<AppState> for Authed<T> {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    fn body_of(chunks: &[&'static str]) -> Body {
+        let frames: Vec<Result<Bytes, std::io::Error>> = chunks
+            .iter()
+            .map(|chunk| Ok(Bytes::from_static(chunk.as_bytes())))
+            .collect();
+        Body::from_stream(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_from_one_frame_or_many_and_never_past_its_limit() {
+        let one = body_bytes(body_of(&[r#"{"key":"k"}"#]), 11).await;
+        assert_eq!(one.as_deref(), Ok(&b"{\"key\":\"k\"}"[..]));
+        let many = body_bytes(body_of(&["{\"ke", "", "y\":", "\"k\"}"]), 64).await;
+        assert_eq!(many.as_deref(), Ok(&b"{\"key\":\"k\"}"[..]));
+        assert_eq!(body_bytes(Body::empty(), 0).await.as_deref(), Ok(&b""[..]));
+        assert_eq!(
+            body_bytes(body_of(&[r#"{"key":"k"}"#]), 10).await,
+            Err(BodyError::TooLarge)
+        );
+        assert_eq!(
+            body_bytes(body_of(&["{\"key\"", ":1}"]), 8).await,
+            Err(BodyError::TooLarge),
+            "the limit counts every frame"
+        );
+        let broken = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"{")),
+            Err(std::io::Error::other("reset")),
+        ]);
+        assert_eq!(
+            body_bytes(Body::from_stream(broken), 64).await,
+            Err(BodyError::Unreadable)
+        );
+    }
 
     fn headers(auth: Option<&'static str>) -> HeaderMap {
         let mut h = HeaderMap::new();
