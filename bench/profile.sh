@@ -7,6 +7,8 @@
 #   liveness   GET /v2/liveness
 #   verify     keys.verifyKey of one cached key without limits (scenario b of run.sh)
 #   ratelimit  ratelimit.limit of one identifier (scenario h)
+#   ratelimit-rotating  ratelimit.limit cycling through BENCH_RL_ROTATE identifiers (100,000;
+#              scenario i)
 #   bare-verify  the bare server's verify (bench/bare), for comparison
 # Knobs: BENCH_BIN (default target/release/keyward, built unless set), BENCH_BARE_BIN,
 # BENCH_PROFILE_OUT (default bench/profiles), BENCH_DURATION (seconds of sampling, default 8),
@@ -79,6 +81,8 @@ KEY="$(post keys.createKey "{\"apiId\":\"$API_ID\"}" | json_field data.key)"
 post ratelimit.limit '{"namespace":"profile","identifier":"hot","limit":1000000000,"duration":60000}' >/dev/null
 export BENCH_ROOT_KEY="$ROOT_KEY" BENCH_VERIFY_KEY="$KEY"
 export BENCH_BODY='{"namespace":"profile","identifier":"hot","limit":1000000000,"duration":60000}'
+export BENCH_NAMESPACE=profile BENCH_RL_LIMIT=1000000000 BENCH_RL_DURATION=60000 BENCH_THREADS=1
+export BENCH_IDENTIFIERS="${BENCH_RL_ROTATE:-100000}"
 
 BARE_PID=""
 for scenario in "${scenarios[@]}"; do
@@ -87,6 +91,7 @@ for scenario in "${scenarios[@]}"; do
         liveness) script=liveness.lua; url="$BASE/v2/liveness" ;;
         verify) script=verify_one.lua; url="$BASE/v2/keys.verifyKey" ;;
         ratelimit) script=post_one.lua; url="$BASE/v2/ratelimit.limit" ;;
+        ratelimit-rotating) script=ratelimit_rotating.lua; url="$BASE/v2/ratelimit.limit" ;;
         bare-verify)
             if [[ -z "$BARE_PID" ]]; then
                 BARE_PORT="$(free_port)"
@@ -97,7 +102,7 @@ for scenario in "${scenarios[@]}"; do
             fi
             pid="$BARE_PID"; script=verify_one.lua; url="http://127.0.0.1:$BARE_PORT/v2/keys.verifyKey"
             ;;
-        *) die "unknown scenario $scenario (liveness, verify, ratelimit, bare-verify)" ;;
+        *) die "unknown scenario $scenario (liveness, verify, ratelimit, ratelimit-rotating, bare-verify)" ;;
     esac
     wait_no_rustc
     log "$scenario: wrk -c$CONNECTIONS on $url, perf at $FREQ Hz for ${SECONDS_SAMPLED}s"
