@@ -15,13 +15,21 @@ use crate::model::{EventBatch, Granularity, Namespace, RatelimitCount, Verificat
 /// raw events are written in every round).
 pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Minute groups held at most before a round of rollups starts early, whatever the interval
-/// (each becomes a row in each of the four rollup tables): many distinct keys or identifiers in
+/// Verification minute groups held at most before a round of rollups starts early, whatever
+/// the interval (each becomes a row in each of the four rollup tables): many distinct keys in
 /// little time. Groups that come this fast seldom repeat within a round, so a smaller round
 /// writes about as many rows and holds less memory: with 1,000,000 keys verified at random, a
-/// round (four rows a group) and the groups gathering while it is written were tens of MiB at
-/// 100,000 (peak RSS 414-435 MiB; 397-413 at 25,000, at lower request rates).
+/// round and the groups gathering while it is written were tens of MiB at 100,000 (peak RSS
+/// 414-435 MiB; 397-413 at 25,000, at lower request rates).
 const MAX_PENDING_COUNTS: usize = 25_000;
+
+/// Rate-limit minute groups held at most before a round starts early. Higher than for keys: the
+/// identifiers of a busy namespace (users, IPs) come back within seconds, and every round writes
+/// each group it holds four times, so a round cut short by this cap, before an identifier's
+/// decisions could gather into one group, costs four upserts a decision (100,000 identifiers
+/// in rotation: 20-25% less CPU a decision than at 25,000). A group costs about 200 bytes
+/// between its map entry, its identifier and its round row: some 40 MiB at the cap.
+const MAX_PENDING_LIMITS: usize = 200_000;
 
 /// Rollup rows written per transaction. A round is written a chunk per writer tick, between the
 /// raw events, so a round over hundreds of thousands of groups never holds the write lock (or the
@@ -127,31 +135,148 @@ pub(super) struct Rollups {
 }
 
 /// A round of rollup rows, sorted so that concurrent writers (several nodes on PostgreSQL) lock
-/// rollup rows in one order, and written a chunk at a time.
+/// rollup rows in one order, and written a chunk at a time: all the minute rows, then the hour
+/// rows, and so on.
 #[derive(Default)]
 struct Round {
-    counts: Vec<CountRow>,
-    limits: Vec<LimitRow>,
-    /// Rows of each written so far.
-    counts_done: usize,
-    limits_done: usize,
+    counts: Staged<CountRow>,
+    limits: Staged<LimitRow>,
+}
+
+/// A rollup row of a round: keyed by its bucket and what it counts, and merged with rows keyed
+/// alike.
+trait RollupRow {
+    /// Moves the row into the bucket of `granularity` holding its current one.
+    fn coarsen(&mut self, granularity: Granularity);
+    fn order(&self, other: &Self) -> std::cmp::Ordering;
+    /// Adds `later`'s sums to this row's when both are keyed alike; whether they were.
+    fn absorb(&mut self, later: &Self) -> bool;
+}
+
+/// One kind of a round's rows, one granularity at a time. The round holds a row per group, not
+/// four: once the rows of a granularity are written, the same rows move in place into the next
+/// granularity's buckets, then are sorted and merged again (the minutes of one hour become one
+/// row). Written, the rows of each granularity are in one order, the order a round of all four
+/// at once had.
+struct Staged<R> {
+    rows: Vec<R>,
+    granularity: Granularity,
+    /// Rows of the current granularity written so far.
+    done: usize,
+}
+
+impl<R> Default for Staged<R> {
+    fn default() -> Self {
+        Staged {
+            rows: Vec::new(),
+            granularity: Granularity::Month,
+            done: 0,
+        }
+    }
+}
+
+impl<R: RollupRow> Staged<R> {
+    /// A round's rows of the finest granularity, sorted and merged.
+    fn new(rows: Vec<R>) -> Self {
+        let mut staged = Staged {
+            rows,
+            granularity: Granularity::Minute,
+            done: 0,
+        };
+        staged.sort_and_merge();
+        staged
+    }
+
+    fn sort_and_merge(&mut self) {
+        self.rows.sort_unstable_by(|a, b| a.order(b));
+        self.rows.dedup_by(|later, kept| kept.absorb(later));
+    }
+
+    fn is_done(&self) -> bool {
+        self.done == self.rows.len() && self.coarser().is_none()
+    }
+
+    fn coarser(&self) -> Option<Granularity> {
+        match self.granularity {
+            _ if self.rows.is_empty() => None,
+            Granularity::Minute => Some(Granularity::Hour),
+            Granularity::Hour => Some(Granularity::Day),
+            Granularity::Day => Some(Granularity::Month),
+            Granularity::Month => None,
+        }
+    }
+
+    /// The next rows to write, at most `max`, all of one granularity; they count as written.
+    fn take(&mut self, max: usize) -> &[R] {
+        if self.done == self.rows.len() && max > 0 {
+            if let Some(granularity) = self.coarser() {
+                for row in &mut self.rows {
+                    row.coarsen(granularity);
+                }
+                self.granularity = granularity;
+                self.done = 0;
+                self.sort_and_merge();
+            }
+        }
+        let start = self.done;
+        self.done = (start + max).min(self.rows.len());
+        &self.rows[start..self.done]
+    }
+}
+
+impl RollupRow for CountRow {
+    fn coarsen(&mut self, granularity: Granularity) {
+        self.granularity = granularity;
+        self.time_ms = granularity.start(self.time_ms);
+    }
+
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        self.keyed().cmp(&other.keyed())
+    }
+
+    fn absorb(&mut self, later: &Self) -> bool {
+        let same = later.keyed() == self.keyed();
+        if same {
+            self.count = self.count.saturating_add(later.count);
+            self.spent_credits = self.spent_credits.saturating_add(later.spent_credits);
+        }
+        same
+    }
+}
+
+impl RollupRow for LimitRow {
+    fn coarsen(&mut self, granularity: Granularity) {
+        self.granularity = granularity;
+        self.time_ms = granularity.start(self.time_ms);
+    }
+
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        self.keyed().cmp(&other.keyed())
+    }
+
+    fn absorb(&mut self, later: &Self) -> bool {
+        let same = later.keyed() == self.keyed();
+        if same {
+            for (sum, add) in self.sums.iter_mut().zip(later.sums) {
+                *sum = sum.saturating_add(add);
+            }
+        }
+        same
+    }
 }
 
 impl Round {
     fn is_done(&self) -> bool {
-        self.counts_done == self.counts.len() && self.limits_done == self.limits.len()
+        self.counts.is_done() && self.limits.is_done()
     }
 
     /// The next chunk, at most [`ROLLUP_CHUNK`] rows, as a batch to write; the rows count as
     /// written (a failed write loses them, as a failed write of raw events does).
     fn next_chunk(&mut self) -> EventBatch<'_> {
-        let counts = self.counts_done..(self.counts_done + ROLLUP_CHUNK).min(self.counts.len());
-        let room = ROLLUP_CHUNK - counts.len();
-        let limits = self.limits_done..(self.limits_done + room).min(self.limits.len());
-        self.counts_done = counts.end;
-        self.limits_done = limits.end;
+        let counts = self.counts.take(ROLLUP_CHUNK);
+        let limits = self.limits.take(ROLLUP_CHUNK - counts.len());
         EventBatch {
-            verification_counts: self.counts[counts]
+            verification_counts: counts
                 .iter()
                 .map(|row| {
                     let k = row.keyed();
@@ -171,7 +296,7 @@ impl Round {
                     }
                 })
                 .collect(),
-            ratelimit_counts: self.limits[limits]
+            ratelimit_counts: limits
                 .iter()
                 .map(|row| {
                     let (granularity, time_ms, workspace_id, namespace_id, identifier) =
@@ -255,7 +380,10 @@ impl Rollups {
     fn due(&self, now: bool) -> bool {
         let pending = self.minutes.len() + self.ratelimits.len();
         pending > 0
-            && (now || self.since.elapsed() >= self.interval || pending >= MAX_PENDING_COUNTS)
+            && (now
+                || self.since.elapsed() >= self.interval
+                || self.minutes.len() >= MAX_PENDING_COUNTS
+                || self.ratelimits.len() >= MAX_PENDING_LIMITS)
     }
 
     /// The next chunk to write: of the round in progress, else of a new round when one is due
@@ -270,63 +398,38 @@ impl Rollups {
         Some(self.round.next_chunk())
     }
 
-    /// Takes the pending counts into a new round: every granularity's rows from the minute
-    /// groups, sorted, and merged where they are keyed alike (the minutes of one hour; two
-    /// entries of one key or namespace).
+    /// Takes the pending counts into a new round: a row per minute group, sorted, and merged
+    /// where keyed alike (two entries of one key or namespace); the coarser granularities'
+    /// rows come from the same rows as the round goes on (see [`Staged`]).
     fn start_round(&mut self) {
         let minutes = std::mem::take(&mut self.minutes);
         let ratelimits = std::mem::take(&mut self.ratelimits);
         self.since = Instant::now();
-
-        let mut counts: Vec<CountRow> = Vec::with_capacity(minutes.len() * Granularity::ALL.len());
-        for (g, (count, spent_credits)) in minutes {
-            counts.extend(Granularity::ALL.map(|granularity| CountRow {
-                granularity,
-                time_ms: granularity.start(g.minute_ms),
-                key: g.key.0.clone(),
+        let counts = minutes
+            .into_iter()
+            .map(|(g, (count, spent_credits))| CountRow {
+                granularity: Granularity::Minute,
+                time_ms: g.minute_ms,
+                key: g.key.0,
                 outcome: g.outcome,
-                tags: g.tags.clone(),
+                tags: g.tags,
                 count,
                 spent_credits,
-            }));
-        }
-        counts.sort_unstable_by(|a, b| a.keyed().cmp(&b.keyed()));
-        counts.dedup_by(|later, kept| {
-            let same = later.keyed() == kept.keyed();
-            if same {
-                kept.count = kept.count.saturating_add(later.count);
-                kept.spent_credits = kept.spent_credits.saturating_add(later.spent_credits);
-            }
-            same
-        });
-
-        let mut limits: Vec<LimitRow> =
-            Vec::with_capacity(ratelimits.len() * Granularity::ALL.len());
-        for (g, sums) in ratelimits {
-            limits.extend(Granularity::ALL.map(|granularity| LimitRow {
-                granularity,
-                time_ms: granularity.start(g.minute_ms),
-                namespace: g.namespace.0.clone(),
-                identifier: g.identifier.clone(),
+            })
+            .collect();
+        let limits = ratelimits
+            .into_iter()
+            .map(|(g, sums)| LimitRow {
+                granularity: Granularity::Minute,
+                time_ms: g.minute_ms,
+                namespace: g.namespace.0,
+                identifier: g.identifier,
                 sums,
-            }));
-        }
-        limits.sort_unstable_by(|a, b| a.keyed().cmp(&b.keyed()));
-        limits.dedup_by(|later, kept| {
-            let same = later.keyed() == kept.keyed();
-            if same {
-                for (sum, add) in kept.sums.iter_mut().zip(later.sums) {
-                    *sum = sum.saturating_add(add);
-                }
-            }
-            same
-        });
-
+            })
+            .collect();
         self.round = Round {
-            counts,
-            limits,
-            counts_done: 0,
-            limits_done: 0,
+            counts: Staged::new(counts),
+            limits: Staged::new(limits),
         };
     }
 }
@@ -449,13 +552,33 @@ mod tests {
         assert!(!rollups.due(false), "the interval has not passed");
         assert!(rollups.next_chunk(false).is_none());
         assert!(rollups.due(true));
-        let batch = rollups.next_chunk(true).expect("a round when asked");
+        // The round, a granularity at a time: (granularity, key or identifier, time, sums).
+        let mut counts = Vec::new();
+        let mut limits = Vec::new();
+        while let Some(batch) = rollups.next_chunk(true) {
+            assert!(batch.verifications.is_empty() && !batch.is_empty());
+            counts.extend(batch.verification_counts.iter().map(|c| {
+                (
+                    c.granularity,
+                    c.key_id.to_string(),
+                    c.time_ms,
+                    c.count,
+                    c.spent_credits,
+                )
+            }));
+            limits.extend(batch.ratelimit_counts.iter().map(|c| {
+                (
+                    c.granularity,
+                    c.identifier.to_string(),
+                    [c.passed, c.total, c.passed_tokens, c.total_tokens],
+                )
+            }));
+        }
         let seen = |granularity: Granularity| -> Vec<(&str, i64, i64, i64)> {
-            batch
-                .verification_counts
+            counts
                 .iter()
-                .filter(|c| c.granularity == granularity)
-                .map(|c| (c.key_id, c.time_ms, c.count, c.spent_credits))
+                .filter(|c| c.0 == granularity)
+                .map(|c| (c.1.as_str(), c.2, c.3, c.4))
                 .collect()
         };
         // One row per group, in group order (bucket, then key).
@@ -471,25 +594,16 @@ mod tests {
             seen(Granularity::Hour),
             [("a", 0, 2, 3), ("b", 0, 2, 2), ("a", 3_600_000, 1, 0)]
         );
+        assert_eq!(seen(Granularity::Day), [("a", 0, 3, 3), ("b", 0, 2, 2)]);
         assert_eq!(seen(Granularity::Month), [("a", 0, 3, 3), ("b", 0, 2, 2)]);
+        assert_eq!(counts.len(), 10, "no other rows");
         // One decision's row per granularity, both decisions in it: passed, total, tokens.
-        let limits: Vec<_> = batch
-            .ratelimit_counts
-            .iter()
-            .map(|c| {
-                (
-                    c.granularity,
-                    c.identifier,
-                    [c.passed, c.total, c.passed_tokens, c.total_tokens],
-                )
-            })
-            .collect();
         assert_eq!(
             limits,
-            Granularity::ALL.map(|g| (g, "x", [1, 2, 2, 4])).to_vec()
+            Granularity::ALL
+                .map(|g| (g, "x".to_string(), [1, 2, 2, 4]))
+                .to_vec()
         );
-        assert!(batch.verifications.is_empty() && !batch.is_empty());
-        drop(batch);
         assert!(!rollups.due(true), "the round took every count");
         assert!(rollups.next_chunk(true).is_none());
     }
@@ -540,11 +654,20 @@ mod tests {
             written.windows(2).all(|w| w[0] < w[1]),
             "sorted, so locks are taken in one order"
         );
-        let next = rollups.next_chunk(true).expect("the next round");
-        assert_eq!(next.ratelimit_counts.len(), 4);
-        assert!(next
-            .ratelimit_counts
-            .iter()
-            .all(|c| c.identifier == "later"));
+        let mut next = Vec::new();
+        while let Some(chunk) = rollups.next_chunk(true) {
+            assert_eq!(chunk.ratelimit_counts.len(), 1, "one granularity a chunk");
+            next.extend(
+                chunk
+                    .ratelimit_counts
+                    .iter()
+                    .map(|c| (c.granularity, c.identifier.to_string())),
+            );
+        }
+        assert_eq!(
+            next,
+            Granularity::ALL.map(|g| (g, "later".to_string())).to_vec(),
+            "the next round"
+        );
     }
 }
