@@ -609,6 +609,42 @@ mod tests {
     }
 
     #[test]
+    fn many_pending_groups_start_a_round_early_at_each_kinds_own_cap() {
+        let mut rollups = Rollups::new(Duration::from_secs(3600));
+        let ns = namespace("ns");
+        // As many identifiers as keys make an early round: not yet, identifiers gather longer.
+        note(
+            &mut rollups,
+            (0..MAX_PENDING_COUNTS)
+                .map(|i| decided(&ns, &format!("id{i}"), 0, true))
+                .collect(),
+        );
+        assert!(
+            !rollups.due(false),
+            "identifiers gather up to their own cap"
+        );
+        note(
+            &mut rollups,
+            (MAX_PENDING_COUNTS..MAX_PENDING_LIMITS)
+                .map(|i| decided(&ns, &format!("id{i}"), 0, true))
+                .collect(),
+        );
+        assert!(rollups.due(false), "at the identifiers' cap");
+
+        let mut rollups = Rollups::new(Duration::from_secs(3600));
+        let keys: Vec<_> = (0..MAX_PENDING_COUNTS)
+            .map(|i| key(&format!("k{i}")))
+            .collect();
+        note(
+            &mut rollups,
+            keys[1..].iter().map(|k| verified(k, 0, 0)).collect(),
+        );
+        assert!(!rollups.due(false));
+        note(&mut rollups, vec![verified(&keys[0], 0, 0)]);
+        assert!(rollups.due(false), "at the keys' cap");
+    }
+
+    #[test]
     fn a_large_round_is_written_a_chunk_at_a_time_in_order() {
         let mut rollups = Rollups::new(Duration::from_secs(3600));
         let ns = namespace("ns");
