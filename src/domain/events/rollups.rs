@@ -146,11 +146,28 @@ struct Round {
 /// A rollup row of a round: keyed by its bucket and what it counts, and merged with rows keyed
 /// alike.
 trait RollupRow {
-    /// Moves the row into the bucket of `granularity` holding its current one.
-    fn coarsen(&mut self, granularity: Granularity);
+    /// The row's granularity and the start of its bucket.
+    fn bucket(&mut self) -> (&mut Granularity, &mut i64);
+    /// The order of the keys (bucket first); `Equal` when keyed alike.
     fn order(&self, other: &Self) -> std::cmp::Ordering;
-    /// Adds `later`'s sums to this row's when both are keyed alike; whether they were.
-    fn absorb(&mut self, later: &Self) -> bool;
+    /// Adds `later`'s sums to this row's.
+    fn add(&mut self, later: &Self);
+
+    /// Moves the row into the bucket of `granularity` holding its current one.
+    fn coarsen(&mut self, granularity: Granularity) {
+        let (current, time_ms) = self.bucket();
+        *current = granularity;
+        *time_ms = granularity.start(*time_ms);
+    }
+
+    /// Adds `later`'s sums when both are keyed alike; whether they were.
+    fn absorb(&mut self, later: &Self) -> bool {
+        let same = self.order(later).is_eq();
+        if same {
+            self.add(later);
+        }
+        same
+    }
 }
 
 /// One kind of a round's rows, one granularity at a time. The round holds a row per group, not
@@ -225,43 +242,33 @@ impl<R: RollupRow> Staged<R> {
 }
 
 impl RollupRow for CountRow {
-    fn coarsen(&mut self, granularity: Granularity) {
-        self.granularity = granularity;
-        self.time_ms = granularity.start(self.time_ms);
+    fn bucket(&mut self) -> (&mut Granularity, &mut i64) {
+        (&mut self.granularity, &mut self.time_ms)
     }
 
     fn order(&self, other: &Self) -> std::cmp::Ordering {
         self.keyed().cmp(&other.keyed())
     }
 
-    fn absorb(&mut self, later: &Self) -> bool {
-        let same = later.keyed() == self.keyed();
-        if same {
-            self.count = self.count.saturating_add(later.count);
-            self.spent_credits = self.spent_credits.saturating_add(later.spent_credits);
-        }
-        same
+    fn add(&mut self, later: &Self) {
+        self.count = self.count.saturating_add(later.count);
+        self.spent_credits = self.spent_credits.saturating_add(later.spent_credits);
     }
 }
 
 impl RollupRow for LimitRow {
-    fn coarsen(&mut self, granularity: Granularity) {
-        self.granularity = granularity;
-        self.time_ms = granularity.start(self.time_ms);
+    fn bucket(&mut self) -> (&mut Granularity, &mut i64) {
+        (&mut self.granularity, &mut self.time_ms)
     }
 
     fn order(&self, other: &Self) -> std::cmp::Ordering {
         self.keyed().cmp(&other.keyed())
     }
 
-    fn absorb(&mut self, later: &Self) -> bool {
-        let same = later.keyed() == self.keyed();
-        if same {
-            for (sum, add) in self.sums.iter_mut().zip(later.sums) {
-                *sum = sum.saturating_add(add);
-            }
+    fn add(&mut self, later: &Self) {
+        for (sum, add) in self.sums.iter_mut().zip(later.sums) {
+            *sum = sum.saturating_add(add);
         }
-        same
     }
 }
 
