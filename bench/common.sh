@@ -1,5 +1,6 @@
-# Helpers shared by bench/run.sh and bench/cluster.sh (sourced, not run). They read the callers'
-# settings: IDLE_WAIT (wait_no_rustc), THREADS and BENCH_MARKER_DIR (end_wrk_when_marked), WRK_PID.
+# Helpers shared by bench/run.sh, bench/cluster.sh, bench/ab.sh and bench/profile.sh (sourced,
+# not run). They read the callers' settings: IDLE_WAIT (wait_no_rustc), THREADS and
+# BENCH_MARKER_DIR (end_wrk_when_marked), WRK_PID.
 
 log() { printf '\n== %s  [%s]\n' "$*" "$(date +%T)"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
