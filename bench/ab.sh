@@ -37,17 +37,7 @@ case "$scenario" in
 esac
 bench_prerequisites
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/keyward-ab.XXXXXX")"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+bench_scratch ab
 status_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 export BENCH_NAMESPACE=ab BENCH_RL_LIMIT=1000000000 BENCH_RL_DURATION=60000
@@ -68,8 +58,7 @@ for spec in "$@"; do
     PID[$name]=$!
     PIDS+=("$!")
     base="http://127.0.0.1:$port"
-    for _ in $(seq 1 300); do curl -fsS -o /dev/null "$base/v2/liveness" 2>/dev/null && break; sleep 0.1; done
-    curl -fsS -o /dev/null "$base/v2/liveness" || die "$name ($bin) did not start: $(tail -n 5 "$TMP/$name.log")"
+    wait_up "$base/v2/liveness"
     KEY[$name]=""
     if [[ "$scenario" == verify ]]; then
         post=(curl -fsS -X POST -H "Authorization: Bearer ${ROOT[$name]}" -H "Content-Type: application/json")

@@ -96,3 +96,25 @@ wait_idle() {
         echo "waited $(awk -v w="$waited" 'BEGIN { print w / 2 }')s for $what to go idle"
     fi
 }
+
+# bench_scratch NAME: a scratch directory in TMP and a PIDS list; on exit every process in PIDS is
+# stopped and the directory removed.
+bench_scratch() {
+    TMP="$(mktemp -d "${TMPDIR:-/tmp}/keyward-$1.XXXXXX")"
+    PIDS=()
+    trap bench_cleanup EXIT
+}
+bench_cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+wait_up() { # wait_up URL: until it answers 2xx, at most 30 s
+    local i
+    for i in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+    die "$1 did not answer"
+}

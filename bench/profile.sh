@@ -47,22 +47,7 @@ if [[ " ${scenarios[*]} " == *" bare-verify "* && ! -x "$BARE_BIN" ]]; then
 fi
 mkdir -p "$OUT"
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/keyward-profile.XXXXXX")"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_up() { # wait_up URL
-    local i
-    for i in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
-    die "$1 did not answer"
-}
+bench_scratch profile
 
 DB="sqlite://$TMP/kw.db"
 PORT="$(free_port)"

@@ -120,7 +120,6 @@ stop_server() { stop_proc SERVER_PID "the server"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT="${BENCH_PORT:-$(free_port)}"
 BASE="http://127.0.0.1:$PORT"
 BARE_PORT="$(free_port)"
